@@ -1,0 +1,230 @@
+//! Builds the whole application from configuration: one function serves both
+//! `main` and the tests, which bind port 0 and talk to it over real sockets.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, Response};
+use axum::response::IntoResponse;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::clock::{self, Clock};
+use crate::config::{BackendKind, Config};
+use crate::credentials::local::LocalStore;
+use crate::credentials::{CredentialError, CredentialProvider};
+use crate::error::ApiError;
+use crate::health;
+use crate::readme::{self, ReadmeDoor};
+use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// A caller's request id longer than this is replaced by one of ours.
+const MAX_REQUEST_ID: usize = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("credential backend: {0}")]
+    Backend(#[from] CredentialError),
+    #[error("the `aws` backend is not available in this build yet; use KEYHOOK_BACKEND=local")]
+    AwsNotAvailable,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Opens the configured credential backend.
+pub async fn provider(config: &Config) -> Result<Arc<dyn CredentialProvider>, StartupError> {
+    match config.backend {
+        BackendKind::Local => Ok(Arc::new(LocalStore::open(&config.data_dir)?)),
+        BackendKind::Aws => Err(StartupError::AwsNotAvailable),
+    }
+}
+
+/// The HTTP application: both front doors, health, and the cross-cutting
+/// layers (request ids, one log line per request, panics as JSON 500s).
+pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clock) -> Router {
+    let readme = Arc::new(ReadmeDoor::new(
+        &config.readme,
+        Arc::clone(&provider),
+        clock,
+        config.body_limit,
+    ));
+    let sensedia = Arc::new(SensediaDoor::new(
+        Arc::clone(&provider),
+        config.sensedia.credential_type,
+        config.body_limit,
+    ));
+    let auth = BasicAuth::new(&config.sensedia.users);
+
+    Router::new()
+        .merge(readme::router(readme))
+        .merge(sensedia::router(sensedia, auth))
+        .merge(health::router(provider))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .map_request(drop_oversized_request_id)
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(log_response)
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_panic| {
+                    // The payload is not logged: it could quote anything.
+                    ApiError::Internal.into_response()
+                })),
+        )
+}
+
+fn drop_oversized_request_id(mut request: Request) -> Request {
+    let oversized = request
+        .headers()
+        .get(&REQUEST_ID)
+        .is_some_and(|v| v.len() > MAX_REQUEST_ID || v.to_str().is_err());
+    if oversized {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route,
+        request_id = %request_id,
+    )
+}
+
+fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    backend: &'static str,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, clock::system()).await
+    }
+
+    /// As [`Application::build`], with the clock signatures are checked
+    /// against (tests replay fixed vectors).
+    pub async fn build_with_clock(config: &Config, clock: Clock) -> Result<Self, StartupError> {
+        let provider = provider(config).await?;
+        let backend = provider.name();
+        let router = router(config, provider, clock);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(Application {
+            listener,
+            router,
+            backend,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets
+    /// in-flight requests finish, and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr(), backend = self.backend, "keyhook listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+/// What `keyhook check` verifies beyond the configuration itself: that the
+/// backend could be opened. It does not open the local store, which a
+/// running server holds locked; it checks its directory can be written.
+pub async fn check_backend(config: &Config) -> Result<String, StartupError> {
+    match config.backend {
+        BackendKind::Local => {
+            let dir = &config.data_dir;
+            let probe = dir.join(".keyhook-check");
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&probe, b""))
+                .and_then(|()| std::fs::remove_file(&probe))
+                .map_err(|e| {
+                    StartupError::Backend(CredentialError::Backend {
+                        operation: "write data directory",
+                        detail: format!("{}: {e}", dir.display()),
+                    })
+                })?;
+            Ok(format!(
+                "local store at {} is writable",
+                dir.join(crate::credentials::local::FILE_NAME).display()
+            ))
+        }
+        BackendKind::Aws => Err(StartupError::AwsNotAvailable),
+    }
+}

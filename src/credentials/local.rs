@@ -1,0 +1,444 @@
+//! The embedded local store: the default backend, so keyhook runs with no AWS
+//! account at all.
+//!
+//! Credentials live in a redb database (`<data_dir>/keyhook.redb`); every
+//! write is a committed, fsynced transaction before it is acknowledged, so a
+//! crash loses nothing a caller was told exists. Reads are served from an
+//! in-memory copy kept in step with the database, which is what keeps logins
+//! cheap. Writers are serialised, which makes "find the app's credential, or
+//! create it" atomic: concurrent first logins or portal retries converge on
+//! one credential.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+use tokio::sync::Mutex;
+
+use super::{
+    generate, AppId, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
+    CredentialRef, CredentialSpec, Email, Result, Revoked, Secret,
+};
+use crate::secret::Redacted;
+
+/// id -> JSON-encoded [`Credential`]. Only active credentials are stored:
+/// revoking deletes the row.
+const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
+
+pub const FILE_NAME: &str = "keyhook.redb";
+
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<String, Credential>,
+    by_owner: HashMap<Email, Vec<String>>,
+    by_app: HashMap<(AppId, CredentialKind), String>,
+}
+
+impl Index {
+    fn insert(&mut self, credential: Credential) {
+        self.by_owner
+            .entry(credential.owner.clone())
+            .or_default()
+            .push(credential.id.clone());
+        self.by_app.insert(
+            (credential.app.clone(), credential.kind()),
+            credential.id.clone(),
+        );
+        self.by_id.insert(credential.id.clone(), credential);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Credential> {
+        let credential = self.by_id.remove(id)?;
+        if let Some(ids) = self.by_owner.get_mut(&credential.owner) {
+            ids.retain(|other| other != id);
+            if ids.is_empty() {
+                self.by_owner.remove(&credential.owner);
+            }
+        }
+        self.by_app
+            .remove(&(credential.app.clone(), credential.kind()));
+        Some(credential)
+    }
+
+    fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
+        match target {
+            CredentialRef::Id(id) => self.by_id.get(id),
+            CredentialRef::App(app, kind) => self
+                .by_app
+                .get(&(app.clone(), *kind))
+                .and_then(|id| self.by_id.get(id)),
+        }
+    }
+}
+
+pub struct LocalStore {
+    db: Arc<Database>,
+    path: PathBuf,
+    index: RwLock<Index>,
+    /// Serialises writers so a lookup and the write that follows it are one
+    /// atomic step.
+    writer: Mutex<()>,
+}
+
+fn storage_error(operation: &'static str, err: impl std::fmt::Display) -> CredentialError {
+    CredentialError::Backend {
+        operation,
+        detail: err.to_string(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+impl LocalStore {
+    /// Opens (or creates) the store in `data_dir` and loads it into memory.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            storage_error(
+                "create data directory",
+                format!("{}: {e}", data_dir.display()),
+            )
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        let db = Database::create(&path)
+            .map_err(|e| storage_error("open store", format!("{}: {e}", path.display())))?;
+        let mut index = Index::default();
+        {
+            let txn = db
+                .begin_write()
+                .map_err(|e| storage_error("open store", e))?;
+            // Opening the table in a write transaction creates it on first use.
+            txn.open_table(CREDENTIALS)
+                .map_err(|e| storage_error("open store", e))?;
+            txn.commit().map_err(|e| storage_error("open store", e))?;
+            let txn = db
+                .begin_read()
+                .map_err(|e| storage_error("load store", e))?;
+            let table = txn
+                .open_table(CREDENTIALS)
+                .map_err(|e| storage_error("load store", e))?;
+            for row in table.iter().map_err(|e| storage_error("load store", e))? {
+                let (_, value) = row.map_err(|e| storage_error("load store", e))?;
+                let credential: Credential = serde_json::from_slice(value.value())
+                    .map_err(|e| storage_error("load store", e))?;
+                index.insert(credential);
+            }
+        }
+        Ok(LocalStore {
+            db: Arc::new(db),
+            path,
+            index: RwLock::new(index),
+            writer: Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of active credentials.
+    pub fn len(&self) -> usize {
+        self.index.read().expect("index lock").by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Commits one change to disk. Runs on the blocking pool: a commit waits
+    /// for fsync.
+    async fn commit(
+        &self,
+        operation: &'static str,
+        put: Option<Credential>,
+        delete: Option<String>,
+    ) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let txn = db.begin_write().map_err(|e| storage_error(operation, e))?;
+            {
+                let mut table = txn
+                    .open_table(CREDENTIALS)
+                    .map_err(|e| storage_error(operation, e))?;
+                if let Some(id) = &delete {
+                    table
+                        .remove(id.as_str())
+                        .map_err(|e| storage_error(operation, e))?;
+                }
+                if let Some(credential) = &put {
+                    let bytes =
+                        serde_json::to_vec(credential).map_err(|e| storage_error(operation, e))?;
+                    table
+                        .insert(credential.id.as_str(), bytes.as_slice())
+                        .map_err(|e| storage_error(operation, e))?;
+                }
+            }
+            txn.commit().map_err(|e| storage_error(operation, e))
+        })
+        .await
+        .map_err(|e| storage_error(operation, e))?
+    }
+
+    fn resolve(&self, target: &CredentialRef) -> Option<Credential> {
+        self.index
+            .read()
+            .expect("index lock")
+            .resolve(target)
+            .cloned()
+    }
+
+    fn new_credential(spec: &CredentialSpec) -> Credential {
+        let (id, secret) = match spec.kind {
+            CredentialKind::ApiKey => (
+                generate::api_key_id(),
+                Secret::ApiKey {
+                    value: Redacted::new(generate::api_key_value()),
+                },
+            ),
+            CredentialKind::ClientCredentials => (
+                generate::client_id(),
+                Secret::ClientCredentials {
+                    client_secret: Redacted::new(generate::client_secret()),
+                    scopes: Vec::new(),
+                },
+            ),
+        };
+        Credential {
+            id,
+            owner: spec.owner.clone(),
+            app: spec.app.clone(),
+            label: spec.label.clone(),
+            origin: spec.origin,
+            secret,
+            usage_plans: spec.usage_plans.clone(),
+            api_ids: spec.api_ids.clone(),
+            custom: BTreeMap::new(),
+            created_at_ms: now_ms(),
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialProvider for LocalStore {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
+        let index = self.index.read().expect("index lock");
+        let mut found: Vec<Credential> = index
+            .by_owner
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| index.by_id.get(id).cloned())
+            .collect();
+        found.sort_by(|a, b| {
+            a.created_at_ms
+                .cmp(&b.created_at_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(found)
+    }
+
+    async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
+        let _writer = self.writer.lock().await;
+        if let Some(existing) = self.resolve(&CredentialRef::App(spec.app.clone(), spec.kind)) {
+            return Ok((existing, Created::Existing));
+        }
+        let credential = Self::new_credential(spec);
+        self.commit("store credential", Some(credential.clone()), None)
+            .await?;
+        self.index
+            .write()
+            .expect("index lock")
+            .insert(credential.clone());
+        Ok((credential, Created::New))
+    }
+
+    async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential> {
+        let _writer = self.writer.lock().await;
+        let mut credential = self
+            .resolve(target)
+            .ok_or_else(|| CredentialError::NotFound(target.clone()))?;
+        if credential.kind() != spec.kind {
+            return Err(CredentialError::Invalid(format!(
+                "credential {} is a {}, not a {}",
+                credential.id,
+                credential.kind(),
+                spec.kind
+            )));
+        }
+        // The app identity stays: it is what later retries are matched on.
+        credential.owner = spec.owner.clone();
+        credential.label = spec.label.clone();
+        credential.usage_plans = spec.usage_plans.clone();
+        credential.api_ids = spec.api_ids.clone();
+        self.commit("update credential", Some(credential.clone()), None)
+            .await?;
+        let mut index = self.index.write().expect("index lock");
+        index.remove(&credential.id);
+        index.insert(credential.clone());
+        Ok(credential)
+    }
+
+    async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
+        let _writer = self.writer.lock().await;
+        let Some(credential) = self.resolve(target) else {
+            return Ok(Revoked::NotFound);
+        };
+        self.commit("revoke credential", None, Some(credential.id.clone()))
+            .await?;
+        self.index
+            .write()
+            .expect("index lock")
+            .remove(&credential.id);
+        Ok(Revoked::Revoked)
+    }
+
+    async fn health(&self) -> Result<()> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db
+                .begin_read()
+                .map_err(|e| storage_error("read store", e))?;
+            txn.open_table(CREDENTIALS)
+                .map_err(|e| storage_error("read store", e))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| storage_error("read store", e))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(owner: &str, app: &str, kind: CredentialKind) -> CredentialSpec {
+        let owner = Email::parse(owner).unwrap();
+        CredentialSpec {
+            kind,
+            app: AppId::sensedia_slug(app),
+            owner,
+            label: format!("app {app}"),
+            origin: super::super::Origin::Sensedia,
+            api_ids: vec!["a1b2c3d4e5".into()],
+            usage_plans: vec!["plan01".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent_per_app_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let s = spec("dev@corp.com", "app1", CredentialKind::ApiKey);
+        let (first, created) = store.create(&s).await.unwrap();
+        assert_eq!(created, Created::New);
+        let (again, created) = store.create(&s).await.unwrap();
+        assert_eq!(created, Created::Existing);
+        assert_eq!(first, again);
+        let (other, created) = store
+            .create(&spec(
+                "dev@corp.com",
+                "app1",
+                CredentialKind::ClientCredentials,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(created, Created::New);
+        assert_ne!(other.id, first.id);
+        assert_eq!(store.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn survives_reopen_and_revoke_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Email::parse("dev@corp.com").unwrap();
+        let (kept, gone) = {
+            let store = LocalStore::open(dir.path()).unwrap();
+            let (kept, _) = store
+                .create(&spec("dev@corp.com", "a", CredentialKind::ApiKey))
+                .await
+                .unwrap();
+            let (gone, _) = store
+                .create(&spec("dev@corp.com", "b", CredentialKind::ApiKey))
+                .await
+                .unwrap();
+            assert_eq!(
+                store
+                    .revoke(&CredentialRef::Id(gone.id.clone()))
+                    .await
+                    .unwrap(),
+                Revoked::Revoked
+            );
+            (kept, gone)
+        };
+        let store = LocalStore::open(dir.path()).unwrap();
+        let found = store.find_by_owner(&owner).await.unwrap();
+        assert_eq!(found, vec![kept]);
+        assert_eq!(
+            store.revoke(&CredentialRef::Id(gone.id)).await.unwrap(),
+            Revoked::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_converge_on_one_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::open(dir.path()).unwrap());
+        let s = spec("dev@corp.com", "race", CredentialKind::ApiKey);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let s = s.clone();
+                tokio::spawn(async move { store.create(&s).await.unwrap().0 })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.push(task.await.unwrap().id);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn update_moves_owner_and_keeps_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let (created, _) = store
+            .create(&spec("old@corp.com", "app", CredentialKind::ApiKey))
+            .await
+            .unwrap();
+        let mut changed = spec("new@corp.com", "app", CredentialKind::ApiKey);
+        changed.usage_plans = vec!["plan02".into(), "plan03".into()];
+        changed.label = "renamed".into();
+        let updated = store
+            .update(&CredentialRef::Id(created.id.clone()), &changed)
+            .await
+            .unwrap();
+        assert_eq!(updated.usage_plans, vec!["plan02", "plan03"]);
+        assert_eq!(updated.label, "renamed");
+        assert_eq!(updated.secret, created.secret);
+        let old = Email::parse("old@corp.com").unwrap();
+        let new = Email::parse("new@corp.com").unwrap();
+        assert!(store.find_by_owner(&old).await.unwrap().is_empty());
+        assert_eq!(store.find_by_owner(&new).await.unwrap(), vec![updated]);
+        let wrong_kind = spec("new@corp.com", "app", CredentialKind::ClientCredentials);
+        assert!(matches!(
+            store
+                .update(&CredentialRef::Id(created.id), &wrong_kind)
+                .await,
+            Err(CredentialError::Invalid(_))
+        ));
+    }
+}

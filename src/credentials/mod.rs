@@ -1,0 +1,241 @@
+//! The credential model both front doors share, and the provider trait each
+//! backend implements (`local` here, `aws` in its own folder).
+//!
+//! A credential belongs to an *owner* (the developer's email, the key a ReadMe
+//! login looks up) and to an *app* (the Sensedia app, or the ReadMe reader's
+//! own provisioned app). Creating the same app twice yields the same
+//! credential: that is what makes portal retries and concurrent first logins
+//! safe.
+
+pub mod email;
+pub mod generate;
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use email::{Email, InvalidEmail};
+
+use crate::secret::Redacted;
+
+/// Which kind of credential to issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// An API key, metered by usage plans (Amazon API Gateway).
+    ApiKey,
+    /// An OAuth client id and secret for the client-credentials grant
+    /// (an Amazon Cognito app client).
+    ClientCredentials,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::ApiKey => "api_key",
+            CredentialKind::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which front door asked for a credential; recorded for audit and so a
+/// backend can tell its own credentials from hand-made ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Readme,
+    Sensedia,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Readme => "readme",
+            Origin::Sensedia => "sensedia",
+        }
+    }
+}
+
+/// The stable identity of the app a credential was issued for. Two create
+/// requests with the same identity (and kind) name the same credential.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AppId(String);
+
+impl AppId {
+    /// A Sensedia app known by its slug.
+    pub fn sensedia_slug(slug: &str) -> Self {
+        AppId(format!("slug:{}", slug.trim()))
+    }
+
+    /// A Sensedia app without a slug: its developer and its name.
+    pub fn sensedia_named(developer: &Email, app_name: &str) -> Self {
+        AppId(format!("app:{}/{}", developer, app_name.trim()))
+    }
+
+    /// The app keyhook provisions for a first-time ReadMe reader.
+    pub fn readme_reader(reader: &Email) -> Self {
+        AppId(format!("readme:{reader}"))
+    }
+
+    /// Rebuilds an identity read back from storage.
+    pub fn from_stored(raw: impl Into<String>) -> Self {
+        AppId(raw.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a caller wants to exist: the desired state of one app's credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSpec {
+    pub kind: CredentialKind,
+    pub owner: Email,
+    pub app: AppId,
+    /// Human label: the app name, shown in ReadMe's key dropdown.
+    pub label: String,
+    pub origin: Origin,
+    /// API Gateway REST API ids the app uses (drives per-API scopes).
+    pub api_ids: Vec<String>,
+    /// Usage plans the credential must be attached to (API keys).
+    pub usage_plans: Vec<String>,
+}
+
+/// The secret half of a credential. Values are wrapped so that a `{:?}` of a
+/// credential can never print them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Secret {
+    ApiKey {
+        value: Redacted<String>,
+    },
+    ClientCredentials {
+        client_secret: Redacted<String>,
+        scopes: Vec<String>,
+    },
+}
+
+/// A credential as a backend holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// API key id, or Cognito app client id.
+    pub id: String,
+    pub owner: Email,
+    pub app: AppId,
+    pub label: String,
+    pub origin: Origin,
+    pub secret: Secret,
+    pub usage_plans: Vec<String>,
+    pub api_ids: Vec<String>,
+    /// Extra facts handed back to the portal (token endpoint, scopes, a
+    /// companion API key...). Never logged: it may carry secrets.
+    pub custom: BTreeMap<String, Redacted<String>>,
+    pub created_at_ms: u64,
+}
+
+impl Credential {
+    pub fn kind(&self) -> CredentialKind {
+        match self.secret {
+            Secret::ApiKey { .. } => CredentialKind::ApiKey,
+            Secret::ClientCredentials { .. } => CredentialKind::ClientCredentials,
+        }
+    }
+}
+
+/// How a caller names an existing credential: by its id when it has one, by
+/// the app it was issued for otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialRef {
+    Id(String),
+    App(AppId, CredentialKind),
+}
+
+impl fmt::Display for CredentialRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialRef::Id(id) => write!(f, "credential {id}"),
+            CredentialRef::App(app, kind) => write!(f, "{kind} of app {app}"),
+        }
+    }
+}
+
+/// Whether `create` made something new or found the app's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    Existing,
+}
+
+/// Whether `revoke` removed something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Revoked,
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("{0} not found")]
+    NotFound(CredentialRef),
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend answered, but not usably (an AWS error, a storage error).
+    /// `operation` names the failing call; `detail` never carries a secret.
+    #[error("{operation} failed: {detail}")]
+    Backend {
+        operation: &'static str,
+        detail: String,
+    },
+    /// The backend did not answer in time, or is throttling us.
+    #[error("{operation} is unavailable: {detail}")]
+    Unavailable {
+        operation: &'static str,
+        detail: String,
+    },
+}
+
+pub type Result<T, E = CredentialError> = std::result::Result<T, E>;
+
+/// A credential backend. Both front doors speak only this trait, so adding a
+/// backend never touches them.
+#[async_trait]
+pub trait CredentialProvider: Send + Sync + 'static {
+    /// A short name for logs and `keyhook check`.
+    fn name(&self) -> &'static str;
+
+    /// Every active credential owned by `owner` (exact match on the whole
+    /// address), oldest first.
+    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>>;
+
+    /// Issues the credential `spec` describes, or returns the one already
+    /// issued for the same app and kind. Concurrent calls for one app converge
+    /// on a single credential.
+    async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)>;
+
+    /// Re-syncs an existing credential with `spec` (plans, scopes, label).
+    async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential>;
+
+    /// Makes a credential unusable and invisible. Unknown credentials are not
+    /// an error: the caller wanted it gone, and it is.
+    async fn revoke(&self, target: &CredentialRef) -> Result<Revoked>;
+
+    /// Whether the backend can serve requests now.
+    async fn health(&self) -> Result<()>;
+}

@@ -1,0 +1,115 @@
+//! Every error a request can end in, and the one place that turns each into
+//! an HTTP answer: a status and a JSON body `{"error": "..."}`.
+//!
+//! Messages are written for the caller and never carry a secret: provider
+//! errors name the failing operation, not the values involved.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::credentials::CredentialError;
+use crate::readme::signature::SignatureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    NotConfigured(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// A health probe found the backend unusable.
+    #[error("backend unavailable: {0}")]
+    Unhealthy(CredentialError),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Signature(_) | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Credential(err) => match err {
+                CredentialError::NotFound(_) => StatusCode::NOT_FOUND,
+                CredentialError::Invalid(_) => StatusCode::CONFLICT,
+                CredentialError::Backend { .. } => StatusCode::BAD_GATEWAY,
+                CredentialError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = self.to_string();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %message, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %message, "request rejected");
+        }
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"keyhook\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_errors_map_to_gateway_statuses() {
+        let backend = ApiError::from(CredentialError::Backend {
+            operation: "CreateApiKey",
+            detail: "boom".into(),
+        });
+        assert_eq!(backend.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(backend.to_string(), "CreateApiKey failed: boom");
+        let unavailable = ApiError::from(CredentialError::Unavailable {
+            operation: "GetApiKeys",
+            detail: "throttled".into(),
+        });
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn unauthorized_asks_for_basic_auth() {
+        let response = ApiError::Unauthorized.into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic "));
+    }
+}

@@ -1,0 +1,114 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use keyhook::app::{self, Application};
+use keyhook::config::{Config, ConfigSource};
+use keyhook::readme::signature;
+
+/// Credential webhook server for ReadMe Personalized Docs and the Sensedia
+/// Developer Portal.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file [default: config/keyhook.toml, when present]
+    #[arg(long, global = true, env = "KEYHOOK_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Print a ReadMe-Signature header for a login, then the body it signs.
+    Sign {
+        /// The ReadMe webhook secret.
+        #[arg(long)]
+        secret: String,
+        /// The reader's email.
+        #[arg(long)]
+        email: String,
+        /// Unix time in milliseconds [default: now]
+        #[arg(long)]
+        timestamp: Option<i64>,
+    },
+    /// Validate the configuration and report what would be served.
+    Check,
+}
+
+fn load(source: &ConfigSource) -> Result<Config, ExitCode> {
+    Config::load(source).map_err(|err| {
+        eprintln!("keyhook: configuration error: {err}");
+        ExitCode::from(2)
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let source = match cli.config {
+        Some(path) => ConfigSource::Explicit(path),
+        None => ConfigSource::Default,
+    };
+    match cli.command {
+        Command::Sign {
+            secret,
+            email,
+            timestamp,
+        } => {
+            // Compact JSON, as ReadMe sends it.
+            let body = serde_json::json!({ "email": email }).to_string();
+            let t = timestamp.unwrap_or_else(keyhook::clock::now_ms);
+            println!("{}", signature::sign(&secret, t, body.as_bytes()));
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Command::Check => {
+            let config = match load(&source) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            for (key, value) in config.summary() {
+                println!("{key:>10}: {value}");
+            }
+            match app::check_backend(&config).await {
+                Ok(report) => {
+                    println!("{:>10}: {report}", "status");
+                    println!("configuration OK");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("keyhook: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => {
+            let config = match load(&source) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            keyhook::telemetry::init(config.log_format);
+            let application = match Application::build(&config).await {
+                Ok(application) => application,
+                Err(err) => {
+                    tracing::error!(error = %err, "keyhook cannot start");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match application.run_until(app::shutdown_signal()).await {
+                Ok(()) => {
+                    tracing::info!("keyhook stopped");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "server failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The JSON ReadMe merges into the docs for a signed-in reader:
+//! `{"email", "name", "keys": [{"name", "apiKey"} | {"name", "user", "pass"}], ...}`.
+//! ReadMe shows `keys` as a dropdown, so every label must be distinct.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::credentials::{Credential, Secret};
+
+/// Builds the answer. `extra` (from `readme.response`) adds top-level fields
+/// such as server variables or `parameters`; it cannot replace ours.
+pub fn build(email: &str, credentials: &[Credential], extra: &Map<String, Value>) -> Value {
+    let mut answer = extra.clone();
+    answer.insert("email".into(), json!(email));
+    // ReadMe shows `name` as the reader's display name; the email is all a
+    // login tells us about the reader.
+    answer.insert("name".into(), json!(email));
+    answer.insert("keys".into(), Value::Array(keys(credentials)));
+    Value::Object(answer)
+}
+
+fn keys(credentials: &[Credential]) -> Vec<Value> {
+    let mut label_count: HashMap<&str, usize> = HashMap::new();
+    for credential in credentials {
+        *label_count.entry(credential.label.as_str()).or_default() += 1;
+    }
+    credentials
+        .iter()
+        .map(|credential| {
+            let label = if label_count[credential.label.as_str()] > 1 {
+                format!("{} ({})", credential.label, credential.id)
+            } else {
+                credential.label.clone()
+            };
+            match &credential.secret {
+                Secret::ApiKey { value } => json!({ "name": label, "apiKey": value.expose() }),
+                Secret::ClientCredentials { client_secret, .. } => json!({
+                    "name": label,
+                    "user": credential.id,
+                    "pass": client_secret.expose(),
+                }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{AppId, Email, Origin};
+    use crate::secret::Redacted;
+    use std::collections::BTreeMap;
+
+    fn credential(id: &str, label: &str, secret: Secret) -> Credential {
+        Credential {
+            id: id.into(),
+            owner: Email::parse("dev@corp.com").unwrap(),
+            app: AppId::sensedia_slug(id),
+            label: label.into(),
+            origin: Origin::Sensedia,
+            secret,
+            usage_plans: vec![],
+            api_ids: vec![],
+            custom: BTreeMap::new(),
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn api_keys_and_client_credentials_with_distinct_labels() {
+        let creds = vec![
+            credential(
+                "k1",
+                "Billing",
+                Secret::ApiKey {
+                    value: Redacted::new("v1".into()),
+                },
+            ),
+            credential(
+                "k2",
+                "Billing",
+                Secret::ApiKey {
+                    value: Redacted::new("v2".into()),
+                },
+            ),
+            credential(
+                "client1",
+                "Reports",
+                Secret::ClientCredentials {
+                    client_secret: Redacted::new("s1".into()),
+                    scopes: vec![],
+                },
+            ),
+        ];
+        let mut extra = Map::new();
+        extra.insert("isReadOnly".into(), json!(true));
+        extra.insert("parameters".into(), json!({"region": "eu-west-1"}));
+        let answer = build("Dev@corp.com", &creds, &extra);
+        assert_eq!(
+            answer,
+            json!({
+                "email": "Dev@corp.com",
+                "name": "Dev@corp.com",
+                "isReadOnly": true,
+                "parameters": {"region": "eu-west-1"},
+                "keys": [
+                    {"name": "Billing (k1)", "apiKey": "v1"},
+                    {"name": "Billing (k2)", "apiKey": "v2"},
+                    {"name": "Reports", "user": "client1", "pass": "s1"},
+                ]
+            })
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Basic authentication for the Sensedia routes. The portal sends
+//! `Authorization: Basic base64(user:password)`; any configured pair may match.
+//!
+//! Pairs are kept as SHA-256 digests of `user:password` and a presented pair
+//! is compared against every one of them in constant time: equal-length
+//! digests leak neither which pair nor how much of it matched.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::BasicUser;
+use crate::error::ApiError;
+
+/// An `Authorization` header longer than this is not one we issued.
+const MAX_HEADER_LEN: usize = 4096;
+
+#[derive(Clone)]
+pub struct BasicAuth {
+    digests: Vec<[u8; 32]>,
+}
+
+fn digest(pair: &[u8]) -> [u8; 32] {
+    Sha256::digest(pair).into()
+}
+
+impl BasicAuth {
+    /// `None` when no pair is configured: the routes then answer 503.
+    pub fn new(users: &[BasicUser]) -> Option<Self> {
+        (!users.is_empty()).then(|| BasicAuth {
+            digests: users
+                .iter()
+                .map(|u| digest(format!("{}:{}", u.user, u.password.expose()).as_bytes()))
+                .collect(),
+        })
+    }
+
+    /// Checks the request's `Authorization` header.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let value = match (values.next(), values.next()) {
+            (Some(value), None) => value.as_bytes(),
+            _ => return Err(ApiError::Unauthorized),
+        };
+        if value.len() > MAX_HEADER_LEN {
+            return Err(ApiError::Unauthorized);
+        }
+        let value = std::str::from_utf8(value).map_err(|_| ApiError::Unauthorized)?;
+        let (scheme, encoded) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(ApiError::Unauthorized);
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| ApiError::Unauthorized)?;
+        if !decoded.contains(&b':') {
+            return Err(ApiError::Unauthorized);
+        }
+        let presented = digest(&decoded);
+        let mut matched = subtle::Choice::from(0u8);
+        for expected in &self.digests {
+            matched |= expected.ct_eq(&presented);
+        }
+        if bool::from(matched) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Middleware guarding every `/v1` route.
+pub async fn require(
+    State(auth): State<Option<BasicAuth>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(auth) = auth else {
+        return ApiError::NotConfigured(
+            "Sensedia Basic-auth users are not configured (KEYHOOK_SENSEDIA_USERS)",
+        )
+        .into_response();
+    };
+    match auth.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(err) => err.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Redacted;
+    use axum::http::HeaderValue;
+
+    fn auth() -> BasicAuth {
+        BasicAuth::new(&[
+            BasicUser {
+                user: "portal".into(),
+                password: Redacted::new("pw:with colon".into()),
+            },
+            BasicUser {
+                user: "next".into(),
+                password: Redacted::new("rotated".into()),
+            },
+        ])
+        .unwrap()
+    }
+
+    fn headers(value: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+        h
+    }
+
+    fn basic(pair: &str) -> Vec<u8> {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn any_configured_pair_is_accepted() {
+        assert!(auth()
+            .check(&headers(&basic("portal:pw:with colon")))
+            .is_ok());
+        assert!(auth().check(&headers(&basic("next:rotated"))).is_ok());
+        assert!(auth()
+            .check(&headers(b"basic cG9ydGFsOnB3OndpdGggY29sb24="))
+            .is_ok());
+    }
+
+    #[test]
+    fn everything_else_is_refused() {
+        let long = basic(&format!("portal:{}", "x".repeat(10_000)));
+        let cases: Vec<Vec<u8>> = vec![
+            basic("portal:wrong"),
+            basic("portal:"),
+            basic("portal"),
+            basic(":pw:with colon"),
+            basic("next:pw:with colon"),
+            b"Basic".to_vec(),
+            b"Basic !!!not-base64!!!".to_vec(),
+            b"Bearer cG9ydGFsOnB3".to_vec(),
+            long,
+        ];
+        for case in cases {
+            assert!(
+                matches!(auth().check(&headers(&case)), Err(ApiError::Unauthorized)),
+                "{}",
+                String::from_utf8_lossy(&case)
+            );
+        }
+        assert!(auth().check(&HeaderMap::new()).is_err());
+        let mut twice = headers(&basic("portal:pw:with colon"));
+        twice.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(&basic("next:rotated")).unwrap(),
+        );
+        assert!(auth().check(&twice).is_err());
+    }
+
+    #[test]
+    fn no_users_means_not_configured() {
+        assert!(BasicAuth::new(&[]).is_none());
+    }
+}

@@ -1,0 +1,395 @@
+//! The Sensedia wire types (`CreateCredentialsRequest` and friends) and their
+//! translation into the credential model. Unknown fields are ignored: the
+//! portal's spec has grown before.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::credentials::{
+    AppId, Credential, CredentialKind, CredentialRef, CredentialSpec, Email, Origin, Secret,
+};
+use crate::error::ApiError;
+
+const MAX_APP_NAME: usize = 256;
+const MAX_ID_LEN: usize = 128;
+const MAX_APIS: usize = 100;
+const MAX_PLANS: usize = 100;
+
+#[derive(Debug, Deserialize)]
+pub struct IdRef {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRef {
+    pub id: String,
+    #[serde(default)]
+    pub usage_plans: Vec<IdRef>,
+}
+
+/// The app as the portal describes it in every request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppFields {
+    pub app_name: Option<String>,
+    pub app_slug: Option<String>,
+    pub developer: Option<String>,
+    #[serde(default)]
+    pub apis: Vec<ApiRef>,
+}
+
+/// The credential as the portal stored it (update and revoke carry it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialFields {
+    pub credential_type: Option<String>,
+    pub api_key_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Accepted and ignored: keyhook keeps what it issued.
+    #[serde(default)]
+    pub custom_credentials: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateCredentialsRequest {
+    #[serde(flatten)]
+    pub app: AppFields,
+}
+
+/// Update and revoke share one shape: the app, plus the credential.
+#[derive(Debug, Deserialize)]
+pub struct CredentialRequest {
+    #[serde(flatten)]
+    pub app: AppFields,
+    #[serde(flatten)]
+    pub credential: CredentialFields,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCredentialsResponse {
+    pub credential_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_credentials: BTreeMap<String, String>,
+}
+
+impl From<&Credential> for CreateCredentialsResponse {
+    fn from(credential: &Credential) -> Self {
+        let custom_credentials = credential
+            .custom
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().clone()))
+            .collect();
+        match &credential.secret {
+            Secret::ApiKey { value } => CreateCredentialsResponse {
+                credential_type: wire_kind(CredentialKind::ApiKey),
+                api_key_id: Some(credential.id.clone()),
+                api_key: Some(value.expose().clone()),
+                client_id: None,
+                client_secret: None,
+                custom_credentials,
+            },
+            Secret::ClientCredentials { client_secret, .. } => CreateCredentialsResponse {
+                credential_type: wire_kind(CredentialKind::ClientCredentials),
+                api_key_id: None,
+                api_key: None,
+                client_id: Some(credential.id.clone()),
+                client_secret: Some(client_secret.expose().clone()),
+                custom_credentials,
+            },
+        }
+    }
+}
+
+pub fn wire_kind(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::ApiKey => "API_KEY",
+        CredentialKind::ClientCredentials => "CLIENT_CREDENTIALS",
+    }
+}
+
+fn parse_wire_kind(raw: &str) -> Result<CredentialKind, ApiError> {
+    match raw {
+        "API_KEY" => Ok(CredentialKind::ApiKey),
+        "CLIENT_CREDENTIALS" => Ok(CredentialKind::ClientCredentials),
+        _ => Err(ApiError::Unprocessable(
+            "credentialType must be API_KEY or CLIENT_CREDENTIALS".into(),
+        )),
+    }
+}
+
+/// AWS ids (REST APIs, usage plans, keys, app clients) are short and plain;
+/// anything else is refused before it reaches a backend.
+fn check_id(field: &str, id: &str) -> Result<String, ApiError> {
+    let id = id.trim();
+    if id.is_empty()
+        || id.len() > MAX_ID_LEN
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "{field} must be 1 to {MAX_ID_LEN} letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(id.to_string())
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl AppFields {
+    fn developer(&self) -> Result<Email, ApiError> {
+        let raw = non_empty(&self.developer)
+            .ok_or_else(|| ApiError::Unprocessable("developer is required".into()))?;
+        Email::parse(raw).map_err(|e| ApiError::Unprocessable(format!("developer: {e}")))
+    }
+
+    fn app_name(&self) -> Result<&str, ApiError> {
+        let name = non_empty(&self.app_name)
+            .ok_or_else(|| ApiError::Unprocessable("appName is required".into()))?;
+        if name.chars().count() > MAX_APP_NAME || name.chars().any(char::is_control) {
+            return Err(ApiError::Unprocessable(format!(
+                "appName must be at most {MAX_APP_NAME} characters, without control characters"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// The app's identity: its slug, or its developer and name.
+    fn identity(&self) -> Result<Option<AppId>, ApiError> {
+        if let Some(slug) = non_empty(&self.app_slug) {
+            return Ok(Some(AppId::sensedia_slug(&check_id("appSlug", slug)?)));
+        }
+        match (non_empty(&self.developer), non_empty(&self.app_name)) {
+            (Some(_), Some(_)) => Ok(Some(AppId::sensedia_named(
+                &self.developer()?,
+                self.app_name()?,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    fn api_ids_and_plans(&self) -> Result<(Vec<String>, Vec<String>), ApiError> {
+        if self.apis.len() > MAX_APIS {
+            return Err(ApiError::Unprocessable(format!(
+                "at most {MAX_APIS} apis per app"
+            )));
+        }
+        let mut api_ids = Vec::new();
+        let mut plans = Vec::new();
+        for api in &self.apis {
+            let id = check_id("apis[].id", &api.id)?;
+            if !api_ids.contains(&id) {
+                api_ids.push(id);
+            }
+            for plan in &api.usage_plans {
+                let plan = check_id("apis[].usagePlans[].id", &plan.id)?;
+                if !plans.contains(&plan) {
+                    plans.push(plan);
+                }
+            }
+        }
+        if plans.len() > MAX_PLANS {
+            return Err(ApiError::Unprocessable(format!(
+                "at most {MAX_PLANS} usage plans per app"
+            )));
+        }
+        Ok((api_ids, plans))
+    }
+
+    /// The credential this app should have.
+    pub fn spec(&self, kind: CredentialKind) -> Result<CredentialSpec, ApiError> {
+        let owner = self.developer()?;
+        let label = self.app_name()?.to_string();
+        let app = self
+            .identity()?
+            .expect("developer and appName were checked above");
+        let (api_ids, usage_plans) = self.api_ids_and_plans()?;
+        Ok(CredentialSpec {
+            kind,
+            owner,
+            app,
+            label,
+            origin: Origin::Sensedia,
+            api_ids,
+            usage_plans,
+        })
+    }
+}
+
+impl CredentialRequest {
+    /// Which kind the request speaks of: its `credentialType`, else the kind
+    /// its id implies, else the configured default.
+    pub fn kind(&self, default: CredentialKind) -> Result<CredentialKind, ApiError> {
+        let fields = &self.credential;
+        if let Some(raw) = non_empty(&fields.credential_type) {
+            return parse_wire_kind(raw);
+        }
+        Ok(
+            match (non_empty(&fields.api_key_id), non_empty(&fields.client_id)) {
+                (Some(_), None) => CredentialKind::ApiKey,
+                (None, Some(_)) => CredentialKind::ClientCredentials,
+                _ => default,
+            },
+        )
+    }
+
+    /// Names the credential: by the id the portal stored, else by the app.
+    pub fn target(&self, default: CredentialKind) -> Result<CredentialRef, ApiError> {
+        let kind = self.kind(default)?;
+        let id = match kind {
+            CredentialKind::ApiKey => non_empty(&self.credential.api_key_id)
+                .map(|id| check_id("apiKeyId", id))
+                .transpose()?,
+            CredentialKind::ClientCredentials => non_empty(&self.credential.client_id)
+                .map(|id| check_id("clientId", id))
+                .transpose()?,
+        };
+        if let Some(id) = id {
+            return Ok(CredentialRef::Id(id));
+        }
+        match self.app.identity()? {
+            Some(app) => Ok(CredentialRef::App(app, kind)),
+            None => Err(ApiError::Unprocessable(
+                "name the credential: apiKeyId or clientId, appSlug, or developer and appName"
+                    .into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(value: Value) -> CredentialRequest {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn official_example_becomes_a_spec() {
+        let req: CreateCredentialsRequest = serde_json::from_value(json!({
+            "appName": "my new aws app",
+            "appSlug": "590d83b5c05f",
+            "developer": "Email@MyCompany.com",
+            "apis": [
+                {"id": "5aba4csvd4", "usagePlans": [{"id": "1el57v"}]},
+                {"id": "6bcb5dtwe5", "usagePlans": [{"id": "1el57v"}, {"id": "2fm68w"}]}
+            ],
+            "somethingNew": {"ignored": true}
+        }))
+        .unwrap();
+        let spec = req.app.spec(CredentialKind::ApiKey).unwrap();
+        assert_eq!(spec.owner.as_str(), "email@mycompany.com");
+        assert_eq!(spec.app.as_str(), "slug:590d83b5c05f");
+        assert_eq!(spec.label, "my new aws app");
+        assert_eq!(spec.api_ids, ["5aba4csvd4", "6bcb5dtwe5"]);
+        assert_eq!(spec.usage_plans, ["1el57v", "2fm68w"]);
+    }
+
+    #[test]
+    fn identity_without_slug_is_developer_and_name() {
+        let a = request(json!({"appName": "App", "developer": "D@x.io"}));
+        let b = request(json!({"appName": " App ", "developer": "d@x.io", "appSlug": ""}));
+        assert_eq!(a.app.identity().unwrap(), b.app.identity().unwrap());
+        assert_eq!(
+            a.app.identity().unwrap().unwrap().as_str(),
+            "app:d@x.io/App"
+        );
+    }
+
+    #[test]
+    fn invalid_fields_are_refused() {
+        for body in [
+            json!({"appName": "", "developer": "d@x.io"}),
+            json!({"appName": "a", "developer": "not-an-email"}),
+            json!({"appName": "a"}),
+            json!({"developer": "d@x.io"}),
+            json!({"appName": "a\u{0}b", "developer": "d@x.io"}),
+            json!({"appName": "x".repeat(300), "developer": "d@x.io"}),
+            json!({"appName": "a", "developer": "d@x.io", "apis": [{"id": "../etc"}]}),
+            json!({"appName": "a", "developer": "d@x.io", "apis": [{"id": "a", "usagePlans": [{"id": ""}]}]}),
+            json!({"appName": "a", "developer": "d@x.io", "appSlug": "has space"}),
+        ] {
+            let req = request(body.clone());
+            assert!(
+                matches!(
+                    req.app.spec(CredentialKind::ApiKey),
+                    Err(ApiError::Unprocessable(_))
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let by_key = request(json!({"apiKeyId": "abc123defg", "appSlug": "s1"}));
+        assert_eq!(
+            by_key.target(CredentialKind::ClientCredentials).unwrap(),
+            CredentialRef::Id("abc123defg".into())
+        );
+        let by_client = request(json!({"credentialType": "CLIENT_CREDENTIALS", "clientId": "c1"}));
+        assert_eq!(
+            by_client.target(CredentialKind::ApiKey).unwrap(),
+            CredentialRef::Id("c1".into())
+        );
+        let by_slug = request(json!({"appSlug": "s1"}));
+        assert_eq!(
+            by_slug.target(CredentialKind::ClientCredentials).unwrap(),
+            CredentialRef::App(
+                AppId::sensedia_slug("s1"),
+                CredentialKind::ClientCredentials
+            )
+        );
+        let nothing = request(json!({"appName": "only a name"}));
+        assert!(nothing.target(CredentialKind::ApiKey).is_err());
+        let bad_type = request(json!({"credentialType": "JWT", "appSlug": "s"}));
+        assert!(bad_type.target(CredentialKind::ApiKey).is_err());
+    }
+
+    #[test]
+    fn responses_have_the_wire_shape() {
+        use crate::secret::Redacted;
+        let mut custom = std::collections::BTreeMap::new();
+        custom.insert("scopes".to_string(), Redacted::new("a b".to_string()));
+        let credential = Credential {
+            id: "client1".into(),
+            owner: Email::parse("d@x.io").unwrap(),
+            app: AppId::sensedia_slug("s"),
+            label: "l".into(),
+            origin: Origin::Sensedia,
+            secret: Secret::ClientCredentials {
+                client_secret: Redacted::new("sec".into()),
+                scopes: vec![],
+            },
+            usage_plans: vec![],
+            api_ids: vec![],
+            custom,
+            created_at_ms: 0,
+        };
+        assert_eq!(
+            serde_json::to_value(CreateCredentialsResponse::from(&credential)).unwrap(),
+            json!({
+                "credentialType": "CLIENT_CREDENTIALS",
+                "clientId": "client1",
+                "clientSecret": "sec",
+                "customCredentials": {"scopes": "a b"}
+            })
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! Logging: one subscriber for the whole process (JSON for machines, pretty
+//! for terminals), and the audit trail of credential changes.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. The level comes from `RUST_LOG`
+/// (default `info`). Safe to call twice: the second call does nothing.
+pub fn init(format: Option<LogFormat>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// The audit trail: one structured event per credential created, re-synced
+/// or revoked, under the stable target `keyhook::audit` so it can be routed
+/// to its own sink. Never the secret: ids, owners, apps and plans only.
+pub mod audit {
+    use crate::credentials::{Created, Credential, CredentialRef, Origin};
+
+    pub const TARGET: &str = "keyhook::audit";
+
+    pub fn created(origin: Origin, credential: &Credential, created: Created) {
+        tracing::info!(
+            target: TARGET,
+            action = if created == Created::New { "created" } else { "create_replayed" },
+            requested_by = origin.as_str(),
+            owner = %credential.owner,
+            app = %credential.app,
+            kind = %credential.kind(),
+            credential_id = %credential.id,
+            usage_plans = ?credential.usage_plans,
+            "credential issued"
+        );
+    }
+
+    pub fn updated(origin: Origin, credential: &Credential) {
+        tracing::info!(
+            target: TARGET,
+            action = "updated",
+            requested_by = origin.as_str(),
+            owner = %credential.owner,
+            app = %credential.app,
+            kind = %credential.kind(),
+            credential_id = %credential.id,
+            usage_plans = ?credential.usage_plans,
+            "credential re-synced"
+        );
+    }
+
+    pub fn revoked(origin: Origin, target: &CredentialRef, existed: bool) {
+        tracing::info!(
+            target: TARGET,
+            action = if existed { "revoked" } else { "revoke_unknown" },
+            requested_by = origin.as_str(),
+            credential = %target,
+            "credential revoked"
+        );
+    }
+}
