@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Structural checks of the deployment kit that no off-the-shelf linter does:
+
+* docker-compose.yml: services, dependencies, env files and mounted paths
+  exist, no secret-looking variable is set inline;
+* deploy/kubernetes: every manifest is listed in kustomization.yaml and
+  the Deployment keeps its hardening (probes, non-root, read-only root,
+  dropped capabilities, secrets only as files);
+* deploy/ecs/task-definition.json against the ECS RegisterTaskDefinition
+  input model shipped with botocore;
+* deploy/iam: every operation in operations.json is granted by the policy
+  of each mode it lists, and no policy grants anything operations.json
+  does not account for.
+
+Prints one line per finding and exits 1 if there is any.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+findings: list[str] = []
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|USERS|TOKEN|ACCESS_KEY)(_ID)?$")
+
+
+def finding(where: str, message: str) -> None:
+    findings.append(f"{where}: {message}")
+
+
+def check_compose() -> None:
+    where = "docker-compose.yml"
+    doc = yaml.safe_load((ROOT / where).read_text())
+    services = doc.get("services") or {}
+    for name in ("moto", "aws-init", "keyhook"):
+        if name not in services:
+            finding(where, f"service `{name}` is missing")
+    volumes = set((doc.get("volumes") or {}).keys())
+    for name, svc in services.items():
+        if "image" not in svc and "build" not in svc:
+            finding(where, f"{name}: neither image nor build")
+        image = svc.get("image", "")
+        if image and ":" not in image.split("/")[-1]:
+            finding(where, f"{name}: image `{image}` has no tag")
+        deps = svc.get("depends_on") or {}
+        for dep in deps:
+            if dep not in services:
+                finding(where, f"{name}: depends on unknown service `{dep}`")
+        env_files = svc.get("env_file") or []
+        if isinstance(env_files, str):
+            env_files = [env_files]
+        for env_file in env_files:
+            path = env_file["path"] if isinstance(env_file, dict) else env_file
+            if path.endswith("secrets.env"):
+                if not (ROOT / (path + ".example")).is_file():
+                    finding(where, f"{name}: {path} has no {path}.example template")
+            elif not (ROOT / path).is_file():
+                finding(where, f"{name}: env file {path} does not exist")
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+        for var in env:
+            if SECRET_NAME.search(var) and not var.endswith("_FILE"):
+                finding(where, f"{name}: secret `{var}` set inline; use an env file")
+        for mount in svc.get("volumes") or []:
+            source = mount.split(":", 1)[0] if isinstance(mount, str) else mount.get("source")
+            if source.startswith((".", "/")):
+                if not (ROOT / source).exists():
+                    finding(where, f"{name}: mounted path {source} does not exist")
+            elif source not in volumes:
+                finding(where, f"{name}: volume `{source}` is not declared")
+        entry = svc.get("entrypoint") or []
+        for arg in entry:
+            if arg.startswith("/deploy/"):
+                if not (ROOT / arg.lstrip("/")).is_file():
+                    finding(where, f"{name}: runs {arg}, which does not exist")
+    keyhook = services.get("keyhook", {})
+    if keyhook.get("depends_on", {}).get("aws-init", {}).get("condition") != "service_completed_successfully":
+        finding(where, "keyhook must wait for aws-init to complete")
+    for env_example in (ROOT / "deploy/compose").glob("*.env*"):
+        for line in env_example.read_text().splitlines():
+            if line.strip() and not line.startswith("#") and "=" not in line:
+                finding(str(env_example.relative_to(ROOT)), f"not KEY=value: {line!r}")
+
+
+def check_kubernetes() -> None:
+    base = ROOT / "deploy/kubernetes"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    listed = set(kustomization.get("resources", []))
+    present = {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml"}
+    for missing in sorted(present - listed):
+        finding("deploy/kubernetes", f"{missing} is not listed in kustomization.yaml")
+    for absent in sorted(listed - present):
+        finding("deploy/kubernetes", f"kustomization.yaml lists {absent}, which does not exist")
+    kinds = {}
+    for name in sorted(listed & present):
+        for doc in yaml.safe_load_all((base / name).read_text()):
+            if doc:
+                kinds.setdefault(doc["kind"], []).append((name, doc))
+    if "Secret" in kinds:
+        finding("deploy/kubernetes", "a literal Secret is part of the kustomization")
+    for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "ConfigMap"):
+        if kind not in kinds:
+            finding("deploy/kubernetes", f"no {kind}")
+    for name, sa in kinds.get("ServiceAccount", []):
+        if "eks.amazonaws.com/role-arn" not in (sa["metadata"].get("annotations") or {}):
+            finding(name, "ServiceAccount lacks the IRSA role-arn annotation")
+    for name, dep in kinds.get("Deployment", []):
+        spec = dep["spec"]
+        pod = spec["template"]["spec"]
+        if spec.get("replicas", 1) < 2:
+            finding(name, "fewer than 2 replicas")
+        if not pod.get("securityContext", {}).get("runAsNonRoot"):
+            finding(name, "pod does not require runAsNonRoot")
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        for c in pod["containers"]:
+            sc = c.get("securityContext", {})
+            if not sc.get("readOnlyRootFilesystem"):
+                finding(name, f"{c['name']}: root filesystem is writable")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                finding(name, f"{c['name']}: privilege escalation allowed")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                finding(name, f"{c['name']}: capabilities not dropped")
+            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+                if c.get(probe, {}).get("httpGet", {}).get("path") != path:
+                    finding(name, f"{c['name']}: {probe} is not GET {path}")
+            res = c.get("resources", {})
+            if not res.get("requests") or not res.get("limits"):
+                finding(name, f"{c['name']}: resource requests and limits required")
+            for env in c.get("env", []):
+                if SECRET_NAME.search(env["name"]):
+                    finding(name, f"{c['name']}: {env['name']} passed as a value; use {env['name']}_FILE")
+                if "valueFrom" in env and "secretKeyRef" in env["valueFrom"]:
+                    finding(name, f"{c['name']}: secret passed through the environment; mount it")
+            sleep = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+            pre_stop = int(sleep[-1]) if sleep and sleep[0] == "sleep" else 0
+            if grace < pre_stop + 10:
+                finding(name, f"terminationGracePeriodSeconds {grace} leaves under 10 s to drain after preStop {pre_stop}s")
+
+
+def check_ecs_task_definition() -> None:
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    where = "deploy/ecs/task-definition.json"
+    task = json.loads((ROOT / where).read_text())
+    model = botocore.session.get_session().get_service_model("ecs")
+    shape = model.operation_model("RegisterTaskDefinition").input_shape
+    report = ParamValidator().validate(task, shape)
+    if report.has_errors():
+        for line in report.generate_report().splitlines():
+            finding(where, line)
+    for c in task.get("containerDefinitions", []):
+        for env in c.get("environment", []):
+            if SECRET_NAME.search(env["name"]):
+                finding(where, f"{env['name']} is a plain environment value; use `secrets`")
+        for key in ("healthCheck", "logConfiguration", "secrets"):
+            if key not in c:
+                finding(where, f"{c['name']}: no {key}")
+    if "taskRoleArn" not in task:
+        finding(where, "no taskRoleArn")
+
+
+def check_iam() -> None:
+    base = ROOT / "deploy/iam"
+    ops = json.loads((base / "operations.json").read_text())
+    granted: dict[str, set[tuple[str, str]]] = {}
+    for mode, file_name in ops["policies"].items():
+        policy = json.loads((base / file_name).read_text())
+        pairs = set()
+        for st in policy["Statement"]:
+            if st.get("Effect") != "Allow":
+                continue
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            if "*" in resources:
+                finding(file_name, "grants on Resource `*`")
+            pairs |= {(a, r) for a in actions for r in resources}
+        granted[mode] = pairs
+    needed: dict[str, set[tuple[str, str]]] = {mode: set() for mode in granted}
+    for op, spec in ops["operations"].items():
+        for mode in spec["modes"]:
+            if mode not in granted:
+                finding("operations.json", f"{op}: unknown mode {mode}")
+                continue
+            wants = [(spec["action"], spec["resource"])]
+            wants += [(a["action"], a["resource"]) for a in spec.get("also", [])]
+            for pair in wants:
+                needed[mode].add(pair)
+                if pair not in granted[mode]:
+                    finding(ops["policies"][mode], f"{op} needs {pair[0]} on {pair[1]}")
+    for mode, pairs in granted.items():
+        for action, resource in sorted(pairs - needed[mode]):
+            finding(ops["policies"][mode], f"grants {action} on {resource}, which no operation in operations.json needs")
+    for path in base.glob("*.json"):
+        if path.name != "operations.json" and path.name not in ops["policies"].values():
+            finding(str(path.relative_to(ROOT)), "policy not mapped in operations.json")
+
+
+def main() -> int:
+    for check in (check_compose, check_kubernetes, check_ecs_task_definition, check_iam):
+        try:
+            check()
+        except Exception as err:  # a crash is a finding too
+            finding(check.__name__, f"{type(err).__name__}: {err}")
+    for line in findings:
+        print(line)
+    if findings:
+        print(f"{len(findings)} finding(s)")
+        return 1
+    print("deploy structure: OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
