@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, Response};
 use axum::response::IntoResponse;
@@ -18,6 +19,7 @@ use tracing::Span;
 
 use crate::clock::{self, Clock};
 use crate::config::{BackendKind, Config};
+use crate::credentials::aws::{load_sdk_config, AwsProvider};
 use crate::credentials::local::LocalStore;
 use crate::credentials::{CredentialError, CredentialProvider};
 use crate::error::ApiError;
@@ -33,8 +35,8 @@ const MAX_REQUEST_ID: usize = 128;
 pub enum StartupError {
     #[error("credential backend: {0}")]
     Backend(#[from] CredentialError),
-    #[error("the `aws` backend is not available in this build yet; use KEYHOOK_BACKEND=local")]
-    AwsNotAvailable,
+    #[error("AWS: {0}")]
+    Aws(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -42,11 +44,22 @@ pub enum StartupError {
     },
 }
 
-/// Opens the configured credential backend.
-pub async fn provider(config: &Config) -> Result<Arc<dyn CredentialProvider>, StartupError> {
+/// Opens the configured credential backend. `aws` stands for the AWS
+/// configuration (tests pass one pointing at their emulator); `None` loads
+/// the standard chain.
+pub async fn provider(
+    config: &Config,
+    aws: Option<SdkConfig>,
+) -> Result<Arc<dyn CredentialProvider>, StartupError> {
     match config.backend {
         BackendKind::Local => Ok(Arc::new(LocalStore::open(&config.data_dir)?)),
-        BackendKind::Aws => Err(StartupError::AwsNotAvailable),
+        BackendKind::Aws => {
+            let sdk = match aws {
+                Some(sdk) => sdk,
+                None => load_sdk_config().await,
+            };
+            Ok(Arc::new(AwsProvider::start(config, &sdk)))
+        }
     }
 }
 
@@ -145,7 +158,17 @@ impl Application {
     /// As [`Application::build`], with the clock signatures are checked
     /// against (tests replay fixed vectors).
     pub async fn build_with_clock(config: &Config, clock: Clock) -> Result<Self, StartupError> {
-        let provider = provider(config).await?;
+        Self::build_with(config, clock, None).await
+    }
+
+    /// As [`Application::build`], with the clock and the AWS configuration
+    /// injected.
+    pub async fn build_with(
+        config: &Config,
+        clock: Clock,
+        aws: Option<SdkConfig>,
+    ) -> Result<Self, StartupError> {
+        let provider = provider(config, aws).await?;
         let backend = provider.name();
         let router = router(config, provider, clock);
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -225,6 +248,11 @@ pub async fn check_backend(config: &Config) -> Result<String, StartupError> {
                 dir.join(crate::credentials::local::FILE_NAME).display()
             ))
         }
-        BackendKind::Aws => Err(StartupError::AwsNotAvailable),
+        BackendKind::Aws => {
+            let sdk = load_sdk_config().await;
+            let provider = AwsProvider::start(config, &sdk);
+            let report = provider.verify().await.map_err(StartupError::Aws)?;
+            Ok(report.join("; "))
+        }
     }
 }

@@ -163,6 +163,74 @@ impl Default for SensediaConfig {
     }
 }
 
+/// What revoking an API key does in API Gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeMode {
+    Delete,
+    Disable,
+}
+
+impl FromStr for RevokeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "delete" => Ok(RevokeMode::Delete),
+            "disable" => Ok(RevokeMode::Disable),
+            other => Err(format!("expected `delete` or `disable`, got `{other}`")),
+        }
+    }
+}
+
+/// The AWS backend. Region, credentials and endpoint come from the standard
+/// AWS configuration chain (`AWS_REGION`, profiles, ECS task role, IRSA,
+/// `AWS_ENDPOINT_URL`); these are keyhook's own settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Cognito user pool that holds client-credentials app clients.
+    pub cognito_user_pool_id: Option<String>,
+    /// Cognito domain, e.g. `https://auth.example.com` or
+    /// `https://prefix.auth.us-east-1.amazoncognito.com`; the token
+    /// endpoint is `<domain>/oauth2/token`.
+    pub cognito_domain: Option<String>,
+    /// Scopes every app client gets.
+    #[serde(deserialize_with = "string_list")]
+    pub cognito_scopes: Vec<String>,
+    /// Extra scopes per API Gateway REST API id (TOML only).
+    pub api_scopes: BTreeMap<String, Vec<String>>,
+    pub revoke: RevokeMode,
+    /// Also issue an API key (attached to the app's usage plans) with
+    /// client credentials.
+    pub client_api_key: bool,
+    /// Seconds between background refreshes of the owner index: the bound
+    /// on how long another replica's change takes to reach this one.
+    pub index_refresh_secs: u64,
+    /// Control-plane calls per second this replica allows itself.
+    pub rate_limit: f64,
+    /// Overall time for one AWS operation, retries included.
+    pub timeout_secs: u64,
+    /// Attempts per AWS operation (SDK standard retry with backoff).
+    pub max_attempts: u32,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            cognito_user_pool_id: None,
+            cognito_domain: None,
+            cognito_scopes: Vec::new(),
+            api_scopes: BTreeMap::new(),
+            revoke: RevokeMode::Delete,
+            client_api_key: false,
+            index_refresh_secs: 30,
+            rate_limit: 5.0,
+            timeout_secs: 10,
+            max_attempts: 4,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -175,6 +243,7 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     pub readme: ReadmeConfig,
     pub sensedia: SensediaConfig,
+    pub aws: AwsConfig,
 }
 
 impl Default for Config {
@@ -187,6 +256,7 @@ impl Default for Config {
             log_format: None,
             readme: ReadmeConfig::default(),
             sensedia: SensediaConfig::default(),
+            aws: AwsConfig::default(),
         }
     }
 }
@@ -283,6 +353,45 @@ impl Config {
             &mut self.sensedia.credential_type,
             parse_credential_kind,
         )?;
+        let aws = &mut self.aws;
+        let text = |s: &str| Ok(s.trim().to_string());
+        env.set_option(
+            "KEYHOOK_COGNITO_USER_POOL_ID",
+            &mut aws.cognito_user_pool_id,
+            text,
+        )?;
+        env.set_option("KEYHOOK_COGNITO_DOMAIN", &mut aws.cognito_domain, |s| {
+            Ok(s.trim().trim_end_matches('/').to_string())
+        })?;
+        env.set("KEYHOOK_COGNITO_SCOPES", &mut aws.cognito_scopes, |s| {
+            Ok(split_list(s).map(str::to_string).collect())
+        })?;
+        env.set("KEYHOOK_REVOKE", &mut aws.revoke, parse_from_str)?;
+        env.set(
+            "KEYHOOK_CLIENT_API_KEY",
+            &mut aws.client_api_key,
+            parse_bool,
+        )?;
+        env.set(
+            "KEYHOOK_INDEX_REFRESH_SECS",
+            &mut aws.index_refresh_secs,
+            parse_from_str,
+        )?;
+        env.set(
+            "KEYHOOK_AWS_RATE_LIMIT",
+            &mut aws.rate_limit,
+            parse_from_str,
+        )?;
+        env.set(
+            "KEYHOOK_AWS_TIMEOUT_SECS",
+            &mut aws.timeout_secs,
+            parse_from_str,
+        )?;
+        env.set(
+            "KEYHOOK_AWS_MAX_ATTEMPTS",
+            &mut aws.max_attempts,
+            parse_from_str,
+        )?;
         Ok(())
     }
 
@@ -313,6 +422,35 @@ impl Config {
             if self.readme.response.contains_key(field) {
                 return invalid(format!(
                     "readme.response must not set `{field}`: keyhook fills it from the reader's credentials"
+                ));
+            }
+        }
+        let aws = &self.aws;
+        if aws.index_refresh_secs == 0 {
+            return invalid(
+                "aws.index_refresh_secs (KEYHOOK_INDEX_REFRESH_SECS) must be at least 1".into(),
+            );
+        }
+        if !(aws.rate_limit > 0.0 && aws.rate_limit.is_finite()) {
+            return invalid(
+                "aws.rate_limit (KEYHOOK_AWS_RATE_LIMIT) must be a positive number".into(),
+            );
+        }
+        if aws.timeout_secs == 0 || aws.max_attempts == 0 {
+            return invalid("aws.timeout_secs and aws.max_attempts must be at least 1".into());
+        }
+        if self.backend == BackendKind::Aws
+            && self.sensedia.credential_type == CredentialKind::ClientCredentials
+            && aws.cognito_user_pool_id.is_none()
+        {
+            return invalid(
+                "KEYHOOK_SENSEDIA_CREDENTIAL_TYPE=client_credentials on the aws backend needs KEYHOOK_COGNITO_USER_POOL_ID".into(),
+            );
+        }
+        if let Some(domain) = &aws.cognito_domain {
+            if !domain.starts_with("https://") && !domain.starts_with("http://") {
+                return invalid(format!(
+                    "aws.cognito_domain (KEYHOOK_COGNITO_DOMAIN) must be a URL such as https://auth.example.com, got `{domain}`"
                 ));
             }
         }
@@ -370,6 +508,24 @@ impl Config {
                 )
             },
         );
+        if self.backend == BackendKind::Aws {
+            let aws = &self.aws;
+            out.insert(
+                "aws",
+                format!(
+                    "api keys (revoke: {:?}), client credentials {}, index refresh {} s, {} calls/s, timeout {} s x {} attempts",
+                    aws.revoke,
+                    match &aws.cognito_user_pool_id {
+                        Some(pool) => format!("in user pool {pool}"),
+                        None => "off (no KEYHOOK_COGNITO_USER_POOL_ID)".into(),
+                    },
+                    aws.index_refresh_secs,
+                    aws.rate_limit,
+                    aws.timeout_secs,
+                    aws.max_attempts
+                ),
+            );
+        }
         out
     }
 }
@@ -482,6 +638,10 @@ fn basic_user_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BasicUser>, D:
         .iter()
         .map(|pair| BasicUser::from_str(pair).map_err(serde::de::Error::custom))
         .collect()
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(OneOrMany::deserialize(d)?.items())
 }
 
 fn credential_kind<'de, D: Deserializer<'de>>(d: D) -> Result<CredentialKind, D::Error> {

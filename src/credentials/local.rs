@@ -9,7 +9,7 @@
 //! create it" atomic: concurrent first logins or portal retries converge on
 //! one credential.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,8 +18,9 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 use tokio::sync::Mutex;
 
+use super::index::Index;
 use super::{
-    generate, AppId, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
+    generate, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
     CredentialRef, CredentialSpec, Email, Result, Revoked, Secret,
 };
 use crate::secret::Redacted;
@@ -29,50 +30,6 @@ use crate::secret::Redacted;
 const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 
 pub const FILE_NAME: &str = "keyhook.redb";
-
-#[derive(Default)]
-struct Index {
-    by_id: HashMap<String, Credential>,
-    by_owner: HashMap<Email, Vec<String>>,
-    by_app: HashMap<(AppId, CredentialKind), String>,
-}
-
-impl Index {
-    fn insert(&mut self, credential: Credential) {
-        self.by_owner
-            .entry(credential.owner.clone())
-            .or_default()
-            .push(credential.id.clone());
-        self.by_app.insert(
-            (credential.app.clone(), credential.kind()),
-            credential.id.clone(),
-        );
-        self.by_id.insert(credential.id.clone(), credential);
-    }
-
-    fn remove(&mut self, id: &str) -> Option<Credential> {
-        let credential = self.by_id.remove(id)?;
-        if let Some(ids) = self.by_owner.get_mut(&credential.owner) {
-            ids.retain(|other| other != id);
-            if ids.is_empty() {
-                self.by_owner.remove(&credential.owner);
-            }
-        }
-        self.by_app
-            .remove(&(credential.app.clone(), credential.kind()));
-        Some(credential)
-    }
-
-    fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
-        match target {
-            CredentialRef::Id(id) => self.by_id.get(id),
-            CredentialRef::App(app, kind) => self
-                .by_app
-                .get(&(app.clone(), *kind))
-                .and_then(|id| self.by_id.get(id)),
-        }
-    }
-}
 
 pub struct LocalStore {
     db: Arc<Database>,
@@ -232,20 +189,7 @@ impl CredentialProvider for LocalStore {
     }
 
     async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
-        let index = self.index.read().expect("index lock");
-        let mut found: Vec<Credential> = index
-            .by_owner
-            .get(owner)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| index.by_id.get(id).cloned())
-            .collect();
-        found.sort_by(|a, b| {
-            a.created_at_ms
-                .cmp(&b.created_at_ms)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        Ok(found)
+        Ok(self.index.read().expect("index lock").owned_by(owner))
     }
 
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
@@ -283,9 +227,10 @@ impl CredentialProvider for LocalStore {
         credential.api_ids = spec.api_ids.clone();
         self.commit("update credential", Some(credential.clone()), None)
             .await?;
-        let mut index = self.index.write().expect("index lock");
-        index.remove(&credential.id);
-        index.insert(credential.clone());
+        self.index
+            .write()
+            .expect("index lock")
+            .upsert(credential.clone());
         Ok(credential)
     }
 
@@ -321,6 +266,7 @@ impl CredentialProvider for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::AppId;
 
     fn spec(owner: &str, app: &str, kind: CredentialKind) -> CredentialSpec {
         let owner = Email::parse(owner).unwrap();

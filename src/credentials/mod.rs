@@ -7,8 +7,10 @@
 //! credential: that is what makes portal retries and concurrent first logins
 //! safe.
 
+pub mod aws;
 pub mod email;
 pub mod generate;
+pub mod index;
 pub mod local;
 
 use std::collections::BTreeMap;

@@ -35,11 +35,18 @@ fn keys(credentials: &[Credential]) -> Vec<Value> {
             };
             match &credential.secret {
                 Secret::ApiKey { value } => json!({ "name": label, "apiKey": value.expose() }),
-                Secret::ClientCredentials { client_secret, .. } => json!({
-                    "name": label,
-                    "user": credential.id,
-                    "pass": client_secret.expose(),
-                }),
+                Secret::ClientCredentials { client_secret, .. } => {
+                    let mut entry = json!({
+                        "name": label,
+                        "user": credential.id,
+                        "pass": client_secret.expose(),
+                    });
+                    // The API key issued beside the client, for usage plans.
+                    if let Some(key) = credential.custom.get("apiKey") {
+                        entry["apiKey"] = json!(key.expose());
+                    }
+                    entry
+                }
             }
         })
         .collect()
