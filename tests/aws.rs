@@ -1,0 +1,582 @@
+//! The AWS backend end to end: keyhook over real sockets, the real AWS SDK,
+//! a real moto server, and a real proxy between them for pagination and
+//! faults. Every effect is checked in the emulator itself.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use keyhook::config::{BackendKind, Config, RevokeMode};
+use keyhook::credentials::CredentialKind;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::app::{base_config, Server};
+use support::moto::{sdk_config, seed, Moto, Seed};
+use support::proxy::{Fault, Proxy};
+
+struct Env {
+    seed: Seed,
+    /// Talks to moto directly: what the tests check the effects with.
+    apigw: aws_sdk_apigateway::Client,
+    cognito: aws_sdk_cognitoidentityprovider::Client,
+    proxy: Proxy,
+}
+
+impl Env {
+    async fn new(plans: usize) -> Env {
+        let moto = Moto::shared();
+        let direct = sdk_config(&moto.endpoint);
+        let seed = seed(&direct, plans).await;
+        Env {
+            apigw: aws_sdk_apigateway::Client::new(&direct),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(&direct),
+            proxy: Proxy::start(&moto.endpoint).await,
+            seed,
+        }
+    }
+
+    /// keyhook's view of AWS: through the proxy.
+    fn keyhook_sdk(&self) -> SdkConfig {
+        sdk_config(&self.proxy.endpoint)
+    }
+
+    fn config(&self, kind: CredentialKind) -> Config {
+        let mut config = base_config();
+        config.backend = BackendKind::Aws;
+        config.sensedia.credential_type = kind;
+        config.aws.cognito_user_pool_id = Some(self.seed.pool_id.clone());
+        config.aws.cognito_domain = Some("https://auth.keyhook.test".into());
+        config.aws.cognito_scopes = vec![self.seed.scopes[0].clone()];
+        config
+            .aws
+            .api_scopes
+            .insert(self.seed.api_id.clone(), vec![self.seed.scopes[1].clone()]);
+        config.aws.timeout_secs = 2;
+        config.aws.max_attempts = 2;
+        config.aws.rate_limit = 1000.0;
+        config
+    }
+
+    async fn spawn(&self, config: &Config) -> Server {
+        let server = Server::spawn(config, Some(self.keyhook_sdk())).await;
+        server.ready().await;
+        server
+    }
+
+    /// Every API key in the emulator named `owner`.
+    async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
+        self.apigw
+            .get_api_keys()
+            .include_values(true)
+            .limit(500)
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .iter()
+            .filter(|k| k.name() == Some(owner))
+            .cloned()
+            .collect()
+    }
+
+    async fn plan_key_ids(&self, plan: &str) -> Vec<String> {
+        self.apigw
+            .get_usage_plan_keys()
+            .usage_plan_id(plan)
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .iter()
+            .filter_map(|k| k.id().map(str::to_string))
+            .collect()
+    }
+
+    async fn clients_in_pool(&self) -> Vec<(String, String)> {
+        self.cognito
+            .list_user_pool_clients()
+            .user_pool_id(&self.seed.pool_id)
+            .max_results(60)
+            .send()
+            .await
+            .unwrap()
+            .user_pool_clients()
+            .iter()
+            .map(|c| {
+                (
+                    c.client_id().unwrap().to_string(),
+                    c.client_name().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    async fn hand_made_key(&self, name: &str, enabled: bool) -> String {
+        self.apigw
+            .create_api_key()
+            .name(name)
+            .enabled(enabled)
+            .send()
+            .await
+            .unwrap()
+            .value()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
+    json!({
+        "appName": format!("App {slug}"),
+        "appSlug": slug,
+        "developer": developer,
+        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
+    })
+}
+
+#[tokio::test]
+async fn api_key_walkthrough_create_login_update_revoke() {
+    let env = Env::new(3).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let [p0, p1, p2] = [&env.seed.plans[0], &env.seed.plans[1], &env.seed.plans[2]];
+    let dev = "walk@corp.com";
+
+    let response = server
+        .sensedia(
+            "createCredentials",
+            &app(dev, "walk1", &env.seed.api_id, &[p0, p1]),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["credentialType"], "API_KEY");
+    let key_id = created["apiKeyId"].as_str().unwrap().to_string();
+    let key_value = created["apiKey"].as_str().unwrap().to_string();
+
+    // In AWS: one enabled key, named after its owner, tagged, on both plans.
+    let keys = env.keys_named(dev).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id(), Some(key_id.as_str()));
+    assert_eq!(keys[0].value(), Some(key_value.as_str()));
+    assert!(keys[0].enabled());
+    assert_eq!(keys[0].description(), Some("App walk1"));
+    let tags = keys[0].tags().cloned().unwrap_or_default();
+    assert_eq!(
+        tags.get("keyhook:origin").map(String::as_str),
+        Some("sensedia")
+    );
+    assert!(tags.contains_key("keyhook:app"));
+    assert!(env.plan_key_ids(p0).await.contains(&key_id));
+    assert!(env.plan_key_ids(p1).await.contains(&key_id));
+    assert!(!env.plan_key_ids(p2).await.contains(&key_id));
+
+    // The developer's ReadMe login shows that key.
+    let keys = server.login_keys("Walk@Corp.com").await.unwrap();
+    assert_eq!(
+        keys,
+        vec![json!({"name": "App walk1", "apiKey": key_value})]
+    );
+
+    // Update: plans p1+p2 now, renamed app.
+    let mut update = app(dev, "walk1", &env.seed.api_id, &[p1, p2]);
+    update["appName"] = json!("Walk renamed");
+    update["apiKeyId"] = json!(key_id);
+    update["credentialType"] = json!("API_KEY");
+    let response = server.sensedia("updateCredentials", &update).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(!env.plan_key_ids(p0).await.contains(&key_id));
+    assert!(env.plan_key_ids(p1).await.contains(&key_id));
+    assert!(env.plan_key_ids(p2).await.contains(&key_id));
+    assert_eq!(
+        env.keys_named(dev).await[0].description(),
+        Some("Walk renamed")
+    );
+    let keys = server.login_keys(dev).await.unwrap();
+    assert_eq!(keys[0]["name"], "Walk renamed");
+
+    // Revoke: gone from AWS and from logins.
+    let response = server
+        .sensedia(
+            "revokeCredentials",
+            &json!({"apiKeyId": key_id, "credentialType": "API_KEY"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(env.keys_named(dev).await.is_empty());
+    assert_eq!(server.login_keys(dev).await, Err(StatusCode::NOT_FOUND));
+    // Revoking again is not an error.
+    let response = server
+        .sensedia(
+            "revokeCredentials",
+            &json!({"apiKeyId": key_id, "credentialType": "API_KEY"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_credentials_walkthrough_create_login_update_revoke() {
+    let env = Env::new(1).await;
+    let mut config = env.config(CredentialKind::ClientCredentials);
+    config.aws.client_api_key = true;
+    let server = env.spawn(&config).await;
+    let plan = &env.seed.plans[0];
+    let dev = "oauth@corp.com";
+
+    let response = server
+        .sensedia(
+            "createCredentials",
+            &app(dev, "cc1", &env.seed.api_id, &[plan]),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["credentialType"], "CLIENT_CREDENTIALS");
+    let client_id = created["clientId"].as_str().unwrap().to_string();
+    let secret = created["clientSecret"].as_str().unwrap().to_string();
+    let custom = &created["customCredentials"];
+    assert_eq!(
+        custom["tokenEndpoint"],
+        "https://auth.keyhook.test/oauth2/token"
+    );
+    assert_eq!(
+        custom["scopes"],
+        format!("{} {}", env.seed.scopes[0], env.seed.scopes[1])
+    );
+    let companion_id = custom["apiKeyId"].as_str().unwrap().to_string();
+    assert!(env.plan_key_ids(plan).await.contains(&companion_id));
+
+    // In Cognito: the client-credentials flow, a secret, the mapped scopes.
+    let described = env
+        .cognito
+        .describe_user_pool_client()
+        .user_pool_id(&env.seed.pool_id)
+        .client_id(&client_id)
+        .send()
+        .await
+        .unwrap();
+    let client = described.user_pool_client().unwrap();
+    assert_eq!(client.client_secret(), Some(secret.as_str()));
+    assert_eq!(
+        client.allowed_o_auth_flows(),
+        &[aws_sdk_cognitoidentityprovider::types::OAuthFlowType::ClientCredentials]
+    );
+    assert_eq!(client.allowed_o_auth_flows_user_pool_client(), Some(true));
+    assert_eq!(client.allowed_o_auth_scopes(), env.seed.scopes.as_slice());
+
+    // The ReadMe login shows it as Basic credentials, with its API key.
+    let keys = server.login_keys(dev).await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["user"], client_id);
+    assert_eq!(keys[0]["pass"], secret);
+    assert_eq!(keys[0]["name"], "App cc1");
+    assert_eq!(keys[0]["apiKey"], custom["apiKey"]);
+
+    // Update: no API of its own any more, so only the default scope; no
+    // plans, so no companion key.
+    let update = json!({
+        "appName": "CC renamed", "appSlug": "cc1", "developer": dev, "apis": [],
+        "credentialType": "CLIENT_CREDENTIALS", "clientId": client_id,
+    });
+    let response = server.sensedia("updateCredentials", &update).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let described = env
+        .cognito
+        .describe_user_pool_client()
+        .user_pool_id(&env.seed.pool_id)
+        .client_id(&client_id)
+        .send()
+        .await
+        .unwrap();
+    let client = described.user_pool_client().unwrap();
+    assert_eq!(client.allowed_o_auth_scopes(), &env.seed.scopes[..1]);
+    assert_eq!(
+        client.allowed_o_auth_flows(),
+        &[aws_sdk_cognitoidentityprovider::types::OAuthFlowType::ClientCredentials]
+    );
+    assert!(client.client_name().unwrap().contains("CC=20renamed"));
+    assert!(
+        env.keys_named(dev).await.is_empty(),
+        "companion key deleted"
+    );
+    assert_eq!(
+        server.login_keys(dev).await.unwrap()[0]["name"],
+        "CC renamed"
+    );
+
+    let response = server
+        .sensedia(
+            "revokeCredentials",
+            &json!({"clientId": client_id, "credentialType": "CLIENT_CREDENTIALS"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(env.clients_in_pool().await.is_empty());
+    assert_eq!(server.login_keys(dev).await, Err(StatusCode::NOT_FOUND));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn portal_retries_get_the_same_credential_of_both_kinds() {
+    let env = Env::new(1).await;
+    for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
+        let server = env.spawn(&env.config(kind)).await;
+        let dev = format!("{kind}@retry.io").replace('_', "-");
+        let body = app(
+            &dev,
+            &format!("retry-{kind}").replace('_', "-"),
+            &env.seed.api_id,
+            &[&env.seed.plans[0]],
+        );
+        let first: Value = server
+            .sensedia("createCredentials", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let second: Value = server
+            .sensedia("createCredentials", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first, second);
+        server.stop().await;
+        // A fresh replica, with an index loaded from AWS, agrees.
+        let server = env.spawn(&env.config(kind)).await;
+        let third: Value = server
+            .sensedia("createCredentials", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first, third);
+        server.stop().await;
+    }
+    assert_eq!(env.keys_named("api-key@retry.io").await.len(), 1);
+    assert_eq!(env.clients_in_pool().await.len(), 1);
+}
+
+#[tokio::test]
+async fn readme_provisions_exactly_one_key_attached_to_the_plan() {
+    let env = Env::new(1).await;
+    let mut config = env.config(CredentialKind::ApiKey);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    let server = env.spawn(&config).await;
+
+    let logins: Vec<_> = (0..20)
+        .map(|_| {
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                let s = Server::client_for(&base);
+                s.login_keys("first@timer.io").await.unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for login in logins {
+        answers.push(login.await.unwrap());
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "every login saw the same key");
+    let keys = env.keys_named("first@timer.io").await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(answers[0][0]["apiKey"], keys[0].value().unwrap());
+    assert!(env
+        .plan_key_ids(&env.seed.plans[0])
+        .await
+        .contains(&keys[0].id().unwrap().to_string()));
+    assert_eq!(
+        keys[0]
+            .tags()
+            .unwrap()
+            .get("keyhook:origin")
+            .map(String::as_str),
+        Some("readme")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logins_match_the_whole_address_and_find_hand_made_keys() {
+    let env = Env::new(1).await;
+    let jo = env.hand_made_key("jo@prefix.io", true).await;
+    let jo_au = env.hand_made_key("jo@prefix.io.au", true).await;
+    env.hand_made_key("jo@prefix.io", false).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let keys = server.login_keys("jo@prefix.io").await.unwrap();
+    assert_eq!(keys, vec![json!({"name": "API key", "apiKey": jo})]);
+    let keys = server.login_keys("jo@prefix.io.au").await.unwrap();
+    assert_eq!(keys, vec![json!({"name": "API key", "apiKey": jo_au})]);
+    assert_eq!(
+        server.login_keys("jo@prefix.i").await,
+        Err(StatusCode::NOT_FOUND)
+    );
+
+    // A key made by hand after keyhook started is found at the reader's
+    // first login (an index miss asks AWS).
+    let late = env.hand_made_key("late@prefix.io", true).await;
+    let keys = server.login_keys("late@prefix.io").await.unwrap();
+    assert_eq!(keys[0]["apiKey"], late);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_index_follows_position_across_pages() {
+    let env = Env::new(1).await;
+    env.proxy.paginate_api_keys(2);
+    let mut made = HashMap::new();
+    for i in 0..7 {
+        let owner = format!("page{i}@pages.io");
+        made.insert(owner.clone(), env.hand_made_key(&owner, true).await);
+    }
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    env.proxy.reset_calls();
+    for (owner, value) in &made {
+        let keys = server.login_keys(owner).await.unwrap();
+        assert_eq!(keys[0]["apiKey"], value.as_str());
+    }
+    assert!(
+        env.proxy.pages_served() >= 4,
+        "{}",
+        env.proxy.pages_served()
+    );
+    assert_eq!(
+        env.proxy.count("GetApiKeys"),
+        0,
+        "logins served from the index"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_attach_leaves_no_key_behind() {
+    let env = Env::new(2).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let plans = [&env.seed.plans[0], &env.seed.plans[1]];
+    for (i, fault) in [
+        Fault::Status(500, "InternalServerError"),
+        Fault::Status(429, "TooManyRequestsException"),
+        Fault::Status(400, "BadRequestException"),
+        Fault::Drop,
+        Fault::Delay(Duration::from_secs(5)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dev = format!("orphan{i}@corp.com");
+        // The second attach fails, every attempt.
+        env.proxy.clear_faults();
+        env.proxy
+            .fail("CreateUsagePlanKey", Fault::Delay(Duration::ZERO), 1);
+        env.proxy.fail("CreateUsagePlanKey", fault.clone(), 10);
+        let response = server
+            .sensedia(
+                "createCredentials",
+                &app(&dev, &format!("orphan{i}"), &env.seed.api_id, &plans),
+            )
+            .await;
+        let status = response.status();
+        assert!(status.is_server_error(), "{fault:?}: {status}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("CreateUsagePlanKey"),
+            "{body}"
+        );
+        env.proxy.clear_faults();
+        assert!(
+            env.keys_named(&dev).await.is_empty(),
+            "{fault:?}: key left behind"
+        );
+        assert_eq!(server.login_keys(&dev).await, Err(StatusCode::NOT_FOUND));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn throttled_aws_never_fails_a_login_the_index_can_answer() {
+    let env = Env::new(1).await;
+    let value = env.hand_made_key("steady@corp.com", true).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    env.proxy.fail(
+        "GetApiKeys",
+        Fault::Status(429, "TooManyRequestsException"),
+        1000,
+    );
+    for _ in 0..20 {
+        let keys = server.login_keys("steady@corp.com").await.unwrap();
+        assert_eq!(keys[0]["apiKey"], value.as_str());
+    }
+    // A reader the index does not know gets "no key", not a 5xx.
+    assert_eq!(
+        server.login_keys("nobody@corp.com").await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_can_disable_instead_of_delete() {
+    let env = Env::new(1).await;
+    let mut config = env.config(CredentialKind::ApiKey);
+    config.aws.revoke = RevokeMode::Disable;
+    let server = env.spawn(&config).await;
+    let created: Value = server
+        .sensedia(
+            "createCredentials",
+            &app("dis@corp.com", "dis", &env.seed.api_id, &[]),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = server
+        .sensedia(
+            "revokeCredentials",
+            &json!({"appSlug": "dis", "credentialType": "API_KEY"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let keys = env.keys_named("dis@corp.com").await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id(), created["apiKeyId"].as_str());
+    assert!(!keys[0].enabled());
+    assert_eq!(
+        server.login_keys("dis@corp.com").await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_aws_is_unready_and_answers_503() {
+    let env = Env::new(1).await;
+    env.proxy.fail(
+        "GetApiKeys",
+        Fault::Status(503, "ServiceUnavailableException"),
+        10_000,
+    );
+    let server = Server::spawn(&env.config(CredentialKind::ApiKey), Some(env.keyhook_sdk())).await;
+    let response = server.get("/readyz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let response = server.get("/v1/health").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().is_some());
+    // Before the index is loaded a login must ask AWS, and AWS fails.
+    let response = server.login("any@corp.com").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("GetApiKeys"),
+        "{body}"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,162 @@
+//! Starts moto's server mode once per test binary, on a free loopback port,
+//! installing `moto[server]` with pip when it is missing.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_apigateway::config::{Credentials, SharedCredentialsProvider};
+
+pub struct Moto {
+    pub endpoint: String,
+    _child: Child,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn ensure_installed() {
+    let present = Command::new("python3")
+        .args(["-c", "import moto.server, flask, flask_cors"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "moto[server]>=5"])
+            .status()
+            .expect("run pip");
+        assert!(status.success(), "pip install 'moto[server]' failed");
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Moto {
+    /// The moto server shared by this test binary's tests. Each test makes
+    /// its own usage plans and user pool, so they do not see each other.
+    pub fn shared() -> &'static Moto {
+        MOTO.get_or_init(|| {
+            ensure_installed();
+            let port = free_port();
+            // The shell watches this test process and stops moto when it
+            // ends, so no emulator outlives the run.
+            let script = format!(
+                "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+                 while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+                parent = std::process::id()
+            );
+            let child = Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start moto");
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "moto did not start on port {port}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Moto {
+                endpoint,
+                _child: child,
+            }
+        })
+    }
+}
+
+/// An SDK configuration for `endpoint` with static test credentials.
+pub fn sdk_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "keyhook-tests",
+        )))
+        .build()
+}
+
+/// What a test's own AWS resources are.
+pub struct Seed {
+    pub api_id: String,
+    pub plans: Vec<String>,
+    pub pool_id: String,
+    pub scopes: Vec<String>,
+}
+
+/// Makes a REST API, `plans` usage plans and a user pool with a resource
+/// server, all fresh, through the real SDK.
+pub async fn seed(sdk: &SdkConfig, plans: usize) -> Seed {
+    let apigw = aws_sdk_apigateway::Client::new(sdk);
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
+    let api = apigw
+        .create_rest_api()
+        .name("keyhook-test")
+        .send()
+        .await
+        .unwrap();
+    let api_id = api.id().unwrap().to_string();
+    let mut plan_ids = Vec::new();
+    for i in 0..plans {
+        let plan = apigw
+            .create_usage_plan()
+            .name(format!("plan-{i}"))
+            .send()
+            .await
+            .unwrap();
+        plan_ids.push(plan.id().unwrap().to_string());
+    }
+    let pool = cognito
+        .create_user_pool()
+        .pool_name("keyhook-test")
+        .send()
+        .await
+        .unwrap();
+    let pool_id = pool.user_pool().unwrap().id().unwrap().to_string();
+    cognito
+        .create_resource_server()
+        .user_pool_id(&pool_id)
+        .identifier("https://api.keyhook.test")
+        .name("api")
+        .scopes(
+            aws_sdk_cognitoidentityprovider::types::ResourceServerScopeType::builder()
+                .scope_name("read")
+                .scope_description("read")
+                .build()
+                .unwrap(),
+        )
+        .scopes(
+            aws_sdk_cognitoidentityprovider::types::ResourceServerScopeType::builder()
+                .scope_name("write")
+                .scope_description("write")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    Seed {
+        api_id,
+        plans: plan_ids,
+        pool_id,
+        scopes: vec![
+            "https://api.keyhook.test/read".into(),
+            "https://api.keyhook.test/write".into(),
+        ],
+    }
+}

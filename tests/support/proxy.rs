@@ -1,0 +1,289 @@
+//! A real HTTP proxy between keyhook and moto, on loopback. It names every
+//! AWS operation that passes (so tests can count calls), injects faults on
+//! chosen operations (throttling, 5xx, dropped connections, delays), and can
+//! paginate `GetApiKeys` the way AWS does (moto returns everything at once).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and `x-amzn-ErrorType`.
+    Status(u16, &'static str),
+    /// Close the connection without answering.
+    Drop,
+    /// Wait this long before forwarding.
+    Delay(Duration),
+}
+
+struct Rule {
+    operation: &'static str,
+    fault: Fault,
+    /// How many more matching calls it applies to.
+    remaining: usize,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<(String, u16)>,
+    rules: Vec<Rule>,
+    page_size: Option<usize>,
+    pages_served: usize,
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+}
+
+/// The AWS operation a request is, from its Cognito target header or its
+/// API Gateway method and path.
+pub fn operation(method: &str, path: &str, target: Option<&str>) -> String {
+    if let Some(target) = target {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let name = match (method, parts.as_slice()) {
+        ("GET", ["apikeys"]) => "GetApiKeys",
+        ("POST", ["apikeys"]) => "CreateApiKey",
+        ("GET", ["apikeys", _]) => "GetApiKey",
+        ("PATCH", ["apikeys", _]) => "UpdateApiKey",
+        ("DELETE", ["apikeys", _]) => "DeleteApiKey",
+        ("GET", ["usageplans"]) => "GetUsagePlans",
+        ("POST", ["usageplans"]) => "CreateUsagePlan",
+        ("GET", ["usageplans", _]) => "GetUsagePlan",
+        ("GET", ["usageplans", _, "keys"]) => "GetUsagePlanKeys",
+        ("POST", ["usageplans", _, "keys"]) => "CreateUsagePlanKey",
+        ("DELETE", ["usageplans", _, "keys", _]) => "DeleteUsagePlanKey",
+        ("POST", ["restapis"]) => "CreateRestApi",
+        _ => return format!("{method} {path}"),
+    };
+    name.to_string()
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` on a free loopback port.
+    pub async fn start(upstream: &str) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let proxy = Proxy {
+            endpoint,
+            state: Arc::default(),
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let server = proxy.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let server = server.clone();
+                let client = client.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let server = server.clone();
+                        let client = client.clone();
+                        let upstream = upstream.clone();
+                        async move { server.handle(request, &client, &upstream).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Injects `fault` into the next `times` calls of `operation`.
+    pub fn fail(&self, operation: &'static str, fault: Fault, times: usize) {
+        self.state.lock().unwrap().rules.push(Rule {
+            operation,
+            fault,
+            remaining: times,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
+    /// Serves `GetApiKeys` in pages of `size`, following `position`.
+    pub fn paginate_api_keys(&self, size: usize) {
+        self.state.lock().unwrap().page_size = Some(size);
+    }
+
+    pub fn pages_served(&self) -> usize {
+        self.state.lock().unwrap().pages_served
+    }
+
+    /// Every operation seen so far, with the status the proxy answered.
+    pub fn calls(&self) -> Vec<(String, u16)> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// How many times each operation was called.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for (op, _) in self.calls() {
+            *counts.entry(op).or_default() += 1;
+        }
+        counts
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|(op, _)| op == operation)
+            .count()
+    }
+
+    pub fn reset_calls(&self) {
+        self.state.lock().unwrap().calls.clear();
+    }
+
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: &reqwest::Client,
+        upstream: &str,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+        let method = request.method().as_str().to_string();
+        let path = request.uri().path().to_string();
+        let target = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let op = operation(&method, &path, target.as_deref());
+        let fault = {
+            let mut state = self.state.lock().unwrap();
+            let fault = state
+                .rules
+                .iter_mut()
+                .find(|r| r.operation == op && r.remaining > 0)
+                .map(|rule| {
+                    rule.remaining -= 1;
+                    rule.fault.clone()
+                });
+            fault
+        };
+        match fault {
+            Some(Fault::Status(status, error_type)) => {
+                self.record(&op, status);
+                let body = serde_json::json!({"message": "injected by the test proxy", "__type": error_type});
+                return Ok(Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .header("x-amzn-ErrorType", error_type)
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap());
+            }
+            Some(Fault::Drop) => {
+                self.record(&op, 0);
+                // An error from the service makes hyper close the connection
+                // without an answer.
+                return Err(std::io::Error::other("dropped by the test proxy"));
+            }
+            Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+            None => {}
+        }
+
+        let query = request.uri().query().map(str::to_string);
+        let headers = request.headers().clone();
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        let page_size = self.state.lock().unwrap().page_size;
+        let paginate = op == "GetApiKeys" && page_size.is_some();
+        let mut url = reqwest::Url::parse(&format!("{upstream}{path}")).unwrap();
+        if let Some(query) = &query {
+            url.set_query(Some(query));
+        }
+        let mut params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let position: usize = params
+            .iter()
+            .find(|(k, _)| k == "position")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        if paginate {
+            params.retain(|(k, _)| k != "position" && k != "limit");
+        }
+        url.set_query(None);
+        if !params.is_empty() {
+            url.query_pairs_mut().extend_pairs(&params);
+        }
+        let mut forward =
+            client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        for (name, value) in &headers {
+            if name != "host" && name != "content-length" {
+                forward = forward.header(name.as_str(), value.as_bytes());
+            }
+        }
+        let answer = match forward.body(body.to_vec()).send().await {
+            Ok(answer) => answer,
+            Err(err) => {
+                self.record(&op, 502);
+                return Ok(Response::builder()
+                    .status(502)
+                    .body(Full::new(Bytes::from(err.to_string())))
+                    .unwrap());
+            }
+        };
+        let status = answer.status().as_u16();
+        let mut response = Response::builder().status(status);
+        for (name, value) in answer.headers() {
+            if name != "content-length" && name != "transfer-encoding" {
+                response = response.header(name.as_str(), value.as_bytes());
+            }
+        }
+        let mut bytes = answer.bytes().await.map_err(std::io::Error::other)?;
+        if paginate && status == 200 {
+            bytes = self.page(&bytes, position, page_size.unwrap_or(usize::MAX));
+        }
+        self.record(&op, status);
+        Ok(response.body(Full::new(bytes)).unwrap())
+    }
+
+    fn page(&self, bytes: &Bytes, position: usize, size: usize) -> Bytes {
+        let Ok(mut doc) = serde_json::from_slice::<Value>(bytes) else {
+            return bytes.clone();
+        };
+        let items: Vec<Value> = doc["item"].as_array().cloned().unwrap_or_default();
+        let end = (position + size).min(items.len());
+        let page: Vec<Value> = items.get(position..end).unwrap_or(&[]).to_vec();
+        doc["item"] = Value::Array(page);
+        if end < items.len() {
+            doc["position"] = Value::String(end.to_string());
+        } else if let Some(map) = doc.as_object_mut() {
+            map.remove("position");
+        }
+        self.state.lock().unwrap().pages_served += 1;
+        Bytes::from(doc.to_string())
+    }
+
+    fn record(&self, op: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .push((op.to_string(), status));
+    }
+}
