@@ -10,7 +10,7 @@ use aws_config::SdkConfig;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, Response};
 use axum::response::IntoResponse;
-use axum::Router;
+use axum::{middleware, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -23,9 +23,9 @@ use crate::credentials::aws::{load_sdk_config, AwsProvider};
 use crate::credentials::local::LocalStore;
 use crate::credentials::{CredentialError, CredentialProvider};
 use crate::error::ApiError;
-use crate::health;
 use crate::readme::{self, ReadmeDoor};
 use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
+use crate::{health, metrics};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// A caller's request id longer than this is replaced by one of ours.
@@ -79,13 +79,18 @@ pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clo
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 
-    Router::new()
+    let mut router = Router::new()
         .merge(readme::router(readme))
         .merge(sensedia::router(sensedia, auth))
-        .merge(health::router(provider))
+        .merge(health::router(provider));
+    if config.metrics_listen.is_none() {
+        router = router.merge(metrics::router());
+    }
+    router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(middleware::from_fn(metrics::track))
         .layer(
             ServiceBuilder::new()
                 .map_request(drop_oversized_request_id)
@@ -147,6 +152,8 @@ fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
+    /// `/metrics` on its own listener, when configured.
+    metrics: Option<tokio::net::TcpListener>,
     backend: &'static str,
 }
 
@@ -168,20 +175,26 @@ impl Application {
         clock: Clock,
         aws: Option<SdkConfig>,
     ) -> Result<Self, StartupError> {
+        metrics::handle();
         let provider = provider(config, aws).await?;
         let backend = provider.name();
         let router = router(config, provider, clock);
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener = bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Application {
             listener,
             router,
+            metrics,
             backend,
         })
+    }
+
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -197,10 +210,33 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), backend = self.backend, "keyhook listening");
-        axum::serve(self.listener, self.router)
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics = self.metrics.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, metrics::router())
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        });
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        let _ = stop.send(true);
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
+        served
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartupError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -241,6 +241,8 @@ pub struct Config {
     pub body_limit: usize,
     /// `None`: pretty on a terminal, JSON otherwise.
     pub log_format: Option<LogFormat>,
+    /// A separate listener for `/metrics`; `None` serves it on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub readme: ReadmeConfig,
     pub sensedia: SensediaConfig,
     pub aws: AwsConfig,
@@ -254,6 +256,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             body_limit: 64 * 1024,
             log_format: None,
+            metrics_listen: None,
             readme: ReadmeConfig::default(),
             sensedia: SensediaConfig::default(),
             aws: AwsConfig::default(),
@@ -325,6 +328,11 @@ impl Config {
         })?;
         env.set("KEYHOOK_BODY_LIMIT", &mut self.body_limit, parse_from_str)?;
         env.set_option("KEYHOOK_LOG_FORMAT", &mut self.log_format, parse_from_str)?;
+        env.set_option(
+            "KEYHOOK_METRICS_LISTEN",
+            &mut self.metrics_listen,
+            parse_from_str,
+        )?;
         env.set("KEYHOOK_README_SECRET", &mut self.readme.secret, |s| {
             Ok(split_list(s)
                 .map(|v| Redacted::new(v.to_string()))
@@ -473,6 +481,13 @@ impl Config {
         out.insert("backend", self.backend.to_string());
         out.insert("data_dir", self.data_dir.display().to_string());
         out.insert("body_limit", format!("{} bytes", self.body_limit));
+        out.insert(
+            "metrics",
+            match self.metrics_listen {
+                Some(addr) => format!("GET /metrics on {addr}"),
+                None => "GET /metrics on the main listener".to_string(),
+            },
+        );
         out.insert(
             "readme",
             if self.readme.secret.is_empty() {

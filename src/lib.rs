@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod readme;
 pub mod secret;
 pub mod sensedia;

@@ -32,11 +32,18 @@ pub fn init(format: Option<LogFormat>) {
 /// or revoked, under the stable target `keyhook::audit` so it can be routed
 /// to its own sink. Never the secret: ids, owners, apps and plans only.
 pub mod audit {
-    use crate::credentials::{Created, Credential, CredentialRef, Origin};
+    use crate::credentials::{Created, Credential, CredentialRef, Origin, Revoked};
 
     pub const TARGET: &str = "keyhook::audit";
 
     pub fn created(origin: Origin, credential: &Credential, created: Created) {
+        if created == Created::New {
+            crate::metrics::credential_change(
+                "created",
+                credential.kind().as_str(),
+                origin.as_str(),
+            );
+        }
         tracing::info!(
             target: TARGET,
             action = if created == Created::New { "created" } else { "create_replayed" },
@@ -51,6 +58,7 @@ pub mod audit {
     }
 
     pub fn updated(origin: Origin, credential: &Credential) {
+        crate::metrics::credential_change("updated", credential.kind().as_str(), origin.as_str());
         tracing::info!(
             target: TARGET,
             action = "updated",
@@ -64,7 +72,11 @@ pub mod audit {
         );
     }
 
-    pub fn revoked(origin: Origin, target: &CredentialRef, existed: bool) {
+    pub fn revoked(origin: Origin, target: &CredentialRef, outcome: Revoked) {
+        let existed = matches!(outcome, Revoked::Revoked(_));
+        if let Revoked::Revoked(kind) = outcome {
+            crate::metrics::credential_change("revoked", kind.as_str(), origin.as_str());
+        }
         tracing::info!(
             target: TARGET,
             action = if existed { "revoked" } else { "revoke_unknown" },

@@ -245,7 +245,7 @@ impl CredentialProvider for LocalStore {
             .write()
             .expect("index lock")
             .remove(&credential.id);
-        Ok(Revoked::Revoked)
+        Ok(Revoked::Revoked(credential.kind()))
     }
 
     async fn health(&self) -> Result<()> {
@@ -323,7 +323,7 @@ mod tests {
                     .revoke(&CredentialRef::Id(gone.id.clone()))
                     .await
                     .unwrap(),
-                Revoked::Revoked
+                Revoked::Revoked(CredentialKind::ApiKey)
             );
             (kept, gone)
         };

@@ -188,7 +188,8 @@ pub enum Created {
 /// Whether `revoke` removed something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revoked {
-    Revoked,
+    /// A credential of this kind was revoked.
+    Revoked(CredentialKind),
     NotFound,
 }
 

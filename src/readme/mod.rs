@@ -69,19 +69,9 @@ impl ReadmeDoor {
         let verifier = self.verifier.as_ref().ok_or(ApiError::NotConfigured(
             "the ReadMe webhook secret is not configured (KEYHOOK_README_SECRET)",
         ))?;
-        // Several headers of that name: take none of them as the signature
-        // rather than guess which one ReadMe meant.
-        let mut values = headers.get_all(signature::HEADER).iter();
-        let header = match (values.next(), values.next()) {
-            (Some(value), None) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| signature::SignatureError::Invalid)?,
-            ),
-            (None, _) => None,
-            (Some(_), Some(_)) => return Err(signature::SignatureError::Invalid.into()),
-        };
-        verifier.verify(header, body, (self.clock)())?;
+        signature_header(headers)
+            .and_then(|header| verifier.verify(header, body, (self.clock)()))
+            .inspect_err(|e| crate::metrics::signature_failure(e.reason()))?;
 
         extract::require_json(headers)?;
         let request: LoginRequest = extract::json(body)?;
@@ -113,6 +103,21 @@ impl ReadmeDoor {
             &credentials,
             &self.extra_fields,
         ))
+    }
+}
+
+/// The `ReadMe-Signature` header (any case). Several headers of that name:
+/// none of them is taken as the signature rather than guess which one
+/// ReadMe meant.
+fn signature_header(headers: &HeaderMap) -> Result<Option<&str>, signature::SignatureError> {
+    let mut values = headers.get_all(signature::HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| signature::SignatureError::Invalid),
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(signature::SignatureError::Invalid),
     }
 }
 

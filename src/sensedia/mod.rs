@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 
-use crate::credentials::{CredentialKind, CredentialProvider, Origin, Revoked};
+use crate::credentials::{CredentialKind, CredentialProvider, Origin};
 use crate::error::ApiError;
 use crate::extract;
 use crate::telemetry::audit;
@@ -67,7 +67,7 @@ impl SensediaDoor {
     pub async fn revoke(&self, request: CredentialRequest) -> Result<(), ApiError> {
         let target = request.target(self.kind)?;
         let outcome = self.provider.revoke(&target).await?;
-        audit::revoked(Origin::Sensedia, &target, outcome == Revoked::Revoked);
+        audit::revoked(Origin::Sensedia, &target, outcome);
         Ok(())
     }
 

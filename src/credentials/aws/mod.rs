@@ -806,7 +806,7 @@ impl CredentialProvider for AwsProvider {
         };
         inner.apply(Change::Remove(current.id.clone()));
         Ok(if gone {
-            Revoked::Revoked
+            Revoked::Revoked(current.kind())
         } else {
             Revoked::NotFound
         })
