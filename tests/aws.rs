@@ -208,7 +208,12 @@ async fn api_key_walkthrough_create_login_update_revoke() {
     assert_eq!(server.login_keys(dev).await, Err(StatusCode::NOT_FOUND));
     // AWS calls are counted by operation and outcome.
     let metrics = server.get("/metrics").await.text().await.unwrap();
-    for op in ["CreateApiKey", "CreateUsagePlanKey", "DeleteUsagePlanKey", "DeleteApiKey"] {
+    for op in [
+        "CreateApiKey",
+        "CreateUsagePlanKey",
+        "DeleteUsagePlanKey",
+        "DeleteApiKey",
+    ] {
         let line = format!("keyhook_aws_calls_total{{operation=\"{op}\",outcome=\"ok\"}}");
         assert!(metrics.contains(&line), "{line} missing");
     }
