@@ -34,7 +34,15 @@ pub fn base_config() -> Config {
 
 impl Server {
     pub async fn spawn(config: &Config, aws: Option<SdkConfig>) -> Server {
-        let app = Application::build_with(config, keyhook::clock::system(), aws)
+        Self::spawn_with_clock(config, aws, keyhook::clock::system()).await
+    }
+
+    pub async fn spawn_with_clock(
+        config: &Config,
+        aws: Option<SdkConfig>,
+        clock: keyhook::clock::Clock,
+    ) -> Server {
+        let app = Application::build_with(config, clock, aws)
             .await
             .expect("keyhook starts");
         let base = format!("http://{}", app.local_addr());
