@@ -204,6 +204,15 @@ async fn sensedia_create_is_idempotent_and_revoke_hides_the_key() {
     server.stop().await;
 }
 
+/// Route, `Authorization`, `Content-Type`, body, expected status.
+type BadRequest<'a> = (
+    &'a str,
+    Option<String>,
+    Option<&'a str>,
+    Vec<u8>,
+    StatusCode,
+);
+
 #[tokio::test]
 async fn bad_requests_get_the_right_4xx_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,7 +230,7 @@ async fn bad_requests_get_the_right_4xx_and_change_nothing() {
         r#"{{"appName":"{}","developer":"keep@corp.com"}}"#,
         "x".repeat(70_000)
     );
-    let cases: Vec<(&str, Option<String>, Option<&str>, Vec<u8>, StatusCode)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "/v1/createCredentials",
             None,
