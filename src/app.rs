@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, Response};
 use axum::response::IntoResponse;
 use axum::{middleware, Router};
+use axum_server::tls_rustls::RustlsConfig;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -37,6 +38,8 @@ pub enum StartupError {
     Backend(#[from] CredentialError),
     #[error("AWS: {0}")]
     Aws(String),
+    #[error("cannot load the TLS certificate or key: {0}")]
+    Tls(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -154,6 +157,8 @@ pub struct Application {
     router: Router,
     /// `/metrics` on its own listener, when configured.
     metrics: Option<tokio::net::TcpListener>,
+    /// Serve HTTPS on the main listener.
+    tls: Option<RustlsConfig>,
     backend: &'static str,
 }
 
@@ -184,10 +189,19 @@ impl Application {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(StartupError::Tls)?,
+            ),
+            _ => None,
+        };
         Ok(Application {
             listener,
             router,
             metrics,
+            tls,
             backend,
         })
     }
@@ -209,7 +223,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), backend = self.backend, "keyhook listening");
+        tracing::info!(
+            addr = %self.local_addr(),
+            backend = self.backend,
+            tls = self.tls.is_some(),
+            "keyhook listening"
+        );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let metrics = self.metrics.map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
@@ -222,9 +241,27 @@ impl Application {
                     .await
             })
         });
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = match self.tls {
+            None => {
+                axum::serve(self.listener, self.router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    // In-flight requests get the orchestrators' usual grace.
+                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+                });
+                let listener = self.listener.into_std()?;
+                axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
+                    .handle(handle)
+                    .serve(self.router.into_make_service())
+                    .await
+            }
+        };
         let _ = stop.send(true);
         if let Some(metrics) = metrics {
             let _ = metrics.await;

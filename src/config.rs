@@ -243,6 +243,10 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// A separate listener for `/metrics`; `None` serves it on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key: serve HTTPS in-process, for
+    /// deployments without a terminating load balancer.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub readme: ReadmeConfig,
     pub sensedia: SensediaConfig,
     pub aws: AwsConfig,
@@ -257,6 +261,8 @@ impl Default for Config {
             body_limit: 64 * 1024,
             log_format: None,
             metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
             readme: ReadmeConfig::default(),
             sensedia: SensediaConfig::default(),
             aws: AwsConfig::default(),
@@ -333,6 +339,12 @@ impl Config {
             &mut self.metrics_listen,
             parse_from_str,
         )?;
+        env.set_option("KEYHOOK_TLS_CERT", &mut self.tls_cert, |s| {
+            Ok(PathBuf::from(s))
+        })?;
+        env.set_option("KEYHOOK_TLS_KEY", &mut self.tls_key, |s| {
+            Ok(PathBuf::from(s))
+        })?;
         env.set("KEYHOOK_README_SECRET", &mut self.readme.secret, |s| {
             Ok(split_list(s)
                 .map(|v| Redacted::new(v.to_string()))
@@ -433,6 +445,9 @@ impl Config {
                 ));
             }
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid("set both KEYHOOK_TLS_CERT and KEYHOOK_TLS_KEY, or neither".into());
+        }
         let aws = &self.aws;
         if aws.index_refresh_secs == 0 {
             return invalid(
@@ -481,6 +496,13 @@ impl Config {
         out.insert("backend", self.backend.to_string());
         out.insert("data_dir", self.data_dir.display().to_string());
         out.insert("body_limit", format!("{} bytes", self.body_limit));
+        out.insert(
+            "tls",
+            match &self.tls_cert {
+                Some(cert) => format!("HTTPS with certificate {}", cert.display()),
+                None => "off (plain HTTP; terminate TLS in front)".to_string(),
+            },
+        );
         out.insert(
             "metrics",
             match self.metrics_listen {
@@ -812,6 +834,13 @@ mod tests {
                 "KEYHOOK_SENSEDIA_CREDENTIAL_TYPE",
             ),
             (&[("KEYHOOK_BODY_LIMIT", "10")], "KEYHOOK_BODY_LIMIT"),
+            (&[("KEYHOOK_TLS_CERT", "/etc/cert.pem")], "KEYHOOK_TLS_KEY"),
+            (
+                &[("KEYHOOK_METRICS_LISTEN", "here")],
+                "KEYHOOK_METRICS_LISTEN",
+            ),
+            (&[("KEYHOOK_REVOKE", "shred")], "KEYHOOK_REVOKE"),
+            (&[("KEYHOOK_AWS_RATE_LIMIT", "0")], "KEYHOOK_AWS_RATE_LIMIT"),
         ];
         for (vars, needle) in cases {
             let err = load(None, vars).unwrap_err().to_string();
