@@ -323,7 +323,7 @@ pub async fn check_backend(config: &Config) -> Result<String, StartupError> {
         }
         BackendKind::Aws => {
             let sdk = load_sdk_config().await;
-            let provider = AwsProvider::start(config, &sdk);
+            let provider = AwsProvider::new(config, &sdk);
             let report = provider.verify().await.map_err(StartupError::Aws)?;
             Ok(report.join("; "))
         }

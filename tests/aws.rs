@@ -591,3 +591,56 @@ async fn an_unreachable_aws_is_unready_and_answers_503() {
     );
     server.stop().await;
 }
+
+/// Runs `keyhook check` against moto with `extra` settings.
+fn check(extra: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyhook"))
+        .arg("check")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KEYHOOK_BACKEND", "aws")
+        .env("AWS_ENDPOINT_URL", &Moto::shared().endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn check_verifies_the_configured_usage_plan_and_user_pool() {
+    let env = Env::new(1).await;
+    let (ok, text) = check(&[
+        ("KEYHOOK_USAGE_PLAN_ID", &env.seed.plans[0]),
+        ("KEYHOOK_COGNITO_USER_POOL_ID", &env.seed.pool_id),
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("usage plan {} exists", env.seed.plans[0])),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("user pool {} exists", env.seed.pool_id)),
+        "{text}"
+    );
+
+    let (ok, text) = check(&[("KEYHOOK_USAGE_PLAN_ID", "noplan")]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("usage plan noplan (KEYHOOK_USAGE_PLAN_ID) does not exist"),
+        "{text}"
+    );
+
+    let (ok, text) = check(&[("KEYHOOK_COGNITO_USER_POOL_ID", "us-east-1_nopool")]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("KEYHOOK_COGNITO_USER_POOL_ID"), "{text}");
+}

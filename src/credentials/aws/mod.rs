@@ -274,6 +274,14 @@ impl AwsProvider {
     /// Builds the clients and starts loading the owner index in the
     /// background; `health` reports unready until the first load is done.
     pub fn start(config: &Config, sdk: &SdkConfig) -> Self {
+        let provider = Self::new(config, sdk);
+        tokio::spawn(refresh_loop(Arc::downgrade(&provider.inner)));
+        provider
+    }
+
+    /// Builds the clients only: no index, no background work. Enough for
+    /// [`AwsProvider::verify`].
+    pub fn new(config: &Config, sdk: &SdkConfig) -> Self {
         let settings = config.aws.clone();
         let timeout = Duration::from_secs(settings.timeout_secs);
         let retry = RetryConfig::standard()
@@ -317,7 +325,6 @@ impl AwsProvider {
             app_locks: Mutex::new(HashMap::new()),
             health: Mutex::new(None),
         });
-        tokio::spawn(refresh_loop(Arc::downgrade(&inner)));
         AwsProvider { inner }
     }
 
