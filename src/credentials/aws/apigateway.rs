@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_apigateway::Client;
 
-use super::{app_key, AppKey, Aws};
+use super::{app_key, epoch_ms, AppKey, Aws};
 use crate::credentials::{
     AppId, Credential, CredentialError, CredentialSpec, Email, Origin, Result, Secret,
 };
@@ -28,6 +28,23 @@ pub const TAG_CLIENT: &str = "keyhook:client";
 
 /// `GetApiKeys` returns at most 500 keys a page.
 const PAGE: i32 = 500;
+
+/// Builds a [`KeyRecord`] from any of the SDK's three key shapes (`ApiKey`,
+/// `GetApiKeyOutput`, `CreateApiKeyOutput`): same accessors, no common trait.
+macro_rules! key_record {
+    ($key:expr, $id:expr) => {{
+        let key = $key;
+        KeyRecord {
+            id: $id,
+            value: Redacted::new(key.value().unwrap_or_default().to_string()),
+            name: key.name().unwrap_or_default().to_string(),
+            description: key.description().unwrap_or_default().to_string(),
+            enabled: key.enabled(),
+            created_ms: epoch_ms(key.created_date()),
+            tags: key.tags().cloned().unwrap_or_default(),
+        }
+    }};
+}
 
 /// A key as API Gateway describes it.
 #[derive(Debug, Clone)]
@@ -43,19 +60,7 @@ pub struct KeyRecord {
 
 impl KeyRecord {
     fn from_api(key: &aws_sdk_apigateway::types::ApiKey) -> Option<Self> {
-        Some(KeyRecord {
-            id: key.id()?.to_string(),
-            value: Redacted::new(key.value().unwrap_or_default().to_string()),
-            name: key.name().unwrap_or_default().to_string(),
-            description: key.description().unwrap_or_default().to_string(),
-            enabled: key.enabled(),
-            created_ms: key
-                .created_date()
-                .and_then(|d| d.to_millis().ok())
-                .and_then(|ms| u64::try_from(ms).ok())
-                .unwrap_or_default(),
-            tags: key.tags().cloned().unwrap_or_default(),
-        })
+        Some(key_record!(key, key.id()?.to_string()))
     }
 
     /// The owner: the key's name, when it is an email address.
@@ -177,19 +182,7 @@ impl ApiKeys {
     pub async fn get(&self, aws: &Aws, id: &str) -> Result<Option<KeyRecord>> {
         let request = self.client.get_api_key().api_key(id).include_value(true);
         match aws.call_opt("GetApiKey", request.send()).await? {
-            Some(out) => Ok(Some(KeyRecord {
-                id: out.id().unwrap_or(id).to_string(),
-                value: Redacted::new(out.value().unwrap_or_default().to_string()),
-                name: out.name().unwrap_or_default().to_string(),
-                description: out.description().unwrap_or_default().to_string(),
-                enabled: out.enabled(),
-                created_ms: out
-                    .created_date()
-                    .and_then(|d| d.to_millis().ok())
-                    .and_then(|ms| u64::try_from(ms).ok())
-                    .unwrap_or_default(),
-                tags: out.tags().cloned().unwrap_or_default(),
-            })),
+            Some(out) => Ok(Some(key_record!(&out, out.id().unwrap_or(id).to_string()))),
             None => Ok(None),
         }
     }
@@ -214,25 +207,14 @@ impl ApiKeys {
             request = request.tags(TAG_CLIENT, client_id);
         }
         let out = aws.call("CreateApiKey", request.send()).await?;
-        let record = KeyRecord {
-            id: out
-                .id()
-                .ok_or_else(|| CredentialError::Backend {
-                    operation: "CreateApiKey",
-                    detail: "the answer carried no key id".into(),
-                })?
-                .to_string(),
-            value: Redacted::new(out.value().unwrap_or_default().to_string()),
-            name: spec.owner.to_string(),
-            description: spec.label.clone(),
-            enabled: true,
-            created_ms: out
-                .created_date()
-                .and_then(|d| d.to_millis().ok())
-                .and_then(|ms| u64::try_from(ms).ok())
-                .unwrap_or_default(),
-            tags: out.tags().cloned().unwrap_or_default(),
-        };
+        let id = out
+            .id()
+            .ok_or_else(|| CredentialError::Backend {
+                operation: "CreateApiKey",
+                detail: "the answer carried no key id".into(),
+            })?
+            .to_string();
+        let record = key_record!(&out, id);
         for plan in &spec.usage_plans {
             if let Err(err) = self.attach(aws, &record.id, plan).await {
                 self.delete_after_failure(aws, &record.id).await;

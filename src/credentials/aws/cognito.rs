@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
 use aws_sdk_cognitoidentityprovider::Client;
 
-use super::{app_key, AppKey, Aws};
+use super::{app_key, epoch_ms, AppKey, Aws};
 use crate::config::AwsConfig;
 use crate::credentials::{
     AppId, Credential, CredentialError, CredentialSpec, Email, Origin, Result, Secret,
@@ -165,11 +165,7 @@ impl AppClients {
             usage_plans: Vec::new(),
             api_ids: Vec::new(),
             custom,
-            created_at_ms: client
-                .creation_date()
-                .and_then(|d| d.to_millis().ok())
-                .and_then(|ms| u64::try_from(ms).ok())
-                .unwrap_or_default(),
+            created_at_ms: epoch_ms(client.creation_date()),
         })
     }
 

@@ -83,6 +83,13 @@ pub fn app_key(app: &AppId) -> AppKey {
     AppKey(hex::encode(&digest[..8]))
 }
 
+/// An AWS timestamp in Unix milliseconds (0 when absent).
+pub fn epoch_ms(date: Option<&aws_sdk_apigateway::primitives::DateTime>) -> u64 {
+    date.and_then(|d| d.to_millis().ok())
+        .and_then(|ms| u64::try_from(ms).ok())
+        .unwrap_or_default()
+}
+
 /// What went wrong with one AWS call, sorted for the caller.
 #[derive(Debug)]
 pub struct AwsError {
