@@ -37,38 +37,31 @@ pub mod audit {
     pub const TARGET: &str = "keyhook::audit";
 
     pub fn created(origin: Origin, credential: &Credential, created: Created) {
-        if created == Created::New {
-            crate::metrics::credential_change(
-                "created",
-                credential.kind().as_str(),
-                origin.as_str(),
-            );
+        match created {
+            Created::New => event("created", origin, credential),
+            // A portal retry or a concurrent first login: nothing new.
+            Created::Existing => event("create_replayed", origin, credential),
         }
-        tracing::info!(
-            target: TARGET,
-            action = if created == Created::New { "created" } else { "create_replayed" },
-            requested_by = origin.as_str(),
-            owner = %credential.owner,
-            app = %credential.app,
-            kind = %credential.kind(),
-            credential_id = %credential.id,
-            usage_plans = ?credential.usage_plans,
-            "credential issued"
-        );
     }
 
     pub fn updated(origin: Origin, credential: &Credential) {
-        crate::metrics::credential_change("updated", credential.kind().as_str(), origin.as_str());
+        event("updated", origin, credential);
+    }
+
+    fn event(action: &'static str, origin: Origin, credential: &Credential) {
+        if action != "create_replayed" {
+            crate::metrics::credential_change(action, credential.kind().as_str(), origin.as_str());
+        }
         tracing::info!(
             target: TARGET,
-            action = "updated",
+            action,
             requested_by = origin.as_str(),
             owner = %credential.owner,
             app = %credential.app,
             kind = %credential.kind(),
             credential_id = %credential.id,
             usage_plans = ?credential.usage_plans,
-            "credential re-synced"
+            "credential {action}"
         );
     }
 
