@@ -45,7 +45,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// deeper than serde_json's limit) are 400, well-formed JSON of the wrong
 /// shape is 422.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| {
+    let value = serde_json::from_slice(bytes).map_err(|err| {
         use serde_json::error::Category;
         match err.classify() {
             Category::Data => ApiError::Unprocessable(format!("invalid request: {err}")),
@@ -53,7 +53,16 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ApiError::BadRequest(format!("malformed JSON: {err}"))
             }
         }
-    })
+    })?;
+    // Every request body is an object. Derived `Deserialize` also accepts a
+    // struct written as an array of its fields (`["a@b.c"]` for
+    // `{"email":"a@b.c"}`), which no portal sends.
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ApiError::Unprocessable(
+            "invalid request: the body must be a JSON object".into(),
+        ));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -123,5 +132,10 @@ mod tests {
             json::<Body>(b"{\"email\":\"a@b\",\"x\":1}").unwrap().email,
             "a@b"
         );
+        // A struct is not accepted in serde's array form.
+        assert!(matches!(
+            json::<Body>(b" [\"a@b\"]"),
+            Err(ApiError::Unprocessable(_))
+        ));
     }
 }

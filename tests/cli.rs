@@ -1,0 +1,449 @@
+//! The real `keyhook` binary: `sign`, `check`, and `serve` as a child
+//! process (signals, graceful shutdown, persistence across restarts).
+//!
+//! Every child runs with a cleared environment in a temporary working
+//! directory, so neither the caller's `KEYHOOK_*` variables nor the
+//! repository's `config/keyhook.toml` leak in.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use common::{basic, parse_response, raw_http};
+use serde_json::{json, Value};
+
+const SECRET: &str = "cli-readme-secret";
+const PORTAL: &str = "portal:cli-portal-password";
+/// Generous bounds for a debug build on a loaded machine; conditions are
+/// awaited, these only stop a broken test from hanging.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn keyhook(cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyhook"));
+    command.env_clear().current_dir(cwd);
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("keyhook runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn sign_prints_the_contract_vector_header_then_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(keyhook(dir.path()).args([
+        "sign",
+        "--secret",
+        "docs4dayz",
+        "--email",
+        "marc@readme.io",
+        "--timestamp",
+        "1700000000000",
+    ]));
+    assert!(output.status.success());
+    assert_eq!(
+        text(&output.stdout),
+        "t=1700000000000,v0=9b3dfcfdeeb2fa99c400c6f23f865c3ab24b9daaa3e05e2299febf60c0a78b96\n\
+         {\"email\":\"marc@readme.io\"}\n"
+    );
+}
+
+#[test]
+fn sign_writes_non_ascii_and_slashes_raw_as_readme_does() {
+    let dir = tempfile::tempdir().unwrap();
+    for (email, v0) in [
+        (
+            "jöhn@example.com",
+            "55619053a8b37910c6ef6d41234a589a2db9606dc263e397f7e3bd690d8dea1f",
+        ),
+        (
+            "a/b@example.com",
+            "231daf4fe49dc9990d00ae1eba9883e34d23e384709aa5415f861a46e0d12be8",
+        ),
+    ] {
+        let output = run(keyhook(dir.path()).args([
+            "sign",
+            "--secret",
+            "docs4dayz",
+            "--email",
+            email,
+            "--timestamp",
+            "1700000000000",
+        ]));
+        assert!(output.status.success());
+        assert_eq!(
+            text(&output.stdout),
+            format!("t=1700000000000,v0={v0}\n{{\"email\":\"{email}\"}}\n")
+        );
+    }
+}
+
+#[test]
+fn sign_without_a_timestamp_signs_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = keyhook::clock::now_ms();
+    let output = run(keyhook(dir.path()).args(["sign", "--secret", "s", "--email", "a@b.io"]));
+    let after = keyhook::clock::now_ms();
+    let stdout = text(&output.stdout);
+    let header = stdout.lines().next().unwrap();
+    let t: i64 = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (before..=after).contains(&t),
+        "{t} not in {before}..={after}"
+    );
+    assert_eq!(
+        header,
+        keyhook::readme::signature::sign("s", t, br#"{"email":"a@b.io"}"#)
+    );
+}
+
+#[test]
+fn check_accepts_a_good_configuration_and_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let output = run(keyhook(dir.path())
+        .arg("check")
+        .env(
+            "KEYHOOK_README_SECRET",
+            "old-readme-secret,new-readme-secret",
+        )
+        .env("KEYHOOK_SENSEDIA_USERS", "portal:sensedia-password")
+        .env("KEYHOOK_DATA_DIR", &data)
+        .env("KEYHOOK_LISTEN", "127.0.0.1:9999"));
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("127.0.0.1:9999"), "{stdout}");
+    assert!(stdout.contains("local"), "{stdout}");
+    assert!(stdout.contains("2 secret(s)"), "{stdout}");
+    assert!(stdout.contains("portal"), "{stdout}");
+    assert!(stdout.contains(&data.display().to_string()), "{stdout}");
+    assert!(stdout.trim_end().ends_with("configuration OK"), "{stdout}");
+    for secret in [
+        "old-readme-secret",
+        "new-readme-secret",
+        "sensedia-password",
+    ] {
+        assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
+        assert!(!stderr.contains(secret), "{secret} printed:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_reads_secrets_from_file_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("readme-secret");
+    std::fs::write(&secret_file, "from-a-file\n").unwrap();
+    let users_file = dir.path().join("users");
+    std::fs::write(&users_file, "portal:pw1,other:pw2\n").unwrap();
+    let output = run(keyhook(dir.path())
+        .arg("check")
+        .env("KEYHOOK_README_SECRET_FILE", &secret_file)
+        .env("KEYHOOK_SENSEDIA_USERS_FILE", &users_file)
+        .env("KEYHOOK_DATA_DIR", dir.path().join("data")));
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("1 secret(s)"), "{stdout}");
+    assert!(stdout.contains("portal, other"), "{stdout}");
+    assert!(!stdout.contains("from-a-file") && !stdout.contains("pw1"));
+}
+
+#[test]
+fn check_reads_the_file_named_by_keyhook_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("elsewhere.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:7777\"\n[readme]\nprovision = true\n",
+    )
+    .unwrap();
+    let output = run(keyhook(dir.path())
+        .arg("check")
+        .env("KEYHOOK_CONFIG", &file)
+        .env("KEYHOOK_DATA_DIR", dir.path().join("data")));
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("127.0.0.1:7777"), "{stdout}");
+}
+
+#[test]
+fn check_rejects_an_unknown_backend_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(keyhook(dir.path())
+        .arg("check")
+        .env("KEYHOOK_BACKEND", "gcp")
+        .env("KEYHOOK_DATA_DIR", dir.path().join("data")));
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("KEYHOOK_BACKEND"), "{stderr}");
+    assert!(stderr.contains("gcp"), "{stderr}");
+}
+
+#[test]
+fn check_rejects_a_malformed_value_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("KEYHOOK_LISTEN", "not-an-address"),
+        ("KEYHOOK_README_TOLERANCE_SECS", "soon"),
+        ("KEYHOOK_README_PROVISION", "maybe"),
+        ("KEYHOOK_SENSEDIA_USERS", "no-colon-here"),
+        ("KEYHOOK_SENSEDIA_CREDENTIAL_TYPE", "jwt"),
+    ] {
+        let output = run(keyhook(dir.path()).arg("check").env(var, value));
+        assert!(!output.status.success(), "{var}={value}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn check_rejects_a_missing_explicit_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(keyhook(dir.path())
+        .args(["--config", "missing.toml", "check"])
+        .env("KEYHOOK_DATA_DIR", dir.path().join("data")));
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("missing.toml"));
+}
+
+/// `keyhook serve` as a child process, its stderr (JSON logs) read line by
+/// line on a thread.
+struct Served {
+    child: Option<Child>,
+    lines: Receiver<String>,
+    addr: SocketAddr,
+}
+
+impl Served {
+    fn start(cwd: &Path, data_dir: &Path) -> Served {
+        let mut child = keyhook(cwd)
+            .arg("serve")
+            .env("KEYHOOK_LISTEN", "127.0.0.1:0")
+            .env("KEYHOOK_DATA_DIR", data_dir)
+            .env("KEYHOOK_README_SECRET", SECRET)
+            .env("KEYHOOK_SENSEDIA_USERS", PORTAL)
+            .env("KEYHOOK_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("keyhook serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut served = Served {
+            child: Some(child),
+            lines,
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let listening = served.wait_for_log("keyhook listening");
+        served.addr = listening["addr"].as_str().unwrap().parse().unwrap();
+        served
+    }
+
+    /// Waits for the log event whose message is `message`.
+    fn wait_for_log(&self, message: &str) -> Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|e| panic!("no `{message}` in the log: {e}"));
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                if event["message"] == message {
+                    return event;
+                }
+            }
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        raw_http(
+            self.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: keyhook\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let mut request = format!("POST {path} HTTP/1.1\r\nHost: keyhook\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        let (status, body) = raw_http(self.addr, request.as_bytes());
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    fn create(&self, slug: &str, developer: &str) -> Value {
+        let body =
+            json!({"appName": format!("App {slug}"), "appSlug": slug, "developer": developer});
+        let (status, answer) = self.post(
+            "/v1/createCredentials",
+            &[("Authorization", &basic(PORTAL))],
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    fn login(&self, email: &str) -> (u16, Value) {
+        let body = json!({ "email": email }).to_string();
+        let signature =
+            keyhook::readme::signature::sign(SECRET, keyhook::clock::now_ms(), body.as_bytes());
+        self.post(
+            "/readme/webhook",
+            &[("ReadMe-Signature", &signature)],
+            &body,
+        )
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (bounded by [`PATIENCE`]).
+    fn wait(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        rx.recv_timeout(PATIENCE)
+            .expect("keyhook exits")
+            .expect("wait succeeds")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // A failed test must not leave its server behind.
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn serve_answers_healthz_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &dir.path().join("data"));
+    let (status, body) = served.get("/healthz");
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"status": "ok"})
+    );
+    served.terminate();
+    let exit = served.wait();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &dir.path().join("data"));
+    let body = json!({"appName": "In flight", "appSlug": "inflight", "developer": "dev@corp.com"})
+        .to_string();
+    let mut stream = TcpStream::connect(served.addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    // Headers only, asking to continue: the server answers `100 Continue`
+    // once the handler starts reading the body, so the request is
+    // provably in flight when the signal arrives.
+    write!(
+        stream,
+        "POST /v1/createCredentials HTTP/1.1\r\nHost: keyhook\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n\r\n",
+        basic(PORTAL),
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    reader.read_line(&mut line).unwrap(); // the blank line after it
+
+    served.terminate();
+    served.wait_for_log("shutdown requested: finishing in-flight requests");
+    // The server is shutting down; the request it already began still
+    // gets its answer.
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut raw).unwrap();
+    let (status, answer) = parse_response(&raw);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(answer["credentialType"], "API_KEY");
+
+    let exit = served.wait();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+}
+
+#[test]
+fn a_credential_survives_a_server_restart_on_the_same_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Served::start(dir.path(), &data);
+    let created = first.create("durable", "durable@corp.com");
+    first.terminate();
+    assert_eq!(first.wait().code(), Some(0));
+
+    let second = Served::start(dir.path(), &data);
+    let (status, answer) = second.login("durable@corp.com");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["keys"],
+        json!([{"name": "App durable", "apiKey": created["apiKey"]}])
+    );
+    second.terminate();
+    assert_eq!(second.wait().code(), Some(0));
+}
+
+#[test]
+fn a_revocation_survives_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Served::start(dir.path(), &data);
+    let created = first.create("gone", "gone@corp.com");
+    let (status, _) = first.post(
+        "/v1/revokeCredentials",
+        &[("Authorization", &basic(PORTAL))],
+        &json!({"apiKeyId": created["apiKeyId"]}).to_string(),
+    );
+    assert_eq!(status, 204);
+    first.terminate();
+    assert_eq!(first.wait().code(), Some(0));
+
+    let second = Served::start(dir.path(), &data);
+    let (status, answer) = second.login("gone@corp.com");
+    assert_eq!(status, 404, "{answer}");
+    second.terminate();
+    assert_eq!(second.wait().code(), Some(0));
+}
