@@ -3,5 +3,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod child;
+pub mod emulator;
 pub mod moto;
 pub mod proxy;

@@ -1,0 +1,517 @@
+//! Faults on every AWS operation keyhook uses, one at a time, on every
+//! attempt (so the SDK's retries cannot hide them): throttling (429
+//! `TooManyRequestsException`), 500s, dropped connections and delays past
+//! the timeout, injected by a proxy between keyhook and moto.
+//!
+//! For each: the answer is a 5xx JSON `{"error"}` naming the operation
+//! (never a 200 with partial data), or, where the README documents that a
+//! failed read is absorbed (a login answered from the index), that answer;
+//! and afterwards the emulator holds no orphaned key, no half-attached key
+//! and no stray app client: whatever the failed step left is the state the
+//! precondition made, and a retry of the step converges.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyhook::config::RevokeMode;
+use keyhook::credentials::CredentialKind;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::app::Server;
+use support::emulator::Emulator;
+use support::moto::sdk_config;
+use support::proxy::{Fault, Proxy};
+
+/// How long a delayed call is held: past the 1 s operation timeout, so
+/// every attempt times out (the proxy then drops the abandoned call with its
+/// connection); checks wait a little for anything still on its way.
+const DELAY: Duration = Duration::from_millis(1500);
+const LAND: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Flow {
+    /// `createCredentials`, API key on one plan.
+    KeyCreate,
+    /// `updateCredentials` of an API key: other plan, new name.
+    KeyUpdate,
+    /// `revokeCredentials` of an API key keyhook knows (delete).
+    KeyRevoke,
+    /// The same with `KEYHOOK_REVOKE=disable`.
+    KeyDisable,
+    /// Revoke of a key made after keyhook loaded its index.
+    KeyRevokeCold,
+    /// A first-time reader's login with provisioning on.
+    Provision,
+    /// A login of a reader with nothing, provisioning off.
+    LoginMiss,
+    /// `createCredentials`, Cognito app client with a companion API key.
+    ClientCreate,
+    /// A portal retry of a create that another replica already made.
+    ClientReplay,
+    /// `updateCredentials` of an app client: other plan, new name.
+    ClientUpdate,
+    /// `revokeCredentials` of an app client and its companion key.
+    ClientRevoke,
+}
+
+use Flow::*;
+
+impl Flow {
+    fn kind(self) -> CredentialKind {
+        match self {
+            ClientCreate | ClientReplay | ClientUpdate | ClientRevoke => {
+                CredentialKind::ClientCredentials
+            }
+            _ => CredentialKind::ApiKey,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A 5xx JSON error naming the faulted operation.
+    Fails,
+    /// The documented answer despite the fault.
+    Absorbed(StatusCode),
+}
+
+/// Flow, operation, how many calls of it pass before the fault, expectation.
+type Row = (Flow, &'static str, usize, Expect);
+
+const FAILS: Expect = Expect::Fails;
+
+fn table() -> Vec<Row> {
+    vec![
+        // create: look in AWS, create, attach, re-read (race check).
+        (KeyCreate, "GetApiKeys", 0, FAILS),
+        (KeyCreate, "CreateApiKey", 0, FAILS),
+        (KeyCreate, "CreateUsagePlanKey", 0, FAILS),
+        // update: which plans, attach, detach, rename.
+        (KeyUpdate, "GetUsagePlans", 0, FAILS),
+        (KeyUpdate, "CreateUsagePlanKey", 0, FAILS),
+        (KeyUpdate, "DeleteUsagePlanKey", 0, FAILS),
+        (KeyUpdate, "UpdateApiKey", 0, FAILS),
+        (KeyRevoke, "DeleteApiKey", 0, FAILS),
+        (KeyDisable, "UpdateApiKey", 0, FAILS),
+        (KeyRevokeCold, "GetApiKey", 0, FAILS),
+        (KeyRevokeCold, "DeleteApiKey", 0, FAILS),
+        // provisioning login: the index miss's lookup (absorbed, README:
+        // "Throttled or failing AWS calls never fail a login the index can
+        // answer"), then the create's own look, create, attach, re-read.
+        (Provision, "GetApiKeys", 0, FAILS),
+        (Provision, "GetApiKeys", 1, FAILS),
+        (Provision, "CreateApiKey", 0, FAILS),
+        (Provision, "CreateUsagePlanKey", 0, FAILS),
+        (
+            LoginMiss,
+            "GetApiKeys",
+            0,
+            Expect::Absorbed(StatusCode::NOT_FOUND),
+        ),
+        // client create: look, create, re-read, companion key, attach.
+        (ClientCreate, "ListUserPoolClients", 0, FAILS),
+        (ClientCreate, "CreateUserPoolClient", 0, FAILS),
+        (ClientCreate, "CreateApiKey", 0, FAILS),
+        (ClientCreate, "CreateUsagePlanKey", 0, FAILS),
+        (ClientReplay, "ListUserPoolClients", 0, FAILS),
+        (ClientReplay, "DescribeUserPoolClient", 0, FAILS),
+        (ClientReplay, "GetApiKeys", 0, FAILS),
+        (ClientUpdate, "UpdateUserPoolClient", 0, FAILS),
+        (ClientUpdate, "DescribeUserPoolClient", 0, FAILS),
+        (ClientUpdate, "GetUsagePlans", 0, FAILS),
+        (ClientUpdate, "CreateUsagePlanKey", 0, FAILS),
+        (ClientUpdate, "DeleteUsagePlanKey", 0, FAILS),
+        (ClientUpdate, "UpdateApiKey", 0, FAILS),
+        (ClientRevoke, "DeleteApiKey", 0, FAILS),
+        (ClientRevoke, "DeleteUserPoolClient", 0, FAILS),
+    ]
+}
+
+/// The re-read after a create (the race check), on each create path: a
+/// failure there must not leave the credential just made behind.
+fn reread_table() -> Vec<Row> {
+    vec![
+        (KeyCreate, "GetApiKeys", 1, FAILS),
+        (Provision, "GetApiKeys", 2, FAILS),
+        (ClientCreate, "ListUserPoolClients", 1, FAILS),
+    ]
+}
+
+fn faults() -> Vec<Fault> {
+    vec![
+        Fault::Status(429, "TooManyRequestsException"),
+        Fault::Status(500, "InternalServerError"),
+        Fault::Drop,
+        Fault::Delay(DELAY),
+    ]
+}
+
+fn app(owner: &str, slug: &str, api: &str, plan: &str, name: &str) -> Value {
+    json!({
+        "appName": name,
+        "appSlug": slug,
+        "developer": owner,
+        "apis": [{"id": api, "usagePlans": [{"id": plan}]}],
+    })
+}
+
+/// What the precondition made, by id.
+#[derive(Default, Debug)]
+struct Made {
+    key: Option<String>,
+    client: Option<String>,
+}
+
+struct Case {
+    emu: Arc<Emulator>,
+    row: Row,
+    fault: Fault,
+    owner: String,
+    slug: String,
+}
+
+impl Case {
+    fn config(&self) -> keyhook::config::Config {
+        let (flow, ..) = self.row;
+        let mut config = self.emu.config(flow.kind());
+        config.aws.timeout_secs = 1;
+        config.aws.max_attempts = 2;
+        config.aws.client_api_key = true;
+        if flow == KeyDisable {
+            config.aws.revoke = RevokeMode::Disable;
+        }
+        if flow == Provision {
+            config.readme.provision = true;
+            config.readme.usage_plan_id = Some(self.emu.seed.plans[0].clone());
+        }
+        config
+    }
+
+    fn body(&self, plan: usize, name: &str) -> Value {
+        let seed = &self.emu.seed;
+        app(
+            &self.owner,
+            &self.slug,
+            &seed.api_id,
+            &seed.plans[plan],
+            name,
+        )
+    }
+
+    /// Makes what the flow starts from, with no fault.
+    async fn precondition(&self, server: &Server) -> Result<Made, String> {
+        let (flow, ..) = self.row;
+        let mut made = Made::default();
+        match flow {
+            KeyUpdate | KeyRevoke | KeyDisable | ClientUpdate | ClientRevoke => {
+                let created = create_ok(server, &self.body(0, "Fault app")).await?;
+                made.key = created["apiKeyId"]
+                    .as_str()
+                    .or(created["customCredentials"]["apiKeyId"].as_str())
+                    .map(str::to_string);
+                made.client = created["clientId"].as_str().map(str::to_string);
+            }
+            KeyRevokeCold => {
+                // Made after keyhook loaded its index: it must ask AWS.
+                let key = self
+                    .emu
+                    .apigw
+                    .create_api_key()
+                    .name(&self.owner)
+                    .enabled(true)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                made.key = key.id().map(str::to_string);
+            }
+            ClientReplay => {
+                // Another replica (straight to moto) made it.
+                let other = Server::spawn(&self.config(), Some(self.emu.sdk())).await;
+                other.ready().await;
+                let created = create_ok(&other, &self.body(0, "Fault app")).await;
+                other.stop().await;
+                let created = created?;
+                made.client = created["clientId"].as_str().map(str::to_string);
+                made.key = created["customCredentials"]["apiKeyId"]
+                    .as_str()
+                    .map(str::to_string);
+            }
+            KeyCreate | Provision | LoginMiss | ClientCreate => {}
+        }
+        Ok(made)
+    }
+
+    /// The step under fault.
+    async fn step(&self, server: &Server, made: &Made) -> reqwest::Response {
+        let (flow, ..) = self.row;
+        match flow {
+            KeyCreate | ClientCreate | ClientReplay => {
+                server
+                    .sensedia("createCredentials", &self.body(0, "Fault app"))
+                    .await
+            }
+            KeyUpdate => {
+                let mut body = self.body(1, "Renamed app");
+                body["apiKeyId"] = json!(made.key);
+                body["credentialType"] = json!("API_KEY");
+                server.sensedia("updateCredentials", &body).await
+            }
+            ClientUpdate => {
+                let mut body = self.body(1, "Renamed app");
+                body["clientId"] = json!(made.client);
+                body["credentialType"] = json!("CLIENT_CREDENTIALS");
+                server.sensedia("updateCredentials", &body).await
+            }
+            KeyRevoke | KeyDisable | KeyRevokeCold => {
+                let body = json!({"apiKeyId": made.key, "credentialType": "API_KEY"});
+                server.sensedia("revokeCredentials", &body).await
+            }
+            ClientRevoke => {
+                let body = json!({"clientId": made.client, "credentialType": "CLIENT_CREDENTIALS"});
+                server.sensedia("revokeCredentials", &body).await
+            }
+            Provision | LoginMiss => server.login(&self.owner).await,
+        }
+    }
+
+    fn key_ids(keys: &[aws_sdk_apigateway::types::ApiKey]) -> Vec<String> {
+        keys.iter()
+            .filter_map(|k| k.id().map(str::to_string))
+            .collect()
+    }
+
+    /// What AWS holds for the owner once the failed step is over: nothing
+    /// new, nothing half-made; then a retry without fault converges.
+    async fn check_state(&self, server: &Server, made: &Made) -> Result<(), String> {
+        let (flow, ..) = self.row;
+        let emu = &self.emu;
+        let keys = emu.keys_named(&self.owner).await;
+        let clients = emu.clients_of(&self.owner).await;
+        let key_ids = Self::key_ids(&keys);
+        let client_ids: Vec<String> = clients.iter().map(|(id, _)| id.clone()).collect();
+        let expected_keys: Vec<String> = made.key.iter().cloned().collect();
+        let expected_clients: Vec<String> = made.client.iter().cloned().collect();
+        match flow {
+            KeyCreate | Provision | LoginMiss | ClientCreate | ClientReplay | KeyUpdate
+            | ClientUpdate => {
+                if key_ids != expected_keys {
+                    return Err(format!(
+                        "API keys named the owner: {key_ids:?}, expected {expected_keys:?} \
+                         (orphaned key)"
+                    ));
+                }
+                if client_ids != expected_clients {
+                    return Err(format!(
+                        "app clients of the owner: {client_ids:?}, expected {expected_clients:?} \
+                         (stray app client)"
+                    ));
+                }
+            }
+            // A failed revoke leaves the credential, or (a held delete
+            // landing late) removes it; never anything else.
+            KeyRevoke | KeyDisable | KeyRevokeCold | ClientRevoke => {
+                if key_ids.iter().any(|k| !expected_keys.contains(k))
+                    || client_ids.iter().any(|c| !expected_clients.contains(c))
+                {
+                    return Err(format!(
+                        "a failed revoke left unexpected credentials: keys {key_ids:?}, \
+                         clients {client_ids:?}"
+                    ));
+                }
+            }
+        }
+        // Keys the precondition made are still whole: on the plan they had.
+        if matches!(flow, KeyRevoke | KeyDisable | ClientRevoke | ClientReplay) {
+            for key in &keys {
+                let plans = emu.plans_of(key.id().unwrap()).await;
+                if plans != [emu.seed.plans[0].clone()] {
+                    return Err(format!("key {:?} is on plans {plans:?}", key.id()));
+                }
+            }
+        }
+
+        // The retry without fault converges.
+        match flow {
+            KeyUpdate | ClientUpdate => {
+                let status = self.step(server, made).await.status();
+                if status != StatusCode::NO_CONTENT {
+                    return Err(format!("retried update answered {status}"));
+                }
+                let key = made.key.as_deref().unwrap();
+                let plans = emu.plans_of(key).await;
+                if plans != [emu.seed.plans[1].clone()] {
+                    return Err(format!("after the retried update the key is on {plans:?}"));
+                }
+                let keys = emu.keys_named(&self.owner).await;
+                if keys.len() != 1 || keys[0].description() != Some("Renamed app") {
+                    return Err(format!("after the retried update: {keys:?}"));
+                }
+            }
+            KeyRevoke | KeyDisable | KeyRevokeCold | ClientRevoke => {
+                let status = self.step(server, made).await.status();
+                if status != StatusCode::NO_CONTENT {
+                    return Err(format!("retried revoke answered {status}"));
+                }
+                let keys = emu.keys_named(&self.owner).await;
+                let left_enabled = keys.iter().filter(|k| k.enabled()).count();
+                let clients = emu.clients_of(&self.owner).await;
+                let expected_left = if flow == KeyDisable { 1 } else { 0 };
+                if left_enabled != 0 || keys.len() != expected_left || !clients.is_empty() {
+                    return Err(format!(
+                        "after the retried revoke: keys {keys:?}, clients {clients:?}"
+                    ));
+                }
+            }
+            KeyCreate | Provision | ClientCreate | ClientReplay => {
+                let response = self.step(server, made).await;
+                let status = response.status();
+                if status != StatusCode::OK {
+                    return Err(format!("retried step answered {status}"));
+                }
+                let keys = emu.keys_named(&self.owner).await;
+                let clients = emu.clients_of(&self.owner).await;
+                let want_clients = usize::from(flow.kind() == CredentialKind::ClientCredentials);
+                if keys.len() != 1 || clients.len() != want_clients {
+                    return Err(format!(
+                        "after the retried step: keys {:?}, clients {clients:?}",
+                        Self::key_ids(&keys)
+                    ));
+                }
+                let plans = emu.plans_of(keys[0].id().unwrap()).await;
+                if plans != [emu.seed.plans[0].clone()] {
+                    return Err(format!("after the retried step the key is on {plans:?}"));
+                }
+            }
+            LoginMiss => {}
+        }
+        Ok(())
+    }
+
+    async fn run(self) -> Result<(), String> {
+        let (flow, op, skip, expect) = self.row;
+        let proxy = Proxy::start(&self.emu.endpoint).await;
+        let server = Server::spawn(&self.config(), Some(sdk_config(&proxy.endpoint))).await;
+        server.ready().await;
+        let made = self.precondition(&server).await?;
+        proxy.reset_calls();
+        if skip > 0 {
+            proxy.fail(op, Fault::Delay(Duration::ZERO), skip);
+        }
+        proxy.fail(op, self.fault.clone(), 1000);
+        let started = std::time::Instant::now();
+        let response = self.step(&server, &made).await;
+        let elapsed = started.elapsed();
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        proxy.clear_faults();
+        if matches!(self.fault, Fault::Delay(_)) {
+            tokio::time::sleep(LAND).await;
+        }
+        let faulted = proxy.calls().iter().filter(|(o, _)| o == op).count();
+        let result = async {
+            // A held call is abandoned by the SDK at its timeout, and the
+            // proxy drops it with the connection: it never reaches moto and
+            // is not recorded. The step took the timeout instead.
+            let reached = match self.fault {
+                Fault::Delay(_) => faulted == skip && elapsed >= Duration::from_millis(900),
+                _ => faulted > skip,
+            };
+            if !reached {
+                return Err(format!(
+                    "the step did not make call #{} of {op} ({elapsed:?}): calls {:?}",
+                    skip + 1,
+                    proxy.counts()
+                ));
+            }
+            match expect {
+                Expect::Fails => {
+                    let body: Value = serde_json::from_str(&text)
+                        .map_err(|_| format!("answer {status} is not JSON: {text}"))?;
+                    let error = body["error"].as_str().unwrap_or_default();
+                    if !status.is_server_error()
+                        || !error.contains(op)
+                        || body.as_object().map(|o| o.len()) != Some(1)
+                    {
+                        return Err(format!("answered {status} {text}"));
+                    }
+                }
+                Expect::Absorbed(want) => {
+                    if status != want {
+                        return Err(format!("answered {status} {text}, expected {want}"));
+                    }
+                }
+            }
+            self.check_state(&server, &made).await
+        }
+        .await;
+        server.stop().await;
+        result.map_err(|e| format!("{flow:?} / {op} #{} / {:?}: {e}", skip + 1, self.fault))
+    }
+}
+
+async fn run_table(tag: &str, rows: Vec<Row>) {
+    let mut emulators = std::collections::HashMap::new();
+    for (flow, ..) in &rows {
+        if !emulators.contains_key(flow) {
+            emulators.insert(*flow, Arc::new(Emulator::new(2).await));
+        }
+    }
+    let limit = Arc::new(tokio::sync::Semaphore::new(12));
+    let mut tasks = Vec::new();
+    for (n, (row, fault)) in rows
+        .into_iter()
+        .flat_map(|row| faults().into_iter().map(move |fault| (row, fault)))
+        .enumerate()
+    {
+        let flow_name = format!("{:?}", row.0).to_lowercase();
+        let case = Case {
+            emu: Arc::clone(&emulators[&row.0]),
+            row,
+            fault,
+            owner: format!("{tag}{n}-{}@{flow_name}.faults.io", row.1.to_lowercase()),
+            slug: format!("{tag}-{n}-{}", row.1.to_lowercase()),
+        };
+        let limit = Arc::clone(&limit);
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await.unwrap();
+            case.run().await
+        }));
+    }
+    let total = tasks.len();
+    let mut failures = Vec::new();
+    for task in tasks {
+        if let Err(e) = task.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    failures.sort();
+    assert!(
+        failures.is_empty(),
+        "{} of {total} fault cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fault_on_any_aws_operation_fails_cleanly_and_leaves_nothing_half_made() {
+    run_table("f", table()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "defect: a failed re-read after a create returns 503 but leaves the new key/app client in AWS (src/credentials/aws/mod.rs create_api_key / create_client)"]
+async fn a_failed_reread_after_a_create_leaves_no_credential_behind() {
+    run_table("r", reread_table()).await;
+}
+
+async fn create_ok(server: &Server, body: &Value) -> Result<Value, String> {
+    let response = server.sensedia("createCredentials", body).await;
+    let status = response.status();
+    let value: Value = response.json().await.map_err(|e| e.to_string())?;
+    if status != StatusCode::OK {
+        return Err(format!("precondition create answered {status}: {value}"));
+    }
+    Ok(value)
+}
