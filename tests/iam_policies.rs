@@ -1,0 +1,616 @@
+//! The IAM policies cannot drift from the code. For each deployment mode
+//! keyhook runs its real flows on the AWS backend against moto, through the
+//! recording proxy, and every AWS operation the proxy saw keyhook call must
+//! be listed for that mode in `deploy/iam/operations.json`, with the IAM
+//! action and resource it names granted by that mode's policy file. What a
+//! policy grants that the flows never called is printed, not failed: some
+//! grants cover paths only a race or a fault takes.
+//!
+//! The test's own calls (seeding, checking effects) go to moto directly and
+//! are not counted: only keyhook talks to AWS through the proxy.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_config::SdkConfig;
+use keyhook::config::{BackendKind, Config, RevokeMode};
+use keyhook::credentials::aws::{app_key, cognito, AwsProvider};
+use keyhook::credentials::{AppId, CredentialKind, Email};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::app::{base_config, Server};
+use support::moto::{sdk_config, seed, Moto, Seed};
+use support::proxy::{Fault, Proxy};
+
+// ---------------------------------------------------------------------------
+// The deployment kit's view: operations.json and the policy files.
+
+struct Kit {
+    /// `apigateway:GetApiKeys` → its entry.
+    operations: BTreeMap<String, Value>,
+    /// mode → the (action, resource) pairs its policy allows.
+    granted: BTreeMap<String, BTreeSet<(String, String)>>,
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Kit {
+    fn load() -> Kit {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam");
+        let read = |name: &str| -> Value {
+            let text = std::fs::read_to_string(dir.join(name))
+                .unwrap_or_else(|e| panic!("read deploy/iam/{name}: {e}"));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse deploy/iam/{name}: {e}"))
+        };
+        let doc = read("operations.json");
+        let operations: BTreeMap<String, Value> = doc["operations"]
+            .as_object()
+            .expect("operations.json: `operations` is an object")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut granted = BTreeMap::new();
+        for (mode, file) in doc["policies"]
+            .as_object()
+            .expect("operations.json: `policies` is an object")
+        {
+            let policy = read(file.as_str().expect("policy file name"));
+            let mut pairs = BTreeSet::new();
+            for statement in policy["Statement"].as_array().expect("Statement list") {
+                if statement["Effect"] != "Allow" {
+                    continue;
+                }
+                for action in strings(&statement["Action"]) {
+                    for resource in strings(&statement["Resource"]) {
+                        pairs.insert((action.clone(), resource));
+                    }
+                }
+            }
+            granted.insert(mode.clone(), pairs);
+        }
+        Kit {
+            operations,
+            granted,
+        }
+    }
+
+    /// The operations.json entry for a proxy operation name
+    /// (`GetApiKeys`, `DescribeUserPool`).
+    fn entry(&self, operation: &str) -> Option<(&String, &Value)> {
+        self.operations
+            .iter()
+            .find(|(key, _)| key.rsplit(':').next() == Some(operation))
+    }
+
+    fn modes_of(entry: &Value) -> Vec<String> {
+        strings(&entry["modes"])
+    }
+
+    /// What `mode`'s policy lacks for `entry`, if anything.
+    fn missing_grants(&self, mode: &str, entry: &Value) -> Vec<String> {
+        let Some(granted) = self.granted.get(mode) else {
+            return vec![format!("mode {mode} has no policy in operations.json")];
+        };
+        let mut wants = vec![(
+            entry["action"].as_str().unwrap_or_default().to_string(),
+            entry["resource"].as_str().unwrap_or_default().to_string(),
+        )];
+        for also in entry["also"].as_array().into_iter().flatten() {
+            wants.push((
+                also["action"].as_str().unwrap_or_default().to_string(),
+                also["resource"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+        wants
+            .into_iter()
+            .filter(|pair| !granted.contains(pair))
+            .map(|(action, resource)| format!("{action} on {resource}"))
+            .collect()
+    }
+
+    /// Fails unless every operation keyhook called is listed for one of
+    /// `modes` in operations.json and granted by that mode's policy; prints
+    /// what those modes grant that was never called.
+    fn assert_covers(&self, label: &str, modes: &[&str], calls: &BTreeMap<String, usize>) {
+        println!("[{label}] keyhook called, as policies {modes:?}: {calls:?}");
+        assert!(!calls.is_empty(), "[{label}] the proxy saw no AWS call");
+        let mut problems = Vec::new();
+        for operation in calls.keys() {
+            let Some((key, entry)) = self.entry(operation) else {
+                problems.push(format!(
+                    "keyhook called {operation}, which deploy/iam/operations.json does not list"
+                ));
+                continue;
+            };
+            let listed = Self::modes_of(entry);
+            let Some(mode) = modes.iter().find(|m| listed.iter().any(|l| l == *m)) else {
+                problems.push(format!(
+                    "keyhook called {key}, but operations.json lists it only for {listed:?}, not {modes:?}"
+                ));
+                continue;
+            };
+            for missing in self.missing_grants(mode, entry) {
+                problems.push(format!("{key}: the {mode} policy does not grant {missing}"));
+            }
+        }
+        for mode in modes {
+            for (key, entry) in &self.operations {
+                let operation = key.rsplit(':').next().unwrap_or(key);
+                if Self::modes_of(entry).iter().any(|m| m == mode) && !calls.contains_key(operation)
+                {
+                    let when = entry["when"][*mode].as_str().unwrap_or("no `when` given");
+                    println!("[{label}] note: {mode} grants {key}, never called here ({when})");
+                }
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "[{label}] the IAM policies have drifted from the code:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+}
+
+fn merge(into: &mut BTreeMap<String, usize>, from: BTreeMap<String, usize>) {
+    for (op, n) in from {
+        *into.entry(op).or_default() += n;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A fresh corner of the shared moto server, and keyhook in front of it.
+
+struct Env {
+    seed: Seed,
+    /// Talks to moto directly: seeding and checking, never counted.
+    apigw: aws_sdk_apigateway::Client,
+    cognito: aws_sdk_cognitoidentityprovider::Client,
+    moto: &'static Moto,
+}
+
+impl Env {
+    async fn new(plans: usize) -> Env {
+        let moto = Moto::shared();
+        let direct = sdk_config(&moto.endpoint);
+        Env {
+            seed: seed(&direct, plans).await,
+            apigw: aws_sdk_apigateway::Client::new(&direct),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(&direct),
+            moto,
+        }
+    }
+
+    async fn proxy(&self) -> Proxy {
+        Proxy::start(&self.moto.endpoint).await
+    }
+
+    /// The settings every mode shares; each test adds its own.
+    fn config(&self, kind: CredentialKind, pool: bool) -> Config {
+        let mut config = base_config();
+        config.backend = BackendKind::Aws;
+        config.sensedia.credential_type = kind;
+        if pool {
+            config.aws.cognito_user_pool_id = Some(self.seed.pool_id.clone());
+            config.aws.cognito_domain = Some("https://auth.keyhook.test".into());
+            config.aws.cognito_scopes = vec![self.seed.scopes[0].clone()];
+            config
+                .aws
+                .api_scopes
+                .insert(self.seed.api_id.clone(), vec![self.seed.scopes[1].clone()]);
+        }
+        config.aws.timeout_secs = 2;
+        config.aws.max_attempts = 2;
+        config.aws.rate_limit = 1000.0;
+        config
+    }
+
+    async fn spawn(config: &Config, proxy: &Proxy) -> Server {
+        let server = Server::spawn(config, Some(sdk_config(&proxy.endpoint))).await;
+        server.ready().await;
+        server
+    }
+
+    async fn hand_made_key(&self, name: &str, enabled: bool) -> String {
+        self.apigw
+            .create_api_key()
+            .name(name)
+            .enabled(enabled)
+            .send()
+            .await
+            .unwrap()
+            .value()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
+        self.apigw
+            .get_api_keys()
+            .include_values(true)
+            .limit(500)
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .iter()
+            .filter(|k| k.name() == Some(owner))
+            .cloned()
+            .collect()
+    }
+
+    /// An app client named the way keyhook names its own, made directly in
+    /// moto (as another replica or deployment would have).
+    async fn foreign_client(&self, slug: &str, label: &str, owner: &str) -> String {
+        let name = cognito::client_name(
+            &app_key(&AppId::sensedia_slug(slug)),
+            label,
+            &Email::parse(owner).unwrap(),
+        )
+        .unwrap();
+        self.cognito
+            .create_user_pool_client()
+            .user_pool_id(&self.seed.pool_id)
+            .client_name(name)
+            .generate_secret(true)
+            .allowed_o_auth_flows(
+                aws_sdk_cognitoidentityprovider::types::OAuthFlowType::ClientCredentials,
+            )
+            .allowed_o_auth_flows_user_pool_client(true)
+            .allowed_o_auth_scopes(self.seed.scopes[0].clone())
+            .send()
+            .await
+            .unwrap()
+            .user_pool_client()
+            .unwrap()
+            .client_id()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// What `keyhook check` runs, through the proxy.
+async fn verify(config: &Config, sdk: &SdkConfig) {
+    let report = AwsProvider::new(config, sdk).verify().await;
+    assert!(report.is_ok(), "keyhook check fails: {report:?}");
+}
+
+async fn probes(server: &Server) {
+    for path in ["/healthz", "/readyz", "/v1/health"] {
+        let status = server.get(path).await.status();
+        assert!(status.is_success(), "{path}: {status}");
+    }
+}
+
+fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
+    json!({
+        "appName": format!("App {slug}"),
+        "appSlug": slug,
+        "developer": developer,
+        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
+    })
+}
+
+async fn status_of(server: &Server, route: &str, body: &Value) -> StatusCode {
+    server.sensedia(route, body).await.status()
+}
+
+async fn created(server: &Server, body: &Value) -> Value {
+    let response = server.sensedia("createCredentials", body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// The four modes.
+
+/// ReadMe logins only: keys are made by hand (or by another deployment),
+/// keyhook never writes.
+#[tokio::test]
+async fn readme_readonly_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Env::new(1).await;
+    let proxy = env.proxy().await;
+    let known = env.hand_made_key("known@ro.io", true).await;
+    env.hand_made_key("known@ro.io", false).await;
+    env.hand_made_key("not an email", true).await;
+    let client = env.foreign_client("ro-app", "Reports", "oauth@ro.io").await;
+
+    let mut config = env.config(CredentialKind::ApiKey, true);
+    config.readme.provision = false;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    verify(&config, &sdk_config(&proxy.endpoint)).await;
+
+    let server = Env::spawn(&config, &proxy).await;
+    probes(&server).await;
+    // A reader the index knows, twice; one with a Cognito client.
+    for _ in 0..2 {
+        let keys = server.login_keys("Known@RO.io").await.unwrap();
+        assert_eq!(keys, vec![json!({"name": "API key", "apiKey": known})]);
+    }
+    let keys = server.login_keys("oauth@ro.io").await.unwrap();
+    assert_eq!(keys[0]["user"], client);
+    // Readers the index does not know: one AWS has nothing for, one whose
+    // key was made after keyhook started.
+    assert_eq!(
+        server.login_keys("stranger@ro.io").await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    let late = env.hand_made_key("late@ro.io", true).await;
+    assert_eq!(
+        server.login_keys("late@ro.io").await.unwrap()[0]["apiKey"],
+        late
+    );
+    server.stop().await;
+
+    kit.assert_covers("readme-readonly", &["readme-readonly"], &proxy.counts());
+}
+
+/// ReadMe logins that issue a key to first-time readers, on a usage plan.
+#[tokio::test]
+async fn readme_provisioning_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Env::new(1).await;
+    let proxy = env.proxy().await;
+    let plan = env.seed.plans[0].clone();
+    let existing = env.hand_made_key("old@prov.io", true).await;
+    env.foreign_client("prov-app", "Reports", "oauth@prov.io")
+        .await;
+
+    let mut config = env.config(CredentialKind::ApiKey, true);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(plan.clone());
+    verify(&config, &sdk_config(&proxy.endpoint)).await;
+
+    let server = Env::spawn(&config, &proxy).await;
+    let second = Env::spawn(&config, &proxy).await;
+    probes(&server).await;
+    // First login issues a key; repeat logins show it.
+    let first = server.login_keys("first@prov.io").await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(server.login_keys("first@prov.io").await.unwrap(), first);
+    assert_eq!(second.login_keys("first@prov.io").await.unwrap(), first);
+    assert_eq!(env.keys_named("first@prov.io").await.len(), 1);
+    // Readers who already have a credential are not issued another.
+    assert_eq!(
+        server.login_keys("old@prov.io").await.unwrap()[0]["apiKey"],
+        existing
+    );
+    assert_eq!(server.login_keys("oauth@prov.io").await.unwrap().len(), 1);
+    // Two replicas, one first-time reader, concurrent logins.
+    let logins: Vec<_> = (0..8)
+        .map(|i| {
+            let base = if i % 2 == 0 {
+                server.base.clone()
+            } else {
+                second.base.clone()
+            };
+            tokio::spawn(async move { Server::client_for(&base).login_keys("race@prov.io").await })
+        })
+        .collect();
+    for login in logins {
+        assert!(login.await.unwrap().is_ok());
+    }
+    assert_eq!(env.keys_named("race@prov.io").await.len(), 1);
+    // An attach that fails: the orphaned key is deleted again.
+    proxy.fail(
+        "CreateUsagePlanKey",
+        Fault::Status(400, "BadRequestException"),
+        10,
+    );
+    let response = server.login("orphan@prov.io").await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    proxy.clear_faults();
+    assert!(env.keys_named("orphan@prov.io").await.is_empty());
+    assert_eq!(server.login_keys("orphan@prov.io").await.unwrap().len(), 1);
+    probes(&second).await;
+    second.stop().await;
+    server.stop().await;
+
+    kit.assert_covers(
+        "readme-provisioning",
+        &["readme-provisioning"],
+        &proxy.counts(),
+    );
+}
+
+/// Sensedia apps get API Gateway keys: create, update with plan changes,
+/// revoke by deleting and by disabling; ReadMe logins show the keys.
+#[tokio::test]
+async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Env::new(3).await;
+    let proxy = env.proxy().await;
+    let [p0, p1, p2] = [&env.seed.plans[0], &env.seed.plans[1], &env.seed.plans[2]];
+    let api = env.seed.api_id.clone();
+    let dev = "dev@keys.io";
+
+    let config = env.config(CredentialKind::ApiKey, false);
+    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let server = Env::spawn(&config, &proxy).await;
+    probes(&server).await;
+
+    let body = app(dev, "keys1", &api, &[p0, p1]);
+    let first = created(&server, &body).await;
+    assert_eq!(
+        created(&server, &body).await,
+        first,
+        "a retry is idempotent"
+    );
+    let key_id = first["apiKeyId"].as_str().unwrap().to_string();
+    assert_eq!(server.login_keys(dev).await.unwrap().len(), 1);
+
+    // Update by id: plans p1+p2, renamed; then by slug, back to p0.
+    let mut update = app(dev, "keys1", &api, &[p1, p2]);
+    update["appName"] = json!("Keys renamed");
+    update["apiKeyId"] = json!(key_id);
+    assert_eq!(
+        status_of(&server, "updateCredentials", &update).await,
+        StatusCode::NO_CONTENT
+    );
+    let update = app(dev, "keys1", &api, &[p0]);
+    assert_eq!(
+        status_of(&server, "updateCredentials", &update).await,
+        StatusCode::NO_CONTENT
+    );
+    // A replica that did not make it finds it (index loaded from AWS).
+    let fresh = Env::spawn(&config, &proxy).await;
+    assert_eq!(created(&fresh, &body).await["apiKeyId"], key_id.as_str());
+    fresh.stop().await;
+
+    // Revoke (delete), twice; unknown ids.
+    let revoke = json!({"apiKeyId": key_id, "credentialType": "API_KEY"});
+    for _ in 0..2 {
+        assert_eq!(
+            status_of(&server, "revokeCredentials", &revoke).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert!(env.keys_named(dev).await.is_empty());
+    let mut unknown = app(dev, "keys1", &api, &[p0]);
+    unknown["apiKeyId"] = json!("nosuchkey1");
+    assert_eq!(
+        status_of(&server, "updateCredentials", &unknown).await,
+        StatusCode::NOT_FOUND
+    );
+    server.stop().await;
+
+    // Revoke by disabling.
+    let mut config = config.clone();
+    config.aws.revoke = RevokeMode::Disable;
+    let server = Env::spawn(&config, &proxy).await;
+    let made = created(&server, &app("dis@keys.io", "keys2", &api, &[p2])).await;
+    let by_slug = json!({"appSlug": "keys2", "credentialType": "API_KEY"});
+    assert_eq!(
+        status_of(&server, "revokeCredentials", &by_slug).await,
+        StatusCode::NO_CONTENT
+    );
+    let keys = env.keys_named("dis@keys.io").await;
+    assert_eq!(keys.len(), 1);
+    assert!(!keys[0].enabled());
+    let by_id = json!({"apiKeyId": made["apiKeyId"], "credentialType": "API_KEY"});
+    assert_eq!(
+        status_of(&server, "revokeCredentials", &by_id).await,
+        StatusCode::NO_CONTENT
+    );
+    probes(&server).await;
+    server.stop().await;
+
+    kit.assert_covers("sensedia-api-keys", &["sensedia-api-keys"], &proxy.counts());
+}
+
+/// Sensedia apps get Cognito app clients. Without companion API keys the
+/// client-credentials policy alone must do; with `client_api_key` keyhook
+/// also issues API keys, and operations.json says to attach the API-key
+/// policy as well.
+#[tokio::test]
+async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
+    let kit = Kit::load();
+    let env = Env::new(2).await;
+    let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
+    let api = env.seed.api_id.clone();
+
+    // Client credentials alone.
+    let proxy = env.proxy().await;
+    let config = env.config(CredentialKind::ClientCredentials, true);
+    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let server = Env::spawn(&config, &proxy).await;
+    probes(&server).await;
+    let dev = "plain@cc.io";
+    let body = app(dev, "cc-plain", &api, &[]);
+    let first = created(&server, &body).await;
+    assert_eq!(
+        created(&server, &body).await,
+        first,
+        "a retry is idempotent"
+    );
+    let client_id = first["clientId"].as_str().unwrap().to_string();
+    assert_eq!(server.login_keys(dev).await.unwrap()[0]["user"], client_id);
+    let mut update = app(dev, "cc-plain", &api, &[]);
+    update["appName"] = json!("Plain renamed");
+    update["clientId"] = json!(client_id);
+    update["credentialType"] = json!("CLIENT_CREDENTIALS");
+    assert_eq!(
+        status_of(&server, "updateCredentials", &update).await,
+        StatusCode::NO_CONTENT
+    );
+    // A replica that did not make it: its index describes the client.
+    let fresh = Env::spawn(&config, &proxy).await;
+    assert_eq!(created(&fresh, &body).await["clientId"], client_id.as_str());
+    fresh.stop().await;
+    let revoke = json!({"clientId": client_id, "credentialType": "CLIENT_CREDENTIALS"});
+    for _ in 0..2 {
+        assert_eq!(
+            status_of(&server, "revokeCredentials", &revoke).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    server.stop().await;
+    let plain = proxy.counts();
+    kit.assert_covers(
+        "sensedia-client-credentials",
+        &["sensedia-client-credentials"],
+        &plain,
+    );
+
+    // With a companion API key on the app's usage plans.
+    let proxy = env.proxy().await;
+    let mut config = config.clone();
+    config.aws.client_api_key = true;
+    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let server = Env::spawn(&config, &proxy).await;
+    probes(&server).await;
+    let dev = "companion@cc.io";
+    let body = app(dev, "cc-key", &api, &[p0]);
+    let first = created(&server, &body).await;
+    let client_id = first["clientId"].as_str().unwrap().to_string();
+    assert!(
+        first["customCredentials"]["apiKeyId"].is_string(),
+        "{first}"
+    );
+    let fresh = Env::spawn(&config, &proxy).await;
+    assert_eq!(created(&fresh, &body).await["clientId"], client_id.as_str());
+    fresh.stop().await;
+    let with = |plans: &[&String], name: &str| {
+        let mut update = app(dev, "cc-key", &api, plans);
+        update["appName"] = json!(name);
+        update["clientId"] = json!(client_id);
+        update["credentialType"] = json!("CLIENT_CREDENTIALS");
+        update
+    };
+    // Plans change (re-sync), go (companion deleted), come back (re-made).
+    for (plans, name) in [
+        (vec![p1], "Key renamed"),
+        (vec![], "Key renamed"),
+        (vec![p0, p1], "Key again"),
+    ] {
+        assert_eq!(
+            status_of(&server, "updateCredentials", &with(&plans, name)).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert_eq!(server.login_keys(dev).await.unwrap().len(), 1);
+    let revoke = json!({"clientId": client_id, "credentialType": "CLIENT_CREDENTIALS"});
+    assert_eq!(
+        status_of(&server, "revokeCredentials", &revoke).await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(env.keys_named(dev).await.is_empty());
+    server.stop().await;
+    let mut all = plain;
+    merge(&mut all, proxy.counts());
+    kit.assert_covers(
+        "sensedia-client-credentials + client_api_key",
+        &["sensedia-client-credentials", "sensedia-api-keys"],
+        &all,
+    );
+}
