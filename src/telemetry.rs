@@ -7,10 +7,27 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. The level comes from `RUST_LOG`
-/// (default `info`). Safe to call twice: the second call does nothing.
+/// Crates whose verbose levels log request and response bodies: the AWS
+/// SDK's runtime traces API Gateway answers, API key values included. They
+/// are held at `info` whatever `RUST_LOG` asks, so no level of logging can
+/// print a secret.
+const CAPPED: [&str; 2] = ["aws_smithy_runtime", "aws_smithy_runtime_api"];
+
+/// The log filter: `RUST_LOG` (default `info`), with [`CAPPED`] applied last.
+pub fn filter(rust_log: Option<&str>) -> EnvFilter {
+    let mut filter = rust_log
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    for target in CAPPED {
+        filter = filter.add_directive(format!("{target}=info").parse().expect("valid directive"));
+    }
+    filter
+}
+
+/// Installs the global subscriber. Safe to call twice: the second call
+/// does nothing.
 pub fn init(format: Option<LogFormat>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Pretty
     } else {
@@ -26,6 +43,32 @@ pub fn init(format: Option<LogFormat>) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_body_logging_stays_off_at_any_level() {
+        for spec in [
+            None,
+            Some("trace"),
+            Some("aws_smithy_runtime=trace"),
+            Some("debug,aws_smithy_runtime_api=trace"),
+        ] {
+            let text = filter(spec).to_string();
+            assert!(text.contains("aws_smithy_runtime=info"), "{spec:?}: {text}");
+            assert!(
+                !text.contains("aws_smithy_runtime=trace"),
+                "{spec:?}: {text}"
+            );
+            assert!(
+                !text.contains("aws_smithy_runtime_api=trace"),
+                "{spec:?}: {text}"
+            );
+        }
+    }
 }
 
 /// The audit trail: one structured event per credential created, re-synced

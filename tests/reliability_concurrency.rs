@@ -213,7 +213,6 @@ async fn two_processes_racing_first_logins_leave_one_key_per_reader() {
 
 /// ...and at the next login both replicas still show only that key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "defect: the race winner indexes the loser's key (deleted by the loser) and keeps showing it at logins (src/credentials/aws/mod.rs create_api_key, replace_owner_keys(&after))"]
 async fn after_a_race_both_processes_show_only_the_surviving_key() {
     let failures = race_rounds(false, true, 4).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -221,10 +220,12 @@ async fn after_a_race_both_processes_show_only_the_surviving_key() {
 
 /// The interleaving a simultaneous start rarely hits: replica A creates,
 /// re-reads (sees only its key) and answers; only then does B create. B
-/// re-reads, sees both, and keeps the smaller id, which is B's own half of
-/// the time: then A's answered key and B's both stay.
+/// re-reads and sees both; B defers to the first made, but AWS dates have
+/// whole seconds, so within one second it falls back to the smallest id, which
+/// is B's own half of the time: then both keys stay until a refresh settles
+/// them (`settle_duplicates`, once both are 120 s old).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "defect: when one replica finishes its create before the other creates, both keys stay half the time (smallest-id rule in src/credentials/aws/mod.rs create_api_key)"]
+#[ignore = "known limitation: two keys for one app made within the same second, one after the other's re-read, both stay until the refresh settles them 120 s later"]
 async fn a_late_racing_replica_defers_to_the_key_already_answered() {
     let failures = race_rounds(true, false, 6).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));

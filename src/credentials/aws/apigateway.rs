@@ -224,8 +224,8 @@ impl ApiKeys {
         Ok(record)
     }
 
-    /// Best effort: the caller already has an error to report.
-    async fn delete_after_failure(&self, aws: &Aws, id: &str) {
+    /// Best effort: the caller already has an outcome to report.
+    pub async fn delete_after_failure(&self, aws: &Aws, id: &str) {
         if let Err(err) = self.delete(aws, id).await {
             tracing::error!(key_id = id, error = %err, "could not delete a half-made API key; delete it by hand");
         }

@@ -50,6 +50,9 @@ use limiter::TokenBucket;
 /// How long a login waits for the token bucket before answering from the
 /// index alone.
 const LOGIN_MAX_WAIT: Duration = Duration::from_millis(250);
+/// How old every duplicate of an app's key must be before a refresh settles
+/// them: longer than any create (with its retries) can take.
+const SETTLE: Duration = Duration::from_secs(120);
 /// How long a health answer is reused, so probes never hammer AWS.
 const HEALTH_TTL: Duration = Duration::from_secs(5);
 
@@ -396,9 +399,19 @@ impl Inner {
     /// the changes this replica made meanwhile.
     async fn refresh(&self) -> Result<usize> {
         *self.journal.lock().expect("journal lock") = Some(Vec::new());
-        let result = self.list_everything().await;
-        let mut journal = self.journal.lock().expect("journal lock");
-        let changes = journal.take().unwrap_or_default();
+        let result = match self.list_everything().await {
+            Ok(listed) => Ok(self.settle_duplicates(listed).await),
+            Err(err) => Err(err),
+        };
+        // Index, then journal: the order `apply` takes them in, so no change
+        // slips between reading the journal and swapping the index.
+        let mut index = self.index.write().expect("index lock");
+        let changes = self
+            .journal
+            .lock()
+            .expect("journal lock")
+            .take()
+            .unwrap_or_default();
         let credentials = result?;
         let mut fresh = Index::default();
         for credential in credentials {
@@ -413,9 +426,59 @@ impl Inner {
             }
         }
         let count = fresh.by_id.len();
-        *self.index.write().expect("index lock") = fresh;
+        *index = fresh;
+        drop(index);
         self.misses.lock().expect("misses lock").clear();
         Ok(count)
+    }
+
+    /// Two replicas can both keep a key for one app when their creates land
+    /// in the same second and one re-read missed the other's key. Once no
+    /// create for them can still be in flight, the first made stays and the
+    /// others are deleted, so every app converges on one key.
+    async fn settle_duplicates(&self, credentials: Vec<Credential>) -> Vec<Credential> {
+        let now = u64::try_from(crate::clock::now_ms()).unwrap_or_default();
+        let settled = |c: &Credential| c.created_at_ms + SETTLE.as_millis() as u64 <= now;
+        let mut groups: HashMap<(Email, AppId), Vec<&Credential>> = HashMap::new();
+        for c in &credentials {
+            let made_by_keyhook = c.app.as_str().starts_with("aws:");
+            if c.kind() == CredentialKind::ApiKey && made_by_keyhook {
+                groups
+                    .entry((c.owner.clone(), c.app.clone()))
+                    .or_default()
+                    .push(c);
+            }
+        }
+        let mut deleted = Vec::new();
+        for (_, mut group) in groups {
+            if group.len() < 2 || !group.iter().all(|c| settled(c)) {
+                continue;
+            }
+            group.sort_by(|a, b| first_made(a, b));
+            for extra in &group[1..] {
+                match self.keys.delete(&self.aws, &extra.id).await {
+                    Ok(_) => {
+                        tracing::warn!(
+                            target: crate::telemetry::audit::TARGET,
+                            action = "duplicate_deleted",
+                            owner = %extra.owner,
+                            app = %extra.app,
+                            credential_id = %extra.id,
+                            kept = %group[0].id,
+                            "duplicate API key from a replica race deleted"
+                        );
+                        deleted.push(extra.id.clone());
+                    }
+                    Err(err) => {
+                        tracing::warn!(key_id = %extra.id, error = %err, "could not delete a duplicate API key")
+                    }
+                }
+            }
+        }
+        credentials
+            .into_iter()
+            .filter(|c| !deleted.contains(&c.id))
+            .collect()
     }
 
     async fn list_everything(&self) -> Result<Vec<Credential>> {
@@ -531,7 +594,7 @@ impl Inner {
                 .into_iter()
                 .filter(|c| c.app == app)
                 .collect();
-            found.sort_by(|a, b| a.id.cmp(&b.id));
+            found.sort_by(first_made);
             found
         };
         // Another replica may have made it since our last refresh.
@@ -541,18 +604,26 @@ impl Inner {
             return Ok((existing, Created::Existing));
         }
         let mine = self.keys.create(&self.aws, spec, None).await?;
-        let after = self.keys.list_owner(&self.aws, &spec.owner).await?;
-        let winner = same_app(&after).into_iter().next();
-        match winner {
+        let after = match self.keys.list_owner(&self.aws, &spec.owner).await {
+            Ok(after) => after,
+            Err(err) => {
+                // We cannot tell whether a racing replica's key wins, so the
+                // caller gets an error; ours must not outlive it.
+                self.keys.delete_after_failure(&self.aws, &mine.id).await;
+                return Err(err);
+            }
+        };
+        let contenders = same_app(&after);
+        match contenders.first() {
             Some(winner) if winner.id != mine.id => {
-                // A racing replica's key wins; ours goes.
-                self.keys.delete(&self.aws, &mine.id).await?;
+                // A racing replica's key was made first; ours goes.
+                self.keys.delete_after_failure(&self.aws, &mine.id).await;
                 for plan in &spec.usage_plans {
                     self.keys.attach(&self.aws, &winner.id, plan).await?;
                 }
-                let rest: Vec<KeyRecord> = after.into_iter().filter(|r| r.id != mine.id).collect();
-                self.replace_owner_keys(&spec.owner, &rest);
-                Ok((winner, Created::Existing))
+                let kept: Vec<KeyRecord> = after.into_iter().filter(|r| r.id != mine.id).collect();
+                self.replace_owner_keys(&spec.owner, &kept);
+                Ok((winner.clone(), Created::Existing))
             }
             _ => {
                 let mut credential = mine.credential().ok_or(CredentialError::Backend {
@@ -561,7 +632,14 @@ impl Inner {
                 })?;
                 credential.usage_plans = spec.usage_plans.clone();
                 credential.api_ids = spec.api_ids.clone();
-                self.replace_owner_keys(&spec.owner, &after);
+                // Later keys for this app are racing replicas' losers, which
+                // they delete themselves: never show them.
+                let losers: Vec<&str> = contenders.iter().skip(1).map(|c| c.id.as_str()).collect();
+                let kept: Vec<KeyRecord> = after
+                    .into_iter()
+                    .filter(|r| !losers.contains(&r.id.as_str()))
+                    .collect();
+                self.replace_owner_keys(&spec.owner, &kept);
                 self.apply(Change::Upsert(Box::new(credential.clone())));
                 Ok((credential, Created::New))
             }
@@ -593,9 +671,15 @@ impl Inner {
             }
         }
         let mut mine = clients.create(&self.aws, spec).await?;
-        let winner = self.clients_of_app(clients, &app).await?.into_iter().next();
+        let winner = match self.clients_of_app(clients, &app).await {
+            Ok(ids) => ids.into_iter().next(),
+            Err(err) => {
+                delete_client_after_failure(&self.aws, clients, &mine.id).await;
+                return Err(err);
+            }
+        };
         if let Some(winner_id) = winner.filter(|w| *w != mine.id) {
-            clients.delete(&self.aws, &mine.id).await?;
+            delete_client_after_failure(&self.aws, clients, &mine.id).await;
             if let Some(winner) = self.describe_with_companion(clients, &winner_id).await? {
                 self.apply(Change::Upsert(Box::new(winner.clone())));
                 return Ok((winner, Created::Existing));
@@ -606,9 +690,7 @@ impl Inner {
                 Ok(key) => add_companion(&mut mine, &key),
                 Err(err) => {
                     // All or nothing: no client without its key.
-                    if let Err(e) = clients.delete(&self.aws, &mine.id).await {
-                        tracing::error!(client_id = %mine.id, error = %e, "could not delete a half-made app client; delete it by hand");
-                    }
+                    delete_client_after_failure(&self.aws, clients, &mine.id).await;
                     return Err(err);
                 }
             }
@@ -656,6 +738,22 @@ impl Inner {
                 self.describe_with_companion(self.clients()?, id).await
             }
         }
+    }
+}
+
+/// Which of several credentials made for one app wins: the first made
+/// (AWS dates have whole seconds), then the smallest id. Every replica
+/// computes the same answer from the same listing.
+fn first_made(a: &Credential, b: &Credential) -> std::cmp::Ordering {
+    a.created_at_ms
+        .cmp(&b.created_at_ms)
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// Best effort: the caller already has an outcome to report.
+async fn delete_client_after_failure(aws: &Aws, clients: &AppClients, client_id: &str) {
+    if let Err(err) = clients.delete(aws, client_id).await {
+        tracing::error!(client_id, error = %err, "could not delete a half-made app client; delete it by hand");
     }
 }
 
