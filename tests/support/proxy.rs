@@ -37,6 +37,31 @@ struct State {
     rules: Vec<Rule>,
     page_size: Option<usize>,
     pages_served: usize,
+    quota: Option<Quota>,
+}
+
+/// An account-wide quota, as AWS enforces per account and region: a token
+/// bucket every call draws from, whatever its operation.
+struct Quota {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Quota {
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -118,6 +143,23 @@ impl Proxy {
         });
     }
 
+    /// Enforces an account-wide quota of `rate` calls/s with bursts of
+    /// `burst`: a call over it is answered 429 `TooManyRequestsException`,
+    /// as API Gateway does, and recorded with status 429.
+    pub fn quota(&self, rate: f64, burst: f64) {
+        self.state.lock().unwrap().quota = Some(Quota {
+            rate,
+            burst,
+            tokens: burst,
+            last: std::time::Instant::now(),
+        });
+    }
+
+    /// Calls answered 429 so far (quota or injected throttling).
+    pub fn throttled(&self) -> usize {
+        self.calls().iter().filter(|(_, s)| *s == 429).count()
+    }
+
     pub fn clear_faults(&self) {
         self.state.lock().unwrap().rules.clear();
     }
@@ -170,6 +212,21 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let op = operation(&method, &path, target.as_deref());
+        let over_quota = {
+            let mut state = self.state.lock().unwrap();
+            state.quota.as_mut().is_some_and(|quota| !quota.take())
+        };
+        if over_quota {
+            self.record(&op, 429);
+            return Ok(Response::builder()
+                .status(429)
+                .header("content-type", "application/json")
+                .header("x-amzn-ErrorType", "TooManyRequestsException")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"message":"Too Many Requests"}"#,
+                )))
+                .unwrap());
+        }
         let fault = {
             let mut state = self.state.lock().unwrap();
             let fault = state

@@ -1,0 +1,906 @@
+//! End-to-end figures of the release binary, run by `scripts/bench` (one
+//! part per invocation, so each AWS part gets a moto of its own):
+//!
+//! - `sensedia`: createCredentials / updateCredentials / revokeCredentials
+//!   throughput and latency on the local backend;
+//! - `process`: process start to first successful `/healthz`, resident
+//!   memory after start and after 10,000 logins, binary size;
+//! - `aws`: against moto, latency and AWS calls of a login for a reader in
+//!   the owner index, a reader whose key another replica made since the last
+//!   refresh, and a first-time reader (provisioning on, usage plan set);
+//! - `storm`: 600 logins over 100 readers, 20 concurrent, while a proxy in
+//!   front of moto enforces an account-wide quota of 10 calls/s, burst 40.
+//!
+//! It prints figures with their goals and never asserts on timing. Run by
+//! `cargo test --all-targets` (no `--bench` flag), it does nothing at all.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::proxy::Proxy;
+
+/// The binary under test: `KEYHOOK_BIN` (scripts/bench passes the plain
+/// `cargo build --release` one), else the one cargo built for this bench.
+fn keyhook_bin() -> PathBuf {
+    std::env::var_os("KEYHOOK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_keyhook")))
+}
+const SECRET: &str = "bench-readme-secret";
+const PORTAL_USER: &str = "portal";
+const PORTAL_PASSWORD: &str = "portal-pw";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test --all-targets` runs bench targets without `--bench`: there
+    // is nothing to test here, so leave at once, silently.
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let parts: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    for part in parts {
+        match part {
+            "sensedia" => runtime.block_on(sensedia()),
+            "process" => runtime.block_on(process()),
+            "aws" => runtime.block_on(aws_logins()),
+            "storm" => runtime.block_on(storm()),
+            other => {
+                eprintln!("unknown part {other:?}: sensedia, process, aws or storm");
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- printing
+
+/// One figure, its goal and whether it is met (`None`: no goal is set).
+fn figure(name: &str, value: impl std::fmt::Display, goal: &str, met: Option<bool>) {
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "",
+    };
+    println!("  {name:<52} {value:>16}   {goal:<16} {verdict}");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Nearest-rank percentile of `samples` (sorted here).
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort();
+    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1]
+}
+
+fn median_usize(values: &[usize]) -> usize {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- keyhook
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// The release binary, run as an operator would run it.
+struct Keyhook {
+    child: Child,
+    port: u16,
+    base: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Keyhook {
+    fn spawn(env: &[(&str, String)]) -> Keyhook {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Self::spawn_in(dir, env, true)
+    }
+
+    /// Starts `keyhook serve` in `dir` (its data directory is `dir/data`),
+    /// both front doors configured; `env` adds or overrides variables.
+    fn spawn_in(dir: tempfile::TempDir, env: &[(&str, String)], keep_log: bool) -> Keyhook {
+        let port = free_port();
+        let log = dir.path().join("keyhook.log");
+        let (stdout, stderr) = if keep_log {
+            let file = std::fs::File::create(&log).expect("a log file");
+            let copy = file.try_clone().expect("a log file");
+            (Stdio::from(file), Stdio::from(copy))
+        } else {
+            (Stdio::null(), Stdio::null())
+        };
+        let mut command = Command::new(keyhook_bin());
+        command
+            .arg("serve")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if name.starts_with("KEYHOOK_") || name.starts_with("AWS_") || name == "RUST_LOG" {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("KEYHOOK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KEYHOOK_DATA_DIR", dir.path().join("data"))
+            .env("KEYHOOK_README_SECRET", SECRET)
+            .env(
+                "KEYHOOK_SENSEDIA_USERS",
+                format!("{PORTAL_USER}:{PORTAL_PASSWORD}"),
+            )
+            .env("KEYHOOK_LOG_FORMAT", "json");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start the keyhook binary");
+        Keyhook {
+            child,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until `path` answers 200.
+    async fn wait_for(&mut self, http: &reqwest::Client, path: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(r) = http.get(format!("{}{path}", self.base)).send().await {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.fail(&format!("keyhook exited ({status}) before {path} answered"));
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("{path} did not answer 200 within {limit:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn fail(&self, why: &str) -> ! {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        eprintln!("bench: {why}; last log lines:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
+        }
+        std::process::exit(1);
+    }
+
+    /// A field of `/proc/<pid>/status`, in KiB.
+    fn status_kib(&self, field: &str) -> u64 {
+        proc_status_kib(self.child.id(), field)
+    }
+}
+
+impl Drop for Keyhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 / 1024.0)
+}
+
+// ---------------------------------------------------------------- clients
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A freshly signed ReadMe login: status, answer, latency.
+async fn login(http: &reqwest::Client, base: &str, email: &str) -> (u16, Value, Duration) {
+    let body = json!({ "email": email }).to_string();
+    let header =
+        keyhook::readme::signature::sign(SECRET, keyhook::clock::now_ms(), body.as_bytes());
+    let started = Instant::now();
+    let result = http
+        .post(format!("{base}/readme/webhook"))
+        .header("ReadMe-Signature", header)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    answer(result, started).await
+}
+
+async fn portal(
+    http: &reqwest::Client,
+    base: &str,
+    route: &str,
+    body: &Value,
+) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let result = http
+        .post(format!("{base}/v1/{route}"))
+        .basic_auth(PORTAL_USER, Some(PORTAL_PASSWORD))
+        .json(body)
+        .send()
+        .await;
+    answer(result, started).await
+}
+
+async fn answer(
+    result: reqwest::Result<reqwest::Response>,
+    started: Instant,
+) -> (u16, Value, Duration) {
+    match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.unwrap_or_default();
+            let elapsed = started.elapsed();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                elapsed,
+            )
+        }
+        Err(_) => (0, Value::Null, started.elapsed()),
+    }
+}
+
+/// The API key values a login answer carries.
+fn keys_of(answer: &Value) -> Vec<String> {
+    answer["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k["apiKey"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `job(0..n)` with at most `concurrency` in flight; returns the
+/// results (in completion order) and the wall time.
+async fn concurrently<T, F, Fut>(n: usize, concurrency: usize, job: F) -> (Vec<T>, Duration)
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(AtomicUsize::new(0));
+    let results = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (job, next, results) = (Arc::clone(&job), Arc::clone(&next), Arc::clone(&results));
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let result = job(i).await;
+                    results.lock().expect("results lock").push(result);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("a worker finishes");
+    }
+    let elapsed = started.elapsed();
+    let results = std::mem::take(&mut *results.lock().expect("results lock"));
+    (results, elapsed)
+}
+
+/// The sum of `keyhook_aws_calls_total` on `/metrics`.
+async fn aws_calls_metric(http: &reqwest::Client, base: &str) -> u64 {
+    let text = match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter(|l| l.starts_with("keyhook_aws_calls_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+// ---------------------------------------------------------------- (b) Sensedia
+
+async fn sensedia() {
+    const N: usize = 1000;
+    const CONCURRENCY: usize = 16;
+    println!("(b) Sensedia on the local backend: {N} apps, {CONCURRENCY} concurrent, fresh store, every write fsynced");
+    let http = client();
+    let mut server = Keyhook::spawn(&[]);
+    server
+        .wait_for(&http, "/healthz", Duration::from_secs(10))
+        .await;
+    let base = Arc::new(server.base.clone());
+    let app = |i: usize| {
+        json!({
+            "appName": format!("Bench app {i}"),
+            "appSlug": format!("bench{i:06}"),
+            "developer": format!("dev{}@corp.com", i % 100),
+            "apis": [{"id": "5aba4csvd4", "usagePlans": [{"id": "1el57v"}]}],
+        })
+    };
+    let ids: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(vec![String::new(); N]));
+
+    let phases: [(&str, &str, u16); 3] = [
+        ("createCredentials", "create (new appSlug each)", 200),
+        ("updateCredentials", "update (by apiKeyId)", 204),
+        ("revokeCredentials", "revoke (by apiKeyId)", 204),
+    ];
+    for (route, label, expected) in phases {
+        let (http, base, ids) = (http.clone(), Arc::clone(&base), Arc::clone(&ids));
+        let (results, wall) = concurrently(N, CONCURRENCY, move |i| {
+            let (http, base, ids) = (http.clone(), Arc::clone(&base), Arc::clone(&ids));
+            async move {
+                let mut body = app(i);
+                match route {
+                    "createCredentials" => {}
+                    "updateCredentials" => {
+                        body["appName"] = json!(format!("Bench app {i} v2"));
+                        body["apiKeyId"] = json!(ids.lock().unwrap()[i].clone());
+                    }
+                    _ => {
+                        body = json!({
+                            "appSlug": format!("bench{i:06}"),
+                            "credentialType": "API_KEY",
+                            "apiKeyId": ids.lock().unwrap()[i].clone(),
+                        });
+                    }
+                }
+                let (status, answer, latency) = portal(&http, &base, route, &body).await;
+                if let Some(id) = answer["apiKeyId"].as_str() {
+                    ids.lock().unwrap()[i] = id.to_string();
+                }
+                (status, latency)
+            }
+        })
+        .await;
+        let ok = results.iter().filter(|(s, _)| *s == expected).count();
+        let mut latencies: Vec<Duration> = results.iter().map(|(_, l)| *l).collect();
+        let rate = N as f64 / wall.as_secs_f64();
+        println!("  {label}:");
+        figure(
+            &format!("    {route} throughput"),
+            format!("{rate:.0} req/s"),
+            "no goal set",
+            None,
+        );
+        figure(
+            "    p50 / p99",
+            format!(
+                "{} / {}",
+                ms(percentile(&mut latencies, 50.0)),
+                ms(percentile(&mut latencies, 99.0))
+            ),
+            "",
+            None,
+        );
+        figure(
+            &format!("    answered {expected}"),
+            format!("{ok}/{N}"),
+            &format!("{N}/{N}"),
+            Some(ok == N),
+        );
+    }
+}
+
+// ---------------------------------------------------------------- (e) process
+
+/// One `GET /healthz` over a fresh connection: true on a 200.
+fn healthz_once(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.1 200")
+}
+
+async fn process() {
+    const RUNS: usize = 40;
+    const LOGINS: usize = 10_000;
+    println!("(e) Process: start, memory, size (local backend)");
+
+    // Start-up: the store already exists, as on any restart.
+    let store = tempfile::tempdir().expect("a temporary directory");
+    let data = store.path().to_path_buf();
+    let mut starts = Vec::with_capacity(RUNS);
+    for run in 0..=RUNS {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let env = [("KEYHOOK_DATA_DIR", data.display().to_string())];
+        let started = Instant::now();
+        let mut server = Keyhook::spawn_in(dir, &env, false);
+        let deadline = started + Duration::from_secs(10);
+        while !healthz_once(server.port) {
+            if Instant::now() > deadline || matches!(server.child.try_wait(), Ok(Some(_))) {
+                eprintln!("bench: keyhook did not answer /healthz");
+                std::process::exit(1);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let elapsed = started.elapsed();
+        // The first run creates the store: not a restart.
+        if run > 0 {
+            starts.push(elapsed);
+        }
+    }
+    let median = percentile(&mut starts, 50.0);
+    figure(
+        &format!("start to first /healthz 200 (median of {RUNS})"),
+        ms(median),
+        "goal <= 20 ms",
+        Some(median <= Duration::from_millis(20)),
+    );
+    figure(
+        "  min / p90 / max",
+        format!(
+            "{:.1} / {:.1} / {:.1} ms",
+            starts[0].as_secs_f64() * 1e3,
+            percentile(&mut starts, 90.0).as_secs_f64() * 1e3,
+            starts[starts.len() - 1].as_secs_f64() * 1e3
+        ),
+        "",
+        None,
+    );
+
+    // Memory: after start, then after 10,000 logins.
+    let http = client();
+    let mut server = Keyhook::spawn(&[]);
+    server
+        .wait_for(&http, "/healthz", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_start = server.status_kib("VmRSS");
+    let base = Arc::new(server.base.clone());
+    let create = json!({"appName": "Billing app", "appSlug": "590d83b5c05f", "developer": "dev@corp.com",
+                        "apis": [{"id": "5aba4csvd4", "usagePlans": [{"id": "1el57v"}]}]});
+    let (status, _, _) = portal(&http, &base, "createCredentials", &create).await;
+    assert_eq!(status, 200, "createCredentials for the memory run");
+    let (results, wall) = {
+        let (http, base) = (http.clone(), Arc::clone(&base));
+        concurrently(LOGINS, 20, move |_| {
+            let (http, base) = (http.clone(), Arc::clone(&base));
+            async move { login(&http, &base, "dev@corp.com").await.0 }
+        })
+        .await
+    };
+    let ok = results.iter().filter(|s| **s == 200).count();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_after = server.status_kib("VmRSS");
+    let peak = server.status_kib("VmHWM");
+    figure(
+        "resident memory (VmRSS) after start",
+        mib(rss_start),
+        "goal <= 15 MB",
+        Some(rss_start <= 15 * 1024),
+    );
+    figure(
+        &format!("resident memory after {LOGINS} logins ({ok} answered 200)"),
+        mib(rss_after),
+        "goal <= 25 MB",
+        Some(rss_after <= 25 * 1024),
+    );
+    figure("  peak (VmHWM)", mib(peak), "", None);
+    figure(
+        &format!("  ({LOGINS} logins, 20 concurrent, took)"),
+        format!("{:.2} s", wall.as_secs_f64()),
+        "",
+        None,
+    );
+    let bin = keyhook_bin();
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    figure(
+        "release binary size (stripped)",
+        format!("{:.1} MB", size as f64 / (1024.0 * 1024.0)),
+        "no goal set",
+        None,
+    );
+    println!("  binary: {}", bin.display());
+}
+
+// ---------------------------------------------------------------- AWS
+
+/// Creates an enabled API key named `email` directly in moto (as a key
+/// made by hand, or by another replica): its value.
+async fn seed_key(apigw: &aws_sdk_apigateway::Client, email: &str) -> String {
+    let out = apigw
+        .create_api_key()
+        .name(email)
+        .description("Seeded key")
+        .enabled(true)
+        .send()
+        .await
+        .expect("CreateApiKey on moto");
+    out.value().expect("a key value").to_string()
+}
+
+fn aws_env(endpoint: &str, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("KEYHOOK_BACKEND", "aws".into()),
+        ("AWS_ENDPOINT_URL", endpoint.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ];
+    env.extend_from_slice(extra);
+    env
+}
+
+/// Latency and AWS calls (counted at the proxy) of one kind of login.
+struct Sample {
+    latencies: Vec<Duration>,
+    calls: Vec<usize>,
+    ops: std::collections::BTreeMap<String, usize>,
+    wrong: usize,
+}
+
+impl Sample {
+    fn new() -> Self {
+        Sample {
+            latencies: Vec::new(),
+            calls: Vec::new(),
+            ops: Default::default(),
+            wrong: 0,
+        }
+    }
+
+    /// Runs one login, checks its answer holds `expect` (or any one key when
+    /// `None`) and records its latency and the AWS calls it made.
+    async fn login(
+        &mut self,
+        proxy: &Proxy,
+        http: &reqwest::Client,
+        base: &str,
+        email: &str,
+        expect: Option<&str>,
+    ) {
+        let before = proxy.calls().len();
+        let (status, answer, latency) = login(http, base, email).await;
+        // Let any call the login started in the background land.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let calls = proxy.calls();
+        let made = &calls[before.min(calls.len())..];
+        for (op, _) in made {
+            *self.ops.entry(op.clone()).or_default() += 1;
+        }
+        let keys = keys_of(&answer);
+        let right = status == 200
+            && match expect {
+                Some(value) => keys.iter().any(|k| k == value),
+                None => keys.len() == 1,
+            };
+        if !right {
+            self.wrong += 1;
+        }
+        self.latencies.push(latency);
+        self.calls.push(made.len());
+    }
+
+    fn print(&mut self, name: &str, goal_calls: Option<usize>) {
+        let n = self.latencies.len();
+        let calls = median_usize(&self.calls);
+        let (min, max) = (
+            self.calls.iter().min().copied().unwrap_or(0),
+            self.calls.iter().max().copied().unwrap_or(0),
+        );
+        println!("  {name} ({n} logins):");
+        figure(
+            "    latency median / p90",
+            format!(
+                "{} / {}",
+                ms(percentile(&mut self.latencies, 50.0)),
+                ms(percentile(&mut self.latencies, 90.0))
+            ),
+            "no goal set",
+            None,
+        );
+        let spread = if min == max {
+            String::new()
+        } else {
+            format!(" ({min}..{max})")
+        };
+        match goal_calls {
+            Some(goal) => figure(
+                "    AWS calls per login (median)",
+                format!("{calls}{spread}"),
+                &format!("goal <= {goal}"),
+                Some(calls <= goal),
+            ),
+            None => figure(
+                "    AWS calls per login (median)",
+                format!("{calls}{spread}"),
+                "",
+                None,
+            ),
+        }
+        if !self.ops.is_empty() {
+            let ops: Vec<String> = self.ops.iter().map(|(op, c)| format!("{op} {c}")).collect();
+            println!(
+                "      calls by operation, all {n} logins: {}",
+                ops.join(", ")
+            );
+        }
+        figure(
+            "    answered with the right key",
+            format!("{}/{n}", n - self.wrong),
+            &format!("{n}/{n}"),
+            Some(self.wrong == 0),
+        );
+    }
+}
+
+async fn aws_logins() {
+    const KNOWN: usize = 20;
+    const LATE: usize = 15;
+    const FIRST: usize = 15;
+    println!("(c) AWS backend against moto (default settings; provisioning on, usage plan set)");
+    let moto = support::moto::Moto::shared();
+    let sdk = support::moto::sdk_config(&moto.endpoint);
+    let seed = support::moto::seed(&sdk, 1).await;
+    let apigw = aws_sdk_apigateway::Client::new(&sdk);
+    let mut known = Vec::new();
+    for i in 0..KNOWN {
+        let email = format!("known{i:02}@bench.test");
+        let value = seed_key(&apigw, &email).await;
+        known.push((email, value));
+    }
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let http = client();
+    let env = aws_env(
+        &proxy.endpoint,
+        &[
+            ("KEYHOOK_README_PROVISION", "true".into()),
+            ("KEYHOOK_USAGE_PLAN_ID", seed.plans[0].clone()),
+        ],
+    );
+    let mut server = Keyhook::spawn(&env);
+    server
+        .wait_for(&http, "/readyz", Duration::from_secs(60))
+        .await;
+    let base = server.base.clone();
+    let metric_before = aws_calls_metric(&http, &base).await;
+    let proxied_before = proxy.calls().len();
+
+    // 1. Readers whose keys existed when keyhook loaded its owner index.
+    let mut first = Sample::new();
+    let mut repeat = Sample::new();
+    for (email, value) in &known {
+        first
+            .login(&proxy, &http, &base, email, Some(value.as_str()))
+            .await;
+        repeat
+            .login(&proxy, &http, &base, email, Some(value.as_str()))
+            .await;
+    }
+    first.print("existing reader, key in the owner index", Some(1));
+    repeat.print("  the same reader again at once (repeat login)", Some(0));
+
+    // 2. Readers whose key another replica (or the console) made after this
+    // replica's last index refresh: one lookup in AWS.
+    let mut late = Sample::new();
+    let mut late_repeat = Sample::new();
+    for i in 0..LATE {
+        let email = format!("late{i:02}@bench.test");
+        let value = seed_key(&apigw, &email).await;
+        // Spaced so keyhook's own token bucket (5/s) is not what is measured.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        late.login(&proxy, &http, &base, &email, Some(value.as_str()))
+            .await;
+        late_repeat
+            .login(&proxy, &http, &base, &email, Some(value.as_str()))
+            .await;
+    }
+    late.print(
+        "existing reader, key made elsewhere since the last refresh",
+        Some(1),
+    );
+    late_repeat.print("  the same reader again at once (repeat login)", Some(0));
+
+    // 3. First-time readers: keyhook provisions a key on the usage plan.
+    let mut fresh = Sample::new();
+    let mut fresh_repeat = Sample::new();
+    for i in 0..FIRST {
+        let email = format!("new{i:02}@bench.test");
+        // Spaced so every login finds keyhook's token bucket (5 calls/s,
+        // burst 10) with the calls it needs: the latency is AWS's, not the
+        // bucket's.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        fresh.login(&proxy, &http, &base, &email, None).await;
+        fresh_repeat.login(&proxy, &http, &base, &email, None).await;
+    }
+    fresh.print("first-time reader (key provisioned)", Some(2));
+    fresh_repeat.print("  the same reader again at once (repeat login)", Some(0));
+
+    let metric_after = aws_calls_metric(&http, &base).await;
+    let proxied = proxy.calls().len() - proxied_before;
+    println!(
+        "  AWS calls over these {} logins: {} at the proxy, {} in keyhook_aws_calls_total (includes background index refreshes)",
+        2 * (KNOWN + LATE + FIRST),
+        proxied,
+        metric_after.saturating_sub(metric_before)
+    );
+}
+
+// ---------------------------------------------------------------- (d) storm
+
+async fn storm() {
+    const READERS: usize = 100;
+    const LOGINS: usize = 600;
+    const CONCURRENCY: usize = 20;
+    println!(
+        "(d) Login storm under AWS quotas: account-wide 10 calls/s, burst 40 (429 TooManyRequestsException over it);"
+    );
+    println!("    {READERS} readers with keys, {LOGINS} logins, {CONCURRENCY} concurrent, keyhook on default settings, started after /readyz 200");
+    let moto = support::moto::Moto::shared();
+    let sdk = support::moto::sdk_config(&moto.endpoint);
+    let apigw = aws_sdk_apigateway::Client::new(&sdk);
+    let mut readers = Vec::with_capacity(READERS);
+    for i in 0..READERS {
+        let email = format!("reader{i:03}@storm.test");
+        let value = seed_key(&apigw, &email).await;
+        readers.push((email, value));
+    }
+    let proxy = Proxy::start(&moto.endpoint).await;
+    proxy.quota(10.0, 40.0);
+    let http = client();
+    let mut server = Keyhook::spawn(&aws_env(&proxy.endpoint, &[]));
+    let started = Instant::now();
+    server
+        .wait_for(&http, "/readyz", Duration::from_secs(120))
+        .await;
+    let ready_after = started.elapsed();
+    let startup_calls = proxy.calls();
+    proxy.reset_calls();
+
+    let readers = Arc::new(readers);
+    let order = Arc::new(shuffled(LOGINS, READERS));
+    let run = |readers: Arc<Vec<(String, String)>>, order: Arc<Vec<usize>>| {
+        let (http, base) = (http.clone(), Arc::new(server.base.clone()));
+        concurrently(LOGINS, CONCURRENCY, move |i| {
+            let (http, base, readers, order) = (
+                http.clone(),
+                Arc::clone(&base),
+                Arc::clone(&readers),
+                Arc::clone(&order),
+            );
+            async move {
+                let (email, value) = &readers[order[i]];
+                let (status, answer, latency) = login(&http, &base, email).await;
+                let right = status == 200 && keys_of(&answer).iter().any(|k| k == value);
+                (right, status, latency)
+            }
+        })
+    };
+    let (results, wall) = run(Arc::clone(&readers), Arc::clone(&order)).await;
+    print_storm(&results, wall, &proxy.calls());
+    println!(
+        "    (keyhook became ready {:.2} s after start, with {} AWS calls passed and {} throttled)",
+        ready_after.as_secs_f64(),
+        startup_calls.iter().filter(|(_, s)| *s != 429).count(),
+        startup_calls.iter().filter(|(_, s)| *s == 429).count()
+    );
+
+    // The same storm over readers whose keys were made after keyhook loaded
+    // its index (by another replica, or in the console), before its next
+    // refresh: keyhook must look each up in AWS, under the quota.
+    let mut cold = Vec::with_capacity(READERS);
+    for i in 0..READERS {
+        let email = format!("cold{i:03}@storm.test");
+        let value = seed_key(&apigw, &email).await;
+        cold.push((email, value));
+    }
+    proxy.reset_calls();
+    let (results, wall) = run(Arc::new(cold), order).await;
+    println!("  informational: the same storm over 100 readers whose keys were made after the index was loaded (no goal set):");
+    print_storm(&results, wall, &proxy.calls());
+}
+
+fn print_storm(results: &[(bool, u16, Duration)], wall: Duration, calls: &[(String, u16)]) {
+    let n = results.len();
+    let right = results.iter().filter(|(r, _, _)| *r).count();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for (_, status, _) in results {
+        *statuses.entry(*status).or_default() += 1;
+    }
+    let mut latencies: Vec<Duration> = results.iter().map(|(_, _, l)| *l).collect();
+    let rate = n as f64 / wall.as_secs_f64();
+    let p99 = percentile(&mut latencies, 99.0);
+    figure(
+        "answered with the right key",
+        format!("{right}/{n}"),
+        &format!("goal {n}/{n}"),
+        Some(right == n),
+    );
+    let statuses: Vec<String> = statuses.iter().map(|(s, c)| format!("{s}: {c}")).collect();
+    println!("    statuses: {}", statuses.join(", "));
+    figure(
+        "logins/s",
+        format!("{rate:.0}"),
+        "goal >= 300",
+        Some(rate >= 300.0),
+    );
+    figure(
+        "p50 / p99 latency",
+        format!("{} / {}", ms(percentile(&mut latencies, 50.0)), ms(p99)),
+        "goal p99 <= 50 ms",
+        Some(p99 <= Duration::from_millis(50)),
+    );
+    let passed = calls.iter().filter(|(_, s)| *s != 429).count();
+    let throttled = calls.len() - passed;
+    figure(
+        "AWS calls during the storm: passed / throttled",
+        format!("{passed} / {throttled}"),
+        "",
+        None,
+    );
+}
+
+/// `n` reader indexes, each of `readers` equally often, in a fixed
+/// pseudo-random order.
+fn shuffled(n: usize, readers: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).map(|i| i % readers).collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..order.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
