@@ -8,33 +8,33 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use keyhook::config::{BackendKind, Config, RevokeMode};
+use keyhook::config::{Config, RevokeMode};
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::{base_config, Server};
-use support::moto::{sdk_config, seed, Moto, Seed};
+use support::app::Server;
+use support::emulator::Emulator;
+use support::moto::{sdk_config, Moto};
 use support::proxy::{Fault, Proxy};
 
+/// The emulator, and the proxy keyhook reaches it through.
 struct Env {
-    seed: Seed,
-    /// Talks to moto directly: what the tests check the effects with.
-    apigw: aws_sdk_apigateway::Client,
-    cognito: aws_sdk_cognitoidentityprovider::Client,
+    emu: Emulator,
     proxy: Proxy,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emu
+    }
 }
 
 impl Env {
     async fn new(plans: usize) -> Env {
-        let moto = Moto::shared();
-        let direct = sdk_config(&moto.endpoint);
-        let seed = seed(&direct, plans).await;
-        Env {
-            apigw: aws_sdk_apigateway::Client::new(&direct),
-            cognito: aws_sdk_cognitoidentityprovider::Client::new(&direct),
-            proxy: Proxy::start(&moto.endpoint).await,
-            seed,
-        }
+        let emu = Emulator::new(plans).await;
+        let proxy = Proxy::start(&emu.endpoint).await;
+        Env { emu, proxy }
     }
 
     /// keyhook's view of AWS: through the proxy.
@@ -42,20 +42,13 @@ impl Env {
         sdk_config(&self.proxy.endpoint)
     }
 
+    /// The emulator's configuration, plus per-API scopes.
     fn config(&self, kind: CredentialKind) -> Config {
-        let mut config = base_config();
-        config.backend = BackendKind::Aws;
-        config.sensedia.credential_type = kind;
-        config.aws.cognito_user_pool_id = Some(self.seed.pool_id.clone());
-        config.aws.cognito_domain = Some("https://auth.keyhook.test".into());
-        config.aws.cognito_scopes = vec![self.seed.scopes[0].clone()];
+        let mut config = self.emu.config(kind);
         config
             .aws
             .api_scopes
             .insert(self.seed.api_id.clone(), vec![self.seed.scopes[1].clone()]);
-        config.aws.timeout_secs = 2;
-        config.aws.max_attempts = 2;
-        config.aws.rate_limit = 1000.0;
         config
     }
 
@@ -63,67 +56,6 @@ impl Env {
         let server = Server::spawn(config, Some(self.keyhook_sdk())).await;
         server.ready().await;
         server
-    }
-
-    /// Every API key in the emulator named `owner`.
-    async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
-        self.apigw
-            .get_api_keys()
-            .include_values(true)
-            .limit(500)
-            .send()
-            .await
-            .unwrap()
-            .items()
-            .iter()
-            .filter(|k| k.name() == Some(owner))
-            .cloned()
-            .collect()
-    }
-
-    async fn plan_key_ids(&self, plan: &str) -> Vec<String> {
-        self.apigw
-            .get_usage_plan_keys()
-            .usage_plan_id(plan)
-            .send()
-            .await
-            .unwrap()
-            .items()
-            .iter()
-            .filter_map(|k| k.id().map(str::to_string))
-            .collect()
-    }
-
-    async fn clients_in_pool(&self) -> Vec<(String, String)> {
-        self.cognito
-            .list_user_pool_clients()
-            .user_pool_id(&self.seed.pool_id)
-            .max_results(60)
-            .send()
-            .await
-            .unwrap()
-            .user_pool_clients()
-            .iter()
-            .map(|c| {
-                (
-                    c.client_id().unwrap().to_string(),
-                    c.client_name().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    async fn hand_made_key(&self, name: &str, enabled: bool) -> String {
-        self.apigw
-            .create_api_key()
-            .name(name)
-            .enabled(enabled)
-            .send()
-            .await
-            .unwrap()
-            .value()
-            .unwrap()
-            .to_string()
     }
 }
 
@@ -325,7 +257,7 @@ async fn client_credentials_walkthrough_create_login_update_revoke() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert!(env.clients_in_pool().await.is_empty());
+    assert!(env.clients().await.is_empty());
     assert_eq!(server.login_keys(dev).await, Err(StatusCode::NOT_FOUND));
     server.stop().await;
 }
@@ -368,7 +300,7 @@ async fn portal_retries_get_the_same_credential_of_both_kinds() {
         server.stop().await;
     }
     assert_eq!(env.keys_named("api-key@retry.io").await.len(), 1);
-    assert_eq!(env.clients_in_pool().await.len(), 1);
+    assert_eq!(env.clients().await.len(), 1);
 }
 
 #[tokio::test]

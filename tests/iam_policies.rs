@@ -14,13 +14,14 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::SdkConfig;
-use keyhook::config::{BackendKind, Config, RevokeMode};
+use keyhook::config::{Config, RevokeMode};
 use keyhook::credentials::aws::{app_key, cognito, AwsProvider};
 use keyhook::credentials::{AppId, CredentialKind, Email};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::{base_config, Server};
-use support::moto::{sdk_config, seed, Moto, Seed};
+use support::app::Server;
+use support::emulator::Emulator;
+use support::moto::sdk_config;
 use support::proxy::{Fault, Proxy};
 
 // ---------------------------------------------------------------------------
@@ -170,47 +171,43 @@ fn merge(into: &mut BTreeMap<String, usize>, from: BTreeMap<String, usize>) {
 // ---------------------------------------------------------------------------
 // A fresh corner of the shared moto server, and keyhook in front of it.
 
+/// The emulator (seeding and checking, never counted) and the settings
+/// every mode shares.
 struct Env {
-    seed: Seed,
-    /// Talks to moto directly: seeding and checking, never counted.
-    apigw: aws_sdk_apigateway::Client,
-    cognito: aws_sdk_cognitoidentityprovider::Client,
-    moto: &'static Moto,
+    emu: Emulator,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emu
+    }
 }
 
 impl Env {
     async fn new(plans: usize) -> Env {
-        let moto = Moto::shared();
-        let direct = sdk_config(&moto.endpoint);
         Env {
-            seed: seed(&direct, plans).await,
-            apigw: aws_sdk_apigateway::Client::new(&direct),
-            cognito: aws_sdk_cognitoidentityprovider::Client::new(&direct),
-            moto,
+            emu: Emulator::new(plans).await,
         }
     }
 
     async fn proxy(&self) -> Proxy {
-        Proxy::start(&self.moto.endpoint).await
+        Proxy::start(&self.endpoint).await
     }
 
     /// The settings every mode shares; each test adds its own.
     fn config(&self, kind: CredentialKind, pool: bool) -> Config {
-        let mut config = base_config();
-        config.backend = BackendKind::Aws;
-        config.sensedia.credential_type = kind;
+        let mut config = self.emu.config(kind);
         if pool {
-            config.aws.cognito_user_pool_id = Some(self.seed.pool_id.clone());
-            config.aws.cognito_domain = Some("https://auth.keyhook.test".into());
-            config.aws.cognito_scopes = vec![self.seed.scopes[0].clone()];
             config
                 .aws
                 .api_scopes
                 .insert(self.seed.api_id.clone(), vec![self.seed.scopes[1].clone()]);
+        } else {
+            config.aws.cognito_user_pool_id = None;
+            config.aws.cognito_domain = None;
+            config.aws.cognito_scopes.clear();
         }
-        config.aws.timeout_secs = 2;
-        config.aws.max_attempts = 2;
-        config.aws.rate_limit = 1000.0;
         config
     }
 
@@ -218,34 +215,6 @@ impl Env {
         let server = Server::spawn(config, Some(sdk_config(&proxy.endpoint))).await;
         server.ready().await;
         server
-    }
-
-    async fn hand_made_key(&self, name: &str, enabled: bool) -> String {
-        self.apigw
-            .create_api_key()
-            .name(name)
-            .enabled(enabled)
-            .send()
-            .await
-            .unwrap()
-            .value()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
-        self.apigw
-            .get_api_keys()
-            .include_values(true)
-            .limit(500)
-            .send()
-            .await
-            .unwrap()
-            .items()
-            .iter()
-            .filter(|k| k.name() == Some(owner))
-            .cloned()
-            .collect()
     }
 
     /// An app client named the way keyhook names its own, made directly in

@@ -48,6 +48,20 @@ impl Emulator {
         config
     }
 
+    /// A key made by hand, as in the AWS console; its value.
+    pub async fn hand_made_key(&self, name: &str, enabled: bool) -> String {
+        self.apigw
+            .create_api_key()
+            .name(name)
+            .enabled(enabled)
+            .send()
+            .await
+            .unwrap()
+            .value()
+            .unwrap()
+            .to_string()
+    }
+
     /// Every API key named `owner` (enabled or not).
     pub async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
         self.apigw
