@@ -193,15 +193,7 @@ async fn client_credentials_walkthrough_create_login_update_revoke() {
     assert!(env.plan_key_ids(plan).await.contains(&companion_id));
 
     // In Cognito: the client-credentials flow, a secret, the mapped scopes.
-    let described = env
-        .cognito
-        .describe_user_pool_client()
-        .user_pool_id(&env.seed.pool_id)
-        .client_id(&client_id)
-        .send()
-        .await
-        .unwrap();
-    let client = described.user_pool_client().unwrap();
+    let client = env.client(&client_id).await;
     assert_eq!(client.client_secret(), Some(secret.as_str()));
     assert_eq!(
         client.allowed_o_auth_flows(),
@@ -226,15 +218,7 @@ async fn client_credentials_walkthrough_create_login_update_revoke() {
     });
     let response = server.sensedia("updateCredentials", &update).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let described = env
-        .cognito
-        .describe_user_pool_client()
-        .user_pool_id(&env.seed.pool_id)
-        .client_id(&client_id)
-        .send()
-        .await
-        .unwrap();
-    let client = described.user_pool_client().unwrap();
+    let client = env.client(&client_id).await;
     assert_eq!(client.allowed_o_auth_scopes(), &env.seed.scopes[..1]);
     assert_eq!(
         client.allowed_o_auth_flows(),

@@ -48,6 +48,23 @@ impl Emulator {
         config
     }
 
+    /// One app client as Cognito describes it (secret, flows, scopes).
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> aws_sdk_cognitoidentityprovider::types::UserPoolClientType {
+        self.cognito
+            .describe_user_pool_client()
+            .user_pool_id(&self.seed.pool_id)
+            .client_id(client_id)
+            .send()
+            .await
+            .unwrap()
+            .user_pool_client()
+            .cloned()
+            .unwrap()
+    }
+
     /// A key made by hand, as in the AWS console; its value.
     pub async fn hand_made_key(&self, name: &str, enabled: bool) -> String {
         self.apigw
