@@ -20,12 +20,11 @@ WORKDIR /src
 ENV CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
 COPY Cargo.toml Cargo.lock ./
-# A stub library and binary with the real manifest: builds every dependency
-# exactly as the real build will, then drops the stub's own artifacts so the
-# next stage recompiles keyhook (and only keyhook).
-RUN mkdir -p src \
- && printf 'fn main() {}\n' > src/main.rs \
- && printf '\n' > src/lib.rs \
+# A stub crate with the real manifest (deploy/docker/stub-crate.sh): builds
+# every dependency exactly as the real build will, then drops the stub's own
+# artifacts so the next stage recompiles keyhook (and only keyhook).
+COPY deploy/docker/stub-crate.sh /usr/local/bin/stub-crate
+RUN stub-crate \
  && cargo build --release --locked \
  && rm -rf src \
       target/release/keyhook \
