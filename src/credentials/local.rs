@@ -320,7 +320,7 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 store
-                    .revoke(&CredentialRef::Id(gone.id.clone()))
+                    .revoke(&CredentialRef::Id(gone.id.clone(), CredentialKind::ApiKey))
                     .await
                     .unwrap(),
                 Revoked::Revoked(CredentialKind::ApiKey)
@@ -331,7 +331,10 @@ mod tests {
         let found = store.find_by_owner(&owner).await.unwrap();
         assert_eq!(found, vec![kept]);
         assert_eq!(
-            store.revoke(&CredentialRef::Id(gone.id)).await.unwrap(),
+            store
+                .revoke(&CredentialRef::Id(gone.id, CredentialKind::ApiKey))
+                .await
+                .unwrap(),
             Revoked::NotFound
         );
     }
@@ -369,7 +372,10 @@ mod tests {
         changed.usage_plans = vec!["plan02".into(), "plan03".into()];
         changed.label = "renamed".into();
         let updated = store
-            .update(&CredentialRef::Id(created.id.clone()), &changed)
+            .update(
+                &CredentialRef::Id(created.id.clone(), CredentialKind::ApiKey),
+                &changed,
+            )
             .await
             .unwrap();
         assert_eq!(updated.usage_plans, vec!["plan02", "plan03"]);
@@ -382,7 +388,10 @@ mod tests {
         let wrong_kind = spec("new@corp.com", "app", CredentialKind::ClientCredentials);
         assert!(matches!(
             store
-                .update(&CredentialRef::Id(created.id), &wrong_kind)
+                .update(
+                    &CredentialRef::Id(created.id, CredentialKind::ApiKey),
+                    &wrong_kind
+                )
                 .await,
             Err(CredentialError::Invalid(_))
         ));

@@ -162,17 +162,26 @@ impl Credential {
 }
 
 /// How a caller names an existing credential: by its id when it has one, by
-/// the app it was issued for otherwise.
+/// the app it was issued for otherwise; with the kind the caller says it is,
+/// which tells a backend where to look.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialRef {
-    Id(String),
+    Id(String, CredentialKind),
     App(AppId, CredentialKind),
+}
+
+impl CredentialRef {
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            CredentialRef::Id(_, kind) | CredentialRef::App(_, kind) => *kind,
+        }
+    }
 }
 
 impl fmt::Display for CredentialRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialRef::Id(id) => write!(f, "credential {id}"),
+            CredentialRef::Id(id, kind) => write!(f, "{kind} {id}"),
             CredentialRef::App(app, kind) => write!(f, "{kind} of app {app}"),
         }
     }

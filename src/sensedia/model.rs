@@ -259,7 +259,7 @@ impl CredentialRequest {
                 .transpose()?,
         };
         if let Some(id) = id {
-            return Ok(CredentialRef::Id(id));
+            return Ok(CredentialRef::Id(id, kind));
         }
         match self.app.identity()? {
             Some(app) => Ok(CredentialRef::App(app, kind)),
@@ -341,12 +341,12 @@ mod tests {
         let by_key = request(json!({"apiKeyId": "abc123defg", "appSlug": "s1"}));
         assert_eq!(
             by_key.target(CredentialKind::ClientCredentials).unwrap(),
-            CredentialRef::Id("abc123defg".into())
+            CredentialRef::Id("abc123defg".into(), CredentialKind::ApiKey)
         );
         let by_client = request(json!({"credentialType": "CLIENT_CREDENTIALS", "clientId": "c1"}));
         assert_eq!(
             by_client.target(CredentialKind::ApiKey).unwrap(),
-            CredentialRef::Id("c1".into())
+            CredentialRef::Id("c1".into(), CredentialKind::ClientCredentials)
         );
         let by_slug = request(json!({"appSlug": "s1"}));
         assert_eq!(

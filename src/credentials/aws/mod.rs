@@ -574,7 +574,7 @@ impl Inner {
             CredentialRef::App(app, kind) => {
                 index.resolve(&CredentialRef::App(app_key(app).app_id(), *kind))
             }
-            CredentialRef::Id(_) => index.resolve(target),
+            CredentialRef::Id(..) => index.resolve(target),
         }
         .cloned()
     }
@@ -716,19 +716,16 @@ impl Inner {
         Ok(Some(credential))
     }
 
-    /// Finds the credential `target` names: in the index, else in AWS.
-    async fn resolve(
-        &self,
-        target: &CredentialRef,
-        kind: CredentialKind,
-    ) -> Result<Option<Credential>> {
+    /// Finds the credential `target` names: in the index, else (by id) in
+    /// AWS, where its kind says to look.
+    async fn resolve(&self, target: &CredentialRef) -> Result<Option<Credential>> {
         if let Some(found) = self.indexed(target) {
             return Ok(Some(found));
         }
-        let CredentialRef::Id(id) = target else {
+        let CredentialRef::Id(id, _) = target else {
             return Ok(None);
         };
-        match kind {
+        match target.kind() {
             CredentialKind::ApiKey => Ok(self
                 .keys
                 .get(&self.aws, id)
@@ -840,7 +837,7 @@ impl CredentialProvider for AwsProvider {
         let inner = &self.inner;
         let _app = inner.app_lock(&spec.app).await;
         let current = inner
-            .resolve(target, spec.kind)
+            .resolve(target)
             .await?
             .ok_or_else(|| CredentialError::NotFound(target.clone()))?;
         if current.kind() != spec.kind {
@@ -891,17 +888,7 @@ impl CredentialProvider for AwsProvider {
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
         let inner = &self.inner;
-        let kind = match target {
-            CredentialRef::App(_, kind) => *kind,
-            CredentialRef::Id(id) => match inner.indexed(target) {
-                Some(c) => c.kind(),
-                None if inner.clients.is_some() && id.len() == 26 => {
-                    CredentialKind::ClientCredentials
-                }
-                None => CredentialKind::ApiKey,
-            },
-        };
-        let Some(current) = inner.resolve(target, kind).await? else {
+        let Some(current) = inner.resolve(target).await? else {
             return Ok(Revoked::NotFound);
         };
         let gone = match current.kind() {
