@@ -53,6 +53,8 @@ const LOGIN_MAX_WAIT: Duration = Duration::from_millis(250);
 /// How old every duplicate of an app's key must be before a refresh settles
 /// them: longer than any create (with its retries) can take.
 const SETTLE: Duration = Duration::from_secs(120);
+/// A lookup this recent stands in for the check before a create.
+const JUST_MISSED: Duration = Duration::from_secs(2);
 /// How long a health answer is reused, so probes never hammer AWS.
 const HEALTH_TTL: Duration = Duration::from_secs(5);
 
@@ -597,11 +599,15 @@ impl Inner {
             found.sort_by(first_made);
             found
         };
-        // Another replica may have made it since our last refresh.
-        let before = self.keys.list_owner(&self.aws, &spec.owner).await?;
-        self.replace_owner_keys(&spec.owner, &before);
-        if let Some(existing) = same_app(&before).into_iter().next() {
-            return Ok((existing, Created::Existing));
+        // Another replica may have made it since our last refresh; unless
+        // AWS just told us this owner has nothing (the login that is
+        // provisioning asked a moment ago).
+        if !self.just_missed(&spec.owner) {
+            let before = self.keys.list_owner(&self.aws, &spec.owner).await?;
+            self.replace_owner_keys(&spec.owner, &before);
+            if let Some(existing) = same_app(&before).into_iter().next() {
+                return Ok((existing, Created::Existing));
+            }
         }
         let mine = self.keys.create(&self.aws, spec, None).await?;
         let after = match self.keys.list_owner(&self.aws, &spec.owner).await {
@@ -644,6 +650,15 @@ impl Inner {
                 Ok((credential, Created::New))
             }
         }
+    }
+
+    /// Whether AWS answered "nothing" for `owner` within the last moment.
+    fn just_missed(&self, owner: &Email) -> bool {
+        self.misses
+            .lock()
+            .expect("misses lock")
+            .get(owner)
+            .is_some_and(|at| at.elapsed() < JUST_MISSED)
     }
 
     /// The clients in the pool made for `app`, smallest id first.
