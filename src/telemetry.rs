@@ -108,17 +108,17 @@ pub mod audit {
         );
     }
 
-    pub fn revoked(origin: Origin, target: &CredentialRef, outcome: Revoked) {
-        let existed = matches!(outcome, Revoked::Revoked(_));
-        if let Revoked::Revoked(kind) = outcome {
-            crate::metrics::credential_change("revoked", kind.as_str(), origin.as_str());
+    pub fn revoked(origin: Origin, target: &CredentialRef, outcome: &Revoked) {
+        match outcome {
+            Revoked::Revoked(credential) => event("revoked", origin, credential),
+            // Already gone: recorded, so a portal's repeated revokes show.
+            Revoked::NotFound => tracing::info!(
+                target: TARGET,
+                action = "revoke_unknown",
+                requested_by = origin.as_str(),
+                credential = %target,
+                "credential revoke_unknown"
+            ),
         }
-        tracing::info!(
-            target: TARGET,
-            action = if existed { "revoked" } else { "revoke_unknown" },
-            requested_by = origin.as_str(),
-            credential = %target,
-            "credential revoked"
-        );
     }
 }

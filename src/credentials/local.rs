@@ -245,7 +245,7 @@ impl CredentialProvider for LocalStore {
             .write()
             .expect("index lock")
             .remove(&credential.id);
-        Ok(Revoked::Revoked(credential.kind()))
+        Ok(Revoked::Revoked(Box::new(credential)))
     }
 
     async fn health(&self) -> Result<()> {
@@ -323,7 +323,7 @@ mod tests {
                     .revoke(&CredentialRef::Id(gone.id.clone(), CredentialKind::ApiKey))
                     .await
                     .unwrap(),
-                Revoked::Revoked(CredentialKind::ApiKey)
+                Revoked::Revoked(Box::new(gone.clone()))
             );
             (kept, gone)
         };

@@ -194,11 +194,11 @@ pub enum Created {
     Existing,
 }
 
-/// Whether `revoke` removed something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What `revoke` removed, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
-    /// A credential of this kind was revoked.
-    Revoked(CredentialKind),
+    /// This credential was revoked.
+    Revoked(Box<Credential>),
     NotFound,
 }
 

@@ -67,7 +67,7 @@ impl SensediaDoor {
     pub async fn revoke(&self, request: CredentialRequest) -> Result<(), ApiError> {
         let target = request.target(self.kind)?;
         let outcome = self.provider.revoke(&target).await?;
-        audit::revoked(Origin::Sensedia, &target, outcome);
+        audit::revoked(Origin::Sensedia, &target, &outcome);
         Ok(())
     }
 

@@ -920,7 +920,7 @@ impl CredentialProvider for AwsProvider {
         };
         inner.apply(Change::Remove(current.id.clone()));
         Ok(if gone {
-            Revoked::Revoked(current.kind())
+            Revoked::Revoked(Box::new(current))
         } else {
             Revoked::NotFound
         })
