@@ -112,6 +112,18 @@ enum AwsErrorKind {
     Other,
 }
 
+impl AwsErrorKind {
+    /// The `outcome` label of `keyhook_aws_calls_total`.
+    fn outcome(self) -> &'static str {
+        match self {
+            AwsErrorKind::NotFound => "not_found",
+            AwsErrorKind::Conflict => "conflict",
+            AwsErrorKind::Transient => "unavailable",
+            AwsErrorKind::Other => "error",
+        }
+    }
+}
+
 impl AwsError {
     pub fn is_conflict(&self) -> bool {
         self.kind == AwsErrorKind::Conflict
@@ -176,6 +188,9 @@ impl From<AwsError> for CredentialError {
     }
 }
 
+/// What every SDK call returns.
+type SdkResult<T, E> = std::result::Result<T, SdkError<E, HttpResponse>>;
+
 /// Every AWS call goes through here: the token bucket, the error sorting,
 /// and the per-operation counters behind `/metrics`.
 pub struct Aws {
@@ -192,7 +207,7 @@ impl Aws {
     pub async fn run<T, E>(
         &self,
         operation: &'static str,
-        call: impl Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        call: impl Future<Output = SdkResult<T, E>>,
     ) -> std::result::Result<T, AwsError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -204,15 +219,7 @@ impl Aws {
             }
             Err(err) => {
                 let err = AwsError::classify(operation, err);
-                Self::record(
-                    operation,
-                    match err.kind {
-                        AwsErrorKind::NotFound => "not_found",
-                        AwsErrorKind::Conflict => "conflict",
-                        AwsErrorKind::Transient => "unavailable",
-                        AwsErrorKind::Other => "error",
-                    },
-                );
+                Self::record(operation, err.kind.outcome());
                 tracing::debug!(operation, detail = %err.detail, "AWS call failed");
                 Err(err)
             }
@@ -223,7 +230,7 @@ impl Aws {
     pub async fn call<T, E>(
         &self,
         operation: &'static str,
-        call: impl Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        call: impl Future<Output = SdkResult<T, E>>,
     ) -> std::result::Result<T, AwsError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -236,7 +243,7 @@ impl Aws {
     pub async fn call_opt<T, E>(
         &self,
         operation: &'static str,
-        call: impl Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        call: impl Future<Output = SdkResult<T, E>>,
     ) -> std::result::Result<Option<T>, AwsError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
