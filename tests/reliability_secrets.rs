@@ -99,14 +99,17 @@ impl Run {
     }
 
     async fn portal(&mut self, route: &str, auth: &str, body: &Value) -> (StatusCode, Value) {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/v1/{route}", self.base))
             .header("authorization", auth)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+            .json(body);
+        self.send_collecting(request).await
+    }
+
+    /// Sends `request` and keeps every secret its answer carries.
+    async fn send_collecting(&mut self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.send().await.unwrap();
         let status = response.status();
         let value = response.json().await.unwrap_or(Value::Null);
         self.collect(&value);
@@ -114,19 +117,13 @@ impl Run {
     }
 
     async fn login_with(&mut self, header: &str, body: &str) -> (StatusCode, Value) {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/readme/webhook", self.base))
             .header("readme-signature", header)
             .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let value = response.json().await.unwrap_or(Value::Null);
-        self.collect(&value);
-        (status, value)
+            .body(body.to_string());
+        self.send_collecting(request).await
     }
 
     async fn login(&mut self, secret: &str, email: &str) -> (StatusCode, Value) {
