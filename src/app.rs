@@ -61,7 +61,11 @@ pub async fn provider(
                 Some(sdk) => sdk,
                 None => load_sdk_config().await,
             };
-            Ok(Arc::new(AwsProvider::start(config, &sdk)))
+            Ok(Arc::new(AwsProvider::start(
+                &config.aws,
+                config.readme.usage_plan_id.clone(),
+                &sdk,
+            )))
         }
     }
 }
@@ -162,28 +166,32 @@ pub struct Application {
     backend: &'static str,
 }
 
+/// What the application takes from its surroundings besides configuration;
+/// `main` uses the defaults, tests inject their own.
+pub struct Dependencies {
+    /// The clock signatures are checked against (tests replay fixed vectors).
+    pub clock: Clock,
+    /// The AWS configuration (tests point it at their emulator); `None` loads
+    /// the standard chain.
+    pub aws: Option<SdkConfig>,
+}
+
+impl Default for Dependencies {
+    fn default() -> Self {
+        Dependencies {
+            clock: clock::system(),
+            aws: None,
+        }
+    }
+}
+
 impl Application {
-    pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        Self::build_with_clock(config, clock::system()).await
-    }
-
-    /// As [`Application::build`], with the clock signatures are checked
-    /// against (tests replay fixed vectors).
-    pub async fn build_with_clock(config: &Config, clock: Clock) -> Result<Self, StartupError> {
-        Self::build_with(config, clock, None).await
-    }
-
-    /// As [`Application::build`], with the clock and the AWS configuration
-    /// injected.
-    pub async fn build_with(
-        config: &Config,
-        clock: Clock,
-        aws: Option<SdkConfig>,
-    ) -> Result<Self, StartupError> {
+    /// Builds and binds everything `config` describes.
+    pub async fn build(config: &Config, deps: Dependencies) -> Result<Self, StartupError> {
         metrics::handle();
-        let provider = provider(config, aws).await?;
+        let provider = provider(config, deps.aws).await?;
         let backend = provider.name();
-        let router = router(config, provider, clock);
+        let router = router(config, provider, deps.clock);
         let listener = bind(config.listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -323,7 +331,7 @@ pub async fn check_backend(config: &Config) -> Result<String, StartupError> {
         }
         BackendKind::Aws => {
             let sdk = load_sdk_config().await;
-            let provider = AwsProvider::new(config, &sdk);
+            let provider = AwsProvider::new(&config.aws, config.readme.usage_plan_id.clone(), &sdk);
             let report = provider.verify().await.map_err(StartupError::Aws)?;
             Ok(report.join("; "))
         }

@@ -14,8 +14,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::credentials::aws::settings::AwsSettings;
 use crate::credentials::CredentialKind;
+use crate::readme::settings::ReadmeSettings;
 use crate::secret::Redacted;
+use crate::sensedia::settings::{BasicUser, SensediaSettings};
+use crate::telemetry::LogFormat;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/keyhook.toml";
 
@@ -61,24 +65,6 @@ impl fmt::Display for BackendKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "json" => Ok(LogFormat::Json),
-            "pretty" => Ok(LogFormat::Pretty),
-            other => Err(format!("expected `json` or `pretty`, got `{other}`")),
-        }
-    }
-}
-
 fn parse_credential_kind(s: &str) -> Result<CredentialKind, String> {
     match s.trim() {
         "api_key" => Ok(CredentialKind::ApiKey),
@@ -86,148 +72,6 @@ fn parse_credential_kind(s: &str) -> Result<CredentialKind, String> {
         other => Err(format!(
             "expected `api_key` or `client_credentials`, got `{other}`"
         )),
-    }
-}
-
-/// One Basic-auth pair the Sensedia portal may present.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BasicUser {
-    pub user: String,
-    pub password: Redacted<String>,
-}
-
-impl FromStr for BasicUser {
-    type Err = String;
-    /// `user:password`; the user cannot contain `:` (RFC 7617), the password can.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (user, password) = s
-            .split_once(':')
-            .ok_or_else(|| "each pair must be `user:password`".to_string())?;
-        let user = user.trim();
-        if user.is_empty() {
-            return Err("a user name is empty".into());
-        }
-        if password.is_empty() {
-            return Err(format!("the password of `{user}` is empty"));
-        }
-        Ok(BasicUser {
-            user: user.to_string(),
-            password: Redacted::new(password.to_string()),
-        })
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReadmeConfig {
-    /// Webhook secrets; any one may verify, so a new one can be added before
-    /// the old one is removed.
-    #[serde(deserialize_with = "secret_list")]
-    pub secret: Vec<Redacted<String>>,
-    pub provision: bool,
-    pub tolerance_secs: u64,
-    /// Usage plan attached to keys provisioned for first-time readers.
-    pub usage_plan_id: Option<String>,
-    /// Extra top-level fields merged into every login answer: server
-    /// variables, `parameters`, static flags such as `isReadOnly`.
-    pub response: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Default for ReadmeConfig {
-    fn default() -> Self {
-        ReadmeConfig {
-            secret: Vec::new(),
-            provision: false,
-            tolerance_secs: 1800,
-            usage_plan_id: None,
-            response: serde_json::Map::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SensediaConfig {
-    #[serde(deserialize_with = "basic_user_list")]
-    pub users: Vec<BasicUser>,
-    #[serde(deserialize_with = "credential_kind")]
-    pub credential_type: CredentialKind,
-}
-
-impl Default for SensediaConfig {
-    fn default() -> Self {
-        SensediaConfig {
-            users: Vec::new(),
-            credential_type: CredentialKind::ApiKey,
-        }
-    }
-}
-
-/// What revoking an API key does in API Gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RevokeMode {
-    Delete,
-    Disable,
-}
-
-impl FromStr for RevokeMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "delete" => Ok(RevokeMode::Delete),
-            "disable" => Ok(RevokeMode::Disable),
-            other => Err(format!("expected `delete` or `disable`, got `{other}`")),
-        }
-    }
-}
-
-/// The AWS backend. Region, credentials and endpoint come from the standard
-/// AWS configuration chain (`AWS_REGION`, profiles, ECS task role, IRSA,
-/// `AWS_ENDPOINT_URL`); these are keyhook's own settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AwsConfig {
-    /// Cognito user pool that holds client-credentials app clients.
-    pub cognito_user_pool_id: Option<String>,
-    /// Cognito domain, e.g. `https://auth.example.com` or
-    /// `https://prefix.auth.us-east-1.amazoncognito.com`; the token
-    /// endpoint is `<domain>/oauth2/token`.
-    pub cognito_domain: Option<String>,
-    /// Scopes every app client gets.
-    #[serde(deserialize_with = "string_list")]
-    pub cognito_scopes: Vec<String>,
-    /// Extra scopes per API Gateway REST API id (TOML only).
-    pub api_scopes: BTreeMap<String, Vec<String>>,
-    pub revoke: RevokeMode,
-    /// Also issue an API key (attached to the app's usage plans) with
-    /// client credentials.
-    pub client_api_key: bool,
-    /// Seconds between background refreshes of the owner index: the bound
-    /// on how long another replica's change takes to reach this one.
-    pub index_refresh_secs: u64,
-    /// Control-plane calls per second this replica allows itself.
-    pub rate_limit: f64,
-    /// Overall time for one AWS operation, retries included.
-    pub timeout_secs: u64,
-    /// Attempts per AWS operation (SDK standard retry with backoff).
-    pub max_attempts: u32,
-}
-
-impl Default for AwsConfig {
-    fn default() -> Self {
-        AwsConfig {
-            cognito_user_pool_id: None,
-            cognito_domain: None,
-            cognito_scopes: Vec::new(),
-            api_scopes: BTreeMap::new(),
-            revoke: RevokeMode::Delete,
-            client_api_key: false,
-            index_refresh_secs: 30,
-            rate_limit: 5.0,
-            timeout_secs: 10,
-            max_attempts: 4,
-        }
     }
 }
 
@@ -247,9 +91,9 @@ pub struct Config {
     /// deployments without a terminating load balancer.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    pub readme: ReadmeConfig,
-    pub sensedia: SensediaConfig,
-    pub aws: AwsConfig,
+    pub readme: ReadmeSettings,
+    pub sensedia: SensediaSettings,
+    pub aws: AwsSettings,
 }
 
 impl Default for Config {
@@ -263,9 +107,9 @@ impl Default for Config {
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,
-            readme: ReadmeConfig::default(),
-            sensedia: SensediaConfig::default(),
-            aws: AwsConfig::default(),
+            readme: ReadmeSettings::default(),
+            sensedia: SensediaSettings::default(),
+            aws: AwsSettings::default(),
         }
     }
 }
@@ -661,7 +505,9 @@ impl OneOrMany {
     }
 }
 
-fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Redacted<String>>, D::Error> {
+pub(crate) fn secret_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Redacted<String>>, D::Error> {
     Ok(OneOrMany::deserialize(d)?
         .items()
         .into_iter()
@@ -669,7 +515,7 @@ fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Redacted<String>>,
         .collect())
 }
 
-fn basic_user_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BasicUser>, D::Error> {
+pub(crate) fn basic_user_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BasicUser>, D::Error> {
     OneOrMany::deserialize(d)?
         .items()
         .iter()
@@ -677,11 +523,11 @@ fn basic_user_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BasicUser>, D:
         .collect()
 }
 
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(OneOrMany::deserialize(d)?.items())
 }
 
-fn credential_kind<'de, D: Deserializer<'de>>(d: D) -> Result<CredentialKind, D::Error> {
+pub(crate) fn credential_kind<'de, D: Deserializer<'de>>(d: D) -> Result<CredentialKind, D::Error> {
     parse_credential_kind(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 

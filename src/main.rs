@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use keyhook::app::{self, Application};
+use keyhook::app::{self, Application, Dependencies};
 use keyhook::config::{Config, ConfigSource};
 use keyhook::readme::signature;
 
@@ -92,7 +92,7 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             keyhook::telemetry::init(config.log_format);
-            let application = match Application::build(&config).await {
+            let application = match Application::build(&config, Dependencies::default()).await {
                 Ok(application) => application,
                 Err(err) => {
                     tracing::error!(error = %err, "keyhook cannot start");

@@ -5,13 +5,31 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::config::LogFormat;
+use serde::Deserialize;
 
 /// Crates whose verbose levels log request and response bodies: the AWS
 /// SDK's runtime traces API Gateway answers, API key values included. They
 /// are held at `info` whatever `RUST_LOG` asks, so no level of logging can
 /// print a secret.
 const CAPPED: [&str; 2] = ["aws_smithy_runtime", "aws_smithy_runtime_api"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            other => Err(format!("expected `json` or `pretty`, got `{other}`")),
+        }
+    }
+}
 
 /// The log filter: `RUST_LOG` (default `info`), with [`CAPPED`] applied last.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use keyhook::config::{Config, RevokeMode};
+use keyhook::config::Config;
+use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

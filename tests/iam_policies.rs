@@ -14,7 +14,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::SdkConfig;
-use keyhook::config::{Config, RevokeMode};
+use keyhook::config::Config;
+use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::aws::{app_key, cognito, AwsProvider};
 use keyhook::credentials::{AppId, CredentialKind, Email};
 use reqwest::StatusCode;
@@ -249,7 +250,9 @@ impl Env {
 
 /// What `keyhook check` runs, through the proxy.
 async fn verify(config: &Config, sdk: &SdkConfig) {
-    let report = AwsProvider::new(config, sdk).verify().await;
+    let report = AwsProvider::new(&config.aws, config.readme.usage_plan_id.clone(), sdk)
+        .verify()
+        .await;
     assert!(report.is_ok(), "keyhook check fails: {report:?}");
 }
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use keyhook::app::Application;
+use keyhook::app::{Application, Dependencies};
 use reqwest::StatusCode;
 use serde_json::json;
 use support::app::{base_config, Server};
@@ -90,7 +90,9 @@ async fn metrics_can_live_on_their_own_listener() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = local_config(&dir);
     config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    let app = Application::build(&config).await.unwrap();
+    let app = Application::build(&config, Dependencies::default())
+        .await
+        .unwrap();
     let main = format!("http://{}", app.local_addr());
     let metrics = format!("http://{}", app.metrics_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

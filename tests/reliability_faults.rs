@@ -15,7 +15,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyhook::config::RevokeMode;
+use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@ mod support;
 
 use std::sync::Arc;
 
-use keyhook::app::{Application, StartupError};
+use keyhook::app::{Application, Dependencies, StartupError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Pem {
@@ -37,7 +37,9 @@ async fn serves_https_with_the_configured_certificate() {
     config.data_dir = data.path().to_path_buf();
     config.tls_cert = Some(pem.cert.clone());
     config.tls_key = Some(pem.key.clone());
-    let app = Application::build(&config).await.unwrap();
+    let app = Application::build(&config, Dependencies::default())
+        .await
+        .unwrap();
     let addr = app.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
@@ -83,7 +85,7 @@ async fn an_unreadable_certificate_stops_startup_with_a_clear_error() {
     config.data_dir = data.path().to_path_buf();
     config.tls_cert = Some(data.path().join("missing.pem"));
     config.tls_key = Some(data.path().join("missing-key.pem"));
-    let err = Application::build(&config)
+    let err = Application::build(&config, Dependencies::default())
         .await
         .err()
         .expect("startup fails");

@@ -3,6 +3,7 @@
 //! docs, so the reader's own credentials fill the "Try It" console.
 
 pub mod answer;
+pub mod settings;
 pub mod signature;
 
 use std::sync::Arc;
@@ -17,13 +18,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::config::ReadmeConfig;
 use crate::credentials::{
     AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
 };
 use crate::error::ApiError;
 use crate::extract;
 use crate::telemetry::audit;
+use settings::ReadmeSettings;
 use signature::Verifier;
 
 /// Label of the key keyhook provisions for a first-time reader.
@@ -47,7 +48,7 @@ pub struct ReadmeDoor {
 
 impl ReadmeDoor {
     pub fn new(
-        config: &ReadmeConfig,
+        config: &ReadmeSettings,
         provider: Arc<dyn CredentialProvider>,
         clock: Clock,
         body_limit: usize,

@@ -13,7 +13,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::BasicUser;
+use super::settings::BasicUser;
 use crate::error::ApiError;
 
 /// An `Authorization` header longer than this is not one we issued.

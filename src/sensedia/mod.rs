@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod model;
+pub mod settings;
 
 use std::sync::Arc;
 

@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use base64::Engine;
-use keyhook::app::Application;
+use keyhook::app::{Application, Dependencies};
 use keyhook::clock::{self, Clock};
-use keyhook::config::{BasicUser, Config};
+use keyhook::config::Config;
+use keyhook::sensedia::settings::BasicUser;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -257,7 +258,7 @@ impl TestApp {
 
     /// Spawns `config` with signatures checked against `clock`.
     pub async fn spawn_with_clock(config: Config, clock: Clock) -> TestApp {
-        let app = Application::build_with_clock(&config, clock)
+        let app = Application::build(&config, Dependencies { clock, aws: None })
             .await
             .expect("keyhook starts");
         Self::run(config, app)
@@ -266,7 +267,7 @@ impl TestApp {
     /// Spawns `config` with `clock` and, for the AWS backend, the SDK
     /// configuration of an emulator (`None`: the standard chain).
     pub async fn spawn_with(config: Config, clock: Clock, aws: Option<SdkConfig>) -> TestApp {
-        let app = Application::build_with(&config, clock, aws)
+        let app = Application::build(&config, Dependencies { clock, aws })
             .await
             .expect("keyhook starts");
         Self::run(config, app)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use base64::Engine;
-use keyhook::app::Application;
+use keyhook::app::{Application, Dependencies};
 use keyhook::config::Config;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -42,7 +42,7 @@ impl Server {
         aws: Option<SdkConfig>,
         clock: keyhook::clock::Clock,
     ) -> Server {
-        let app = Application::build_with(config, clock, aws)
+        let app = Application::build(config, Dependencies { clock, aws })
             .await
             .expect("keyhook starts");
         let base = format!("http://{}", app.local_addr());

@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
 use aws_sdk_cognitoidentityprovider::Client;
 
+use super::settings::AwsSettings;
 use super::{app_key, epoch_ms, AppKey, Aws};
-use crate::config::AwsConfig;
 use crate::credentials::{
     AppId, Credential, CredentialError, CredentialSpec, Email, Origin, Result, Secret,
 };
@@ -112,7 +112,7 @@ pub struct AppClients {
 }
 
 impl AppClients {
-    pub fn new(client: Client, pool: String, config: &AwsConfig) -> Self {
+    pub fn new(client: Client, pool: String, config: &AwsSettings) -> Self {
         AppClients {
             client,
             pool,

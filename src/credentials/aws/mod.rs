@@ -21,6 +21,7 @@
 pub mod apigateway;
 pub mod cognito;
 pub mod limiter;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,11 +42,11 @@ use super::{
     AppId, Created, Credential, CredentialError, CredentialKind, CredentialProvider, CredentialRef,
     CredentialSpec, Email, Result, Revoked, Secret,
 };
-use crate::config::{AwsConfig, Config, RevokeMode};
 use crate::secret::Redacted;
 use apigateway::{ApiKeys, KeyRecord};
 use cognito::AppClients;
 use limiter::TokenBucket;
+use settings::{AwsSettings, RevokeMode};
 
 /// How long a login waits for the token bucket before answering from the
 /// index alone.
@@ -271,7 +272,7 @@ struct Inner {
     aws: Aws,
     keys: ApiKeys,
     clients: Option<AppClients>,
-    settings: AwsConfig,
+    settings: AwsSettings,
     /// The plan `check` and health look at, when one is configured.
     usage_plan_id: Option<String>,
     index: RwLock<Index>,
@@ -292,16 +293,17 @@ pub struct AwsProvider {
 impl AwsProvider {
     /// Builds the clients and starts loading the owner index in the
     /// background; `health` reports unready until the first load is done.
-    pub fn start(config: &Config, sdk: &SdkConfig) -> Self {
-        let provider = Self::new(config, sdk);
+    pub fn start(settings: &AwsSettings, usage_plan_id: Option<String>, sdk: &SdkConfig) -> Self {
+        let provider = Self::new(settings, usage_plan_id, sdk);
         tokio::spawn(refresh_loop(Arc::downgrade(&provider.inner)));
         provider
     }
 
     /// Builds the clients only: no index, no background work. Enough for
     /// [`AwsProvider::verify`].
-    pub fn new(config: &Config, sdk: &SdkConfig) -> Self {
-        let settings = config.aws.clone();
+    /// `usage_plan_id` is the plan `check` verifies, when one is configured.
+    pub fn new(settings: &AwsSettings, usage_plan_id: Option<String>, sdk: &SdkConfig) -> Self {
+        let settings = settings.clone();
         let timeout = Duration::from_secs(settings.timeout_secs);
         let retry = RetryConfig::standard()
             .with_max_attempts(settings.max_attempts)
@@ -335,7 +337,7 @@ impl AwsProvider {
             },
             keys: ApiKeys::new(aws_sdk_apigateway::Client::from_conf(apigw)),
             clients,
-            usage_plan_id: config.readme.usage_plan_id.clone(),
+            usage_plan_id,
             settings,
             index: RwLock::new(Index::default()),
             loaded: tokio::sync::watch::channel(false).0,
