@@ -95,7 +95,7 @@ mod tests {
 pub mod audit {
     use crate::credentials::{Created, Credential, CredentialRef, Origin, Revoked};
 
-    pub const TARGET: &str = "keyhook::audit";
+    pub const TARGET: &str = crate::credentials::AUDIT_TARGET;
 
     pub fn created(origin: Origin, credential: &Credential, created: Created) {
         match created {

@@ -117,4 +117,17 @@ mod tests {
         let long = format!("{}@corp.com", "a".repeat(250));
         assert_eq!(Email::parse(&long), Err(InvalidEmail::TooLong));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_normalises(raw in proptest::prelude::any::<String>(), shaped in "[ -~\\PC]{0,20}@[ -~\\PC]{0,20}") {
+            for input in [&raw, &shaped] {
+                if let Ok(email) = Email::parse(input) {
+                    let again = Email::parse(email.as_str()).expect("a parsed email parses again");
+                    proptest::prop_assert_eq!(again.as_str(), email.as_str());
+                    proptest::prop_assert!(email.as_str().len() <= 254 * 2);
+                }
+            }
+        }
+    }
 }

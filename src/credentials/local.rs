@@ -209,22 +209,10 @@ impl CredentialProvider for LocalStore {
 
     async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential> {
         let _writer = self.writer.lock().await;
-        let mut credential = self
+        let credential = self
             .resolve(target)
-            .ok_or_else(|| CredentialError::NotFound(target.clone()))?;
-        if credential.kind() != spec.kind {
-            return Err(CredentialError::Invalid(format!(
-                "credential {} is a {}, not a {}",
-                credential.id,
-                credential.kind(),
-                spec.kind
-            )));
-        }
-        // The app identity stays: it is what later retries are matched on.
-        credential.owner = spec.owner.clone();
-        credential.label = spec.label.clone();
-        credential.usage_plans = spec.usage_plans.clone();
-        credential.api_ids = spec.api_ids.clone();
+            .ok_or_else(|| CredentialError::NotFound(target.clone()))?
+            .resynced(spec)?;
         self.commit("update credential", Some(credential.clone()), None)
             .await?;
         self.index

@@ -23,6 +23,10 @@ pub use email::{Email, InvalidEmail};
 
 use crate::secret::Redacted;
 
+/// The `tracing` target of the audit trail: credential changes, and the
+/// duplicates a backend settles, so operators can route them to their own sink.
+pub const AUDIT_TARGET: &str = "keyhook::audit";
+
 /// Which kind of credential to issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,6 +162,27 @@ impl Credential {
             Secret::ApiKey { .. } => CredentialKind::ApiKey,
             Secret::ClientCredentials { .. } => CredentialKind::ClientCredentials,
         }
+    }
+
+    /// This credential re-synced with `spec`: its owner, label, plans and
+    /// APIs. The id, secret and app identity stay (retries are matched on
+    /// the app), and so does the kind: a spec of another kind is refused.
+    pub(crate) fn resynced(&self, spec: &CredentialSpec) -> Result<Credential> {
+        if self.kind() != spec.kind {
+            return Err(CredentialError::Invalid(format!(
+                "credential {} is a {}, not a {}",
+                self.id,
+                self.kind(),
+                spec.kind
+            )));
+        }
+        Ok(Credential {
+            owner: spec.owner.clone(),
+            label: spec.label.clone(),
+            usage_plans: spec.usage_plans.clone(),
+            api_ids: spec.api_ids.clone(),
+            ..self.clone()
+        })
     }
 }
 

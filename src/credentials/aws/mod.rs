@@ -470,7 +470,7 @@ impl Inner {
                 match self.keys.delete(&self.aws, &extra.id).await {
                     Ok(_) => {
                         tracing::warn!(
-                            target: crate::telemetry::audit::TARGET,
+                            target: super::AUDIT_TARGET,
                             action = "duplicate_deleted",
                             owner = %extra.owner,
                             app = %extra.app,
@@ -864,19 +864,7 @@ impl CredentialProvider for AwsProvider {
             .resolve(target)
             .await?
             .ok_or_else(|| CredentialError::NotFound(target.clone()))?;
-        if current.kind() != spec.kind {
-            return Err(CredentialError::Invalid(format!(
-                "credential {} is a {}, not a {}",
-                current.id,
-                current.kind(),
-                spec.kind
-            )));
-        }
-        let mut updated = current.clone();
-        updated.owner = spec.owner.clone();
-        updated.label = spec.label.clone();
-        updated.usage_plans = spec.usage_plans.clone();
-        updated.api_ids = spec.api_ids.clone();
+        let mut updated = current.resynced(spec)?;
         match &current.secret {
             Secret::ApiKey { value } => {
                 let record = KeyRecord {
