@@ -49,13 +49,14 @@ pub enum StartupError {
 
 /// Opens the configured credential backend. `aws` stands for the AWS
 /// configuration (tests pass one pointing at their emulator); `None` loads
-/// the standard chain.
+/// the standard chain. `clock` dates what the backend makes.
 pub async fn provider(
     config: &Config,
     aws: Option<SdkConfig>,
+    clock: Clock,
 ) -> Result<Arc<dyn CredentialProvider>, StartupError> {
     match config.backend {
-        BackendKind::Local => Ok(Arc::new(LocalStore::open(&config.data_dir)?)),
+        BackendKind::Local => Ok(Arc::new(LocalStore::open(&config.data_dir, clock)?)),
         BackendKind::Aws => {
             let sdk = match aws {
                 Some(sdk) => sdk,
@@ -65,6 +66,7 @@ pub async fn provider(
                 &config.aws,
                 config.readme.usage_plan_id.clone(),
                 &sdk,
+                clock,
             )))
         }
     }
@@ -169,7 +171,8 @@ pub struct Application {
 /// What the application takes from its surroundings besides configuration;
 /// `main` uses the defaults, tests inject their own.
 pub struct Dependencies {
-    /// The clock signatures are checked against (tests replay fixed vectors).
+    /// The wall clock: signatures are checked against it (tests replay fixed
+    /// vectors) and the backend dates what it makes with it.
     pub clock: Clock,
     /// The AWS configuration (tests point it at their emulator); `None` loads
     /// the standard chain.
@@ -189,7 +192,7 @@ impl Application {
     /// Builds and binds everything `config` describes.
     pub async fn build(config: &Config, deps: Dependencies) -> Result<Self, StartupError> {
         metrics::handle();
-        let provider = provider(config, deps.aws).await?;
+        let provider = provider(config, deps.aws, Arc::clone(&deps.clock)).await?;
         let backend = provider.name();
         let router = router(config, provider, deps.clock);
         let listener = bind(config.listen).await?;
@@ -331,7 +334,13 @@ pub async fn check_backend(config: &Config) -> Result<String, StartupError> {
         }
         BackendKind::Aws => {
             let sdk = load_sdk_config().await;
-            let provider = AwsProvider::new(&config.aws, config.readme.usage_plan_id.clone(), &sdk);
+            // `verify` never reads the clock.
+            let provider = AwsProvider::new(
+                &config.aws,
+                config.readme.usage_plan_id.clone(),
+                &sdk,
+                clock::system(),
+            );
             let report = provider.verify().await.map_err(StartupError::Aws)?;
             Ok(report.join("; "))
         }

@@ -250,9 +250,14 @@ impl Env {
 
 /// What `keyhook check` runs, through the proxy.
 async fn verify(config: &Config, sdk: &SdkConfig) {
-    let report = AwsProvider::new(&config.aws, config.readme.usage_plan_id.clone(), sdk)
-        .verify()
-        .await;
+    let report = AwsProvider::new(
+        &config.aws,
+        config.readme.usage_plan_id.clone(),
+        sdk,
+        keyhook::clock::system(),
+    )
+    .verify()
+    .await;
     assert!(report.is_ok(), "keyhook check fails: {report:?}");
 }
 

@@ -457,7 +457,7 @@ async fn a_provisioned_key_is_attached_to_the_configured_usage_plan() {
     let app = provisioning_app().await;
     let keys = app.login_keys("new@reader.io").await;
     let dir = app.stop().await.unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let store = LocalStore::open(dir.path(), clock::system()).unwrap();
     let stored = store
         .find_by_owner(&Email::parse("new@reader.io").unwrap())
         .await

@@ -175,7 +175,7 @@ async fn update_resyncs_the_usage_plans() {
     ]);
     assert_no_content(app.sensedia("updateCredentials", &update).await).await;
     let dir = app.stop().await.unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let store = LocalStore::open(dir.path(), keyhook::clock::system()).unwrap();
     let stored = store
         .find_by_owner(&Email::parse("email@mycompany.com").unwrap())
         .await

@@ -5,15 +5,16 @@ use std::collections::HashMap;
 
 use super::{AppId, Credential, CredentialKind, CredentialRef, Email};
 
+/// The three maps always agree: change them only through these methods.
 #[derive(Default)]
-pub struct Index {
-    pub by_id: HashMap<String, Credential>,
-    pub by_owner: HashMap<Email, Vec<String>>,
-    pub by_app: HashMap<(AppId, CredentialKind), String>,
+pub(crate) struct Index {
+    by_id: HashMap<String, Credential>,
+    by_owner: HashMap<Email, Vec<String>>,
+    by_app: HashMap<(AppId, CredentialKind), String>,
 }
 
 impl Index {
-    pub fn insert(&mut self, credential: Credential) {
+    pub(crate) fn insert(&mut self, credential: Credential) {
         self.by_owner
             .entry(credential.owner.clone())
             .or_default()
@@ -25,7 +26,7 @@ impl Index {
         self.by_id.insert(credential.id.clone(), credential);
     }
 
-    pub fn remove(&mut self, id: &str) -> Option<Credential> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Credential> {
         let credential = self.by_id.remove(id)?;
         if let Some(ids) = self.by_owner.get_mut(&credential.owner) {
             ids.retain(|other| other != id);
@@ -39,13 +40,23 @@ impl Index {
     }
 
     /// Replaces the entry with the same id, if any.
-    pub fn upsert(&mut self, credential: Credential) {
+    pub(crate) fn upsert(&mut self, credential: Credential) {
         self.remove(&credential.id);
         self.insert(credential);
     }
 
+    /// Number of credentials.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Every credential, in no particular order.
+    pub(crate) fn credentials(&self) -> impl Iterator<Item = &Credential> {
+        self.by_id.values()
+    }
+
     /// Every active credential of `owner`, oldest first.
-    pub fn owned_by(&self, owner: &Email) -> Vec<Credential> {
+    pub(crate) fn owned_by(&self, owner: &Email) -> Vec<Credential> {
         let mut found: Vec<Credential> = self
             .by_owner
             .get(owner)
@@ -61,7 +72,7 @@ impl Index {
         found
     }
 
-    pub fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
+    pub(crate) fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
         match target {
             CredentialRef::Id(id, _) => self.by_id.get(id),
             CredentialRef::App(app, kind) => self
@@ -69,5 +80,77 @@ impl Index {
                 .get(&(app.clone(), *kind))
                 .and_then(|id| self.by_id.get(id)),
         }
+    }
+}
+
+impl FromIterator<Credential> for Index {
+    fn from_iter<I: IntoIterator<Item = Credential>>(credentials: I) -> Self {
+        let mut index = Index::default();
+        for credential in credentials {
+            index.insert(credential);
+        }
+        index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::credentials::{Origin, Secret};
+    use crate::secret::Redacted;
+
+    fn key(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {
+        Credential {
+            id: id.into(),
+            owner: Email::parse(owner).unwrap(),
+            app: AppId::from_stored(app),
+            label: "app".into(),
+            origin: Origin::Readme,
+            secret: Secret::ApiKey {
+                value: Redacted::new("v".into()),
+            },
+            usage_plans: Vec::new(),
+            api_ids: Vec::new(),
+            custom: BTreeMap::new(),
+            created_at_ms,
+        }
+    }
+
+    #[test]
+    fn an_upsert_moves_a_credential_to_its_new_owner() {
+        let mut index: Index = [
+            key("b", "jo@corp.com", "app-b", 2),
+            key("a", "jo@corp.com", "app-a", 2),
+            key("c", "jo@corp.com", "app-c", 1),
+        ]
+        .into_iter()
+        .collect();
+        let jo = Email::parse("jo@corp.com").unwrap();
+        let ids = |found: Vec<Credential>| found.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(index.owned_by(&jo)), ["c", "a", "b"]);
+
+        index.upsert(key("a", "al@corp.com", "app-a", 2));
+        assert_eq!(ids(index.owned_by(&jo)), ["c", "b"]);
+        let al = Email::parse("al@corp.com").unwrap();
+        assert_eq!(ids(index.owned_by(&al)), ["a"]);
+        assert_eq!(index.len(), 3);
+        let by_app = CredentialRef::App(AppId::from_stored("app-a"), CredentialKind::ApiKey);
+        assert_eq!(index.resolve(&by_app).map(|c| &c.owner), Some(&al));
+    }
+
+    #[test]
+    fn a_removed_credential_is_gone_from_every_map() {
+        let mut index: Index = [key("a", "jo@corp.com", "app-a", 1)].into_iter().collect();
+        assert!(index.remove("a").is_some());
+        assert!(index.remove("a").is_none());
+        assert_eq!(index.len(), 0);
+        assert!(index
+            .owned_by(&Email::parse("jo@corp.com").unwrap())
+            .is_empty());
+        let by_app = CredentialRef::App(AppId::from_stored("app-a"), CredentialKind::ApiKey);
+        assert!(index.resolve(&by_app).is_none());
+        assert!(index.by_owner.is_empty() && index.by_app.is_empty());
     }
 }

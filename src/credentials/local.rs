@@ -12,17 +12,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
+use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::index::Index;
 use super::{
-    generate, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
-    CredentialRef, CredentialSpec, Email, Result, Revoked, Secret,
+    generate, AppId, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
+    CredentialRef, CredentialSpec, Email, Origin, Result, Revoked, Secret,
 };
+use crate::clock::Clock;
 use crate::secret::Redacted;
 
 /// id -> JSON-encoded [`Credential`]. Only active credentials are stored:
@@ -31,6 +32,68 @@ const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credenti
 
 pub const FILE_NAME: &str = "keyhook.redb";
 
+/// A credential as a row stores it: the one place a credential's secrets
+/// are serialised. Names, order and shapes are the store's format, which
+/// `Credential`'s `Deserialize` reads back; a store written by an earlier
+/// version must keep loading, so they never change.
+#[derive(Serialize)]
+struct StoredCredential<'a> {
+    id: &'a str,
+    owner: &'a Email,
+    app: &'a AppId,
+    label: &'a str,
+    origin: Origin,
+    secret: StoredSecret<'a>,
+    usage_plans: &'a [String],
+    api_ids: &'a [String],
+    custom: BTreeMap<&'a str, &'a str>,
+    created_at_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StoredSecret<'a> {
+    ApiKey {
+        value: &'a str,
+    },
+    ClientCredentials {
+        client_secret: &'a str,
+        scopes: &'a [String],
+    },
+}
+
+impl<'a> From<&'a Credential> for StoredCredential<'a> {
+    fn from(credential: &'a Credential) -> Self {
+        StoredCredential {
+            id: &credential.id,
+            owner: &credential.owner,
+            app: &credential.app,
+            label: &credential.label,
+            origin: credential.origin,
+            secret: match &credential.secret {
+                Secret::ApiKey { value } => StoredSecret::ApiKey {
+                    value: value.expose(),
+                },
+                Secret::ClientCredentials {
+                    client_secret,
+                    scopes,
+                } => StoredSecret::ClientCredentials {
+                    client_secret: client_secret.expose(),
+                    scopes,
+                },
+            },
+            usage_plans: &credential.usage_plans,
+            api_ids: &credential.api_ids,
+            custom: credential
+                .custom
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.expose().as_str()))
+                .collect(),
+            created_at_ms: credential.created_at_ms,
+        }
+    }
+}
+
 pub struct LocalStore {
     db: Arc<Database>,
     path: PathBuf,
@@ -38,6 +101,8 @@ pub struct LocalStore {
     /// Serialises writers so a lookup and the write that follows it are one
     /// atomic step.
     writer: Mutex<()>,
+    /// When a credential is made.
+    clock: Clock,
 }
 
 fn storage_error(operation: &'static str, err: impl std::fmt::Display) -> CredentialError {
@@ -47,16 +112,10 @@ fn storage_error(operation: &'static str, err: impl std::fmt::Display) -> Creden
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 impl LocalStore {
-    /// Opens (or creates) the store in `data_dir` and loads it into memory.
-    pub fn open(data_dir: &Path) -> Result<Self> {
+    /// Opens (or creates) the store in `data_dir` and loads it into memory;
+    /// `clock` dates the credentials it makes.
+    pub fn open(data_dir: &Path, clock: Clock) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             storage_error(
                 "create data directory",
@@ -93,6 +152,7 @@ impl LocalStore {
             path,
             index: RwLock::new(index),
             writer: Mutex::new(()),
+            clock,
         })
     }
 
@@ -102,7 +162,7 @@ impl LocalStore {
 
     /// Number of active credentials.
     pub fn len(&self) -> usize {
-        self.index.read().expect("index lock").by_id.len()
+        self.index.read().expect("index lock").len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -130,8 +190,8 @@ impl LocalStore {
                         .map_err(|e| storage_error(operation, e))?;
                 }
                 if let Some(credential) = &put {
-                    let bytes =
-                        serde_json::to_vec(credential).map_err(|e| storage_error(operation, e))?;
+                    let bytes = serde_json::to_vec(&StoredCredential::from(credential))
+                        .map_err(|e| storage_error(operation, e))?;
                     table
                         .insert(credential.id.as_str(), bytes.as_slice())
                         .map_err(|e| storage_error(operation, e))?;
@@ -151,7 +211,7 @@ impl LocalStore {
             .cloned()
     }
 
-    fn new_credential(spec: &CredentialSpec) -> Credential {
+    fn new_credential(&self, spec: &CredentialSpec) -> Credential {
         let (id, secret) = match spec.kind {
             CredentialKind::ApiKey => (
                 generate::api_key_id(),
@@ -177,7 +237,7 @@ impl LocalStore {
             usage_plans: spec.usage_plans.clone(),
             api_ids: spec.api_ids.clone(),
             custom: BTreeMap::new(),
-            created_at_ms: now_ms(),
+            created_at_ms: u64::try_from((self.clock)()).unwrap_or_default(),
         }
     }
 }
@@ -197,7 +257,7 @@ impl CredentialProvider for LocalStore {
         if let Some(existing) = self.resolve(&CredentialRef::App(spec.app.clone(), spec.kind)) {
             return Ok((existing, Created::Existing));
         }
-        let credential = Self::new_credential(spec);
+        let credential = self.new_credential(spec);
         self.commit("store credential", Some(credential.clone()), None)
             .await?;
         self.index
@@ -269,10 +329,80 @@ mod tests {
         }
     }
 
+    /// Rows exactly as the previous version wrote them.
+    const TODAYS_ROWS: [(&str, &str); 2] = [
+        (
+            "key1",
+            r#"{"id":"key1","owner":"dev@corp.com","app":"slug:app1","label":"app app1","origin":"sensedia","secret":{"type":"api_key","value":"kv-1"},"usage_plans":["plan01"],"api_ids":["a1b2c3d4e5"],"custom":{},"created_at_ms":1700000000000}"#,
+        ),
+        (
+            "client1",
+            r#"{"id":"client1","owner":"dev@corp.com","app":"readme:dev@corp.com","label":"Reader","origin":"readme","secret":{"type":"client_credentials","client_secret":"cs-1","scopes":["read","write"]},"usage_plans":[],"api_ids":[],"custom":{"apiKey":"kv-2","apiKeyId":"key2"},"created_at_ms":1700000000001}"#,
+        ),
+    ];
+
+    #[tokio::test]
+    async fn rows_in_todays_format_load_and_are_written_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut table = txn.open_table(CREDENTIALS).unwrap();
+                for (id, row) in TODAYS_ROWS {
+                    table.insert(id, row.as_bytes()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = LocalStore::open(dir.path(), crate::clock::fixed(0)).unwrap();
+        let found = store
+            .find_by_owner(&Email::parse("dev@corp.com").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 2);
+        let (key, client) = (&found[0], &found[1]);
+        assert_eq!(key.id, "key1");
+        assert_eq!(key.app, AppId::sensedia_slug("app1"));
+        assert_eq!(key.origin, super::super::Origin::Sensedia);
+        assert_eq!(
+            key.secret,
+            Secret::ApiKey {
+                value: Redacted::new("kv-1".into())
+            }
+        );
+        assert_eq!(key.usage_plans, ["plan01"]);
+        assert_eq!(key.created_at_ms, 1_700_000_000_000);
+        assert_eq!(
+            client.secret,
+            Secret::ClientCredentials {
+                client_secret: Redacted::new("cs-1".into()),
+                scopes: vec!["read".into(), "write".into()],
+            }
+        );
+        assert_eq!(client.custom["apiKeyId"].expose(), "key2");
+        assert_eq!(client.custom["apiKey"].expose(), "kv-2");
+        for (credential, (_, row)) in found.iter().zip(TODAYS_ROWS) {
+            let written = serde_json::to_string(&StoredCredential::from(credential)).unwrap();
+            assert_eq!(written, row);
+        }
+    }
+
+    #[tokio::test]
+    async fn new_credentials_are_dated_by_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path(), crate::clock::fixed(1_234)).unwrap();
+        let (created, _) = store
+            .create(&spec("dev@corp.com", "app1", CredentialKind::ApiKey))
+            .await
+            .unwrap();
+        assert_eq!(created.created_at_ms, 1_234);
+    }
+
     #[tokio::test]
     async fn create_is_idempotent_per_app_and_kind() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path(), crate::clock::system()).unwrap();
         let s = spec("dev@corp.com", "app1", CredentialKind::ApiKey);
         let (first, created) = store.create(&s).await.unwrap();
         assert_eq!(created, Created::New);
@@ -297,7 +427,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let owner = Email::parse("dev@corp.com").unwrap();
         let (kept, gone) = {
-            let store = LocalStore::open(dir.path()).unwrap();
+            let store = LocalStore::open(dir.path(), crate::clock::system()).unwrap();
             let (kept, _) = store
                 .create(&spec("dev@corp.com", "a", CredentialKind::ApiKey))
                 .await
@@ -315,7 +445,7 @@ mod tests {
             );
             (kept, gone)
         };
-        let store = LocalStore::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path(), crate::clock::system()).unwrap();
         let found = store.find_by_owner(&owner).await.unwrap();
         assert_eq!(found, vec![kept]);
         assert_eq!(
@@ -330,7 +460,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_creates_converge_on_one_credential() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(LocalStore::open(dir.path()).unwrap());
+        let store = Arc::new(LocalStore::open(dir.path(), crate::clock::system()).unwrap());
         let s = spec("dev@corp.com", "race", CredentialKind::ApiKey);
         let tasks: Vec<_> = (0..20)
             .map(|_| {
@@ -351,7 +481,7 @@ mod tests {
     #[tokio::test]
     async fn update_moves_owner_and_keeps_identity() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path(), crate::clock::system()).unwrap();
         let (created, _) = store
             .create(&spec("old@corp.com", "app", CredentialKind::ApiKey))
             .await

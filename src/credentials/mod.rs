@@ -125,8 +125,10 @@ pub struct CredentialSpec {
 }
 
 /// The secret half of a credential. Values are wrapped so that a `{:?}` of a
-/// credential can never print them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// credential can never print them, and no `Serialize` can write them: the
+/// local store writes its own row (`local::StoredCredential`), the doors
+/// their own answers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Secret {
     ApiKey {
@@ -138,8 +140,9 @@ pub enum Secret {
     },
 }
 
-/// A credential as a backend holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A credential as a backend holds it. `Deserialize` reads the local
+/// store's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Credential {
     /// API key id, or Cognito app client id.
     pub id: String,

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_apigateway::Client;
 
-use super::{app_key, epoch_ms, AppKey, Aws};
+use super::call::{epoch_ms, Aws};
+use super::{app_key, AppKey};
 use crate::credentials::{
     AppId, Credential, CredentialError, CredentialSpec, Email, Origin, Result, Secret,
 };

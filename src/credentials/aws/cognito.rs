@@ -23,8 +23,9 @@ use std::collections::BTreeMap;
 use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
 use aws_sdk_cognitoidentityprovider::Client;
 
+use super::call::{epoch_ms, Aws};
 use super::settings::AwsSettings;
-use super::{app_key, epoch_ms, AppKey, Aws};
+use super::{app_key, AppKey};
 use crate::credentials::{
     AppId, Credential, CredentialError, CredentialSpec, Email, Origin, Result, Secret,
 };
@@ -92,7 +93,7 @@ pub fn client_name(app: &AppKey, label: &str, owner: &Email) -> Result<String> {
 
 /// What a client name says: the app, the label and the owner; `None` for
 /// clients keyhook did not make.
-pub fn parse_client_name(name: &str) -> Option<(AppId, String, Email)> {
+pub(crate) fn parse_client_name(name: &str) -> Option<(AppId, String, Email)> {
     let rest = name.strip_prefix(PREFIX)?.strip_prefix('.')?;
     let (hash, rest) = rest.split_once('.')?;
     let (label, owner) = rest.split_once('.')?;
@@ -103,7 +104,7 @@ pub fn parse_client_name(name: &str) -> Option<(AppId, String, Email)> {
     Some((AppKey::from_hash(hash).app_id(), unescape(label)?, owner))
 }
 
-pub struct AppClients {
+pub(crate) struct AppClients {
     client: Client,
     pool: String,
     token_endpoint: Option<String>,
@@ -112,7 +113,7 @@ pub struct AppClients {
 }
 
 impl AppClients {
-    pub fn new(client: Client, pool: String, config: &AwsSettings) -> Self {
+    pub(crate) fn new(client: Client, pool: String, config: &AwsSettings) -> Self {
         AppClients {
             client,
             pool,
@@ -125,12 +126,12 @@ impl AppClients {
         }
     }
 
-    pub fn pool(&self) -> &str {
+    pub(crate) fn pool(&self) -> &str {
         &self.pool
     }
 
     /// The scopes an app gets: the defaults, plus those of each of its APIs.
-    pub fn scopes_for(&self, spec: &CredentialSpec) -> Vec<String> {
+    pub(crate) fn scopes_for(&self, spec: &CredentialSpec) -> Vec<String> {
         let mut scopes = self.default_scopes.clone();
         for api in &spec.api_ids {
             for scope in self.api_scopes.get(api).into_iter().flatten() {
@@ -170,7 +171,7 @@ impl AppClients {
     }
 
     /// Ids and names of every app client in the pool.
-    pub async fn list(&self, aws: &Aws) -> Result<Vec<(String, String)>> {
+    pub(crate) async fn list(&self, aws: &Aws) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -197,7 +198,7 @@ impl AppClients {
     }
 
     /// One client, with its secret; `None` if it is gone or not keyhook's.
-    pub async fn describe(&self, aws: &Aws, client_id: &str) -> Result<Option<Credential>> {
+    pub(crate) async fn describe(&self, aws: &Aws, client_id: &str) -> Result<Option<Credential>> {
         let request = self
             .client
             .describe_user_pool_client()
@@ -209,7 +210,7 @@ impl AppClients {
             .and_then(|out| out.user_pool_client().and_then(|c| self.credential(c))))
     }
 
-    pub async fn create(&self, aws: &Aws, spec: &CredentialSpec) -> Result<Credential> {
+    pub(crate) async fn create(&self, aws: &Aws, spec: &CredentialSpec) -> Result<Credential> {
         let name = client_name(&app_key(&spec.app), &spec.label, &spec.owner)?;
         let request = self
             .client
@@ -231,7 +232,7 @@ impl AppClients {
 
     /// Re-syncs name and scopes. `UpdateUserPoolClient` resets every field
     /// it is not given, so it is given everything `create` set.
-    pub async fn update(
+    pub(crate) async fn update(
         &self,
         aws: &Aws,
         client_id: &str,
@@ -255,7 +256,7 @@ impl AppClients {
     }
 
     /// `false` if the client was already gone.
-    pub async fn delete(&self, aws: &Aws, client_id: &str) -> Result<bool> {
+    pub(crate) async fn delete(&self, aws: &Aws, client_id: &str) -> Result<bool> {
         let request = self
             .client
             .delete_user_pool_client()
@@ -268,7 +269,7 @@ impl AppClients {
     }
 
     /// Whether the pool exists (and we may read it).
-    pub async fn pool_exists(&self, aws: &Aws) -> Result<bool> {
+    pub(crate) async fn pool_exists(&self, aws: &Aws) -> Result<bool> {
         let request = self.client.describe_user_pool().user_pool_id(&self.pool);
         Ok(aws
             .call_opt("DescribeUserPool", request.send())

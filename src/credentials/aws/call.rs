@@ -1,0 +1,280 @@
+//! How the AWS backend talks to AWS: SDK clients with keyhook's timeouts and
+//! retries, and one metered wrapper every call goes through (the token
+//! bucket, the sorting of errors, the per-operation counters).
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_apigateway::config::http::HttpResponse;
+use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
+
+use super::limiter::TokenBucket;
+use super::settings::AwsSettings;
+use crate::credentials::CredentialError;
+
+/// The standard AWS configuration chain: environment, profile, ECS task
+/// role, IRSA web identity; `AWS_ENDPOINT_URL` for emulators.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The API Gateway and Cognito clients, with `settings`' overall timeout
+/// spread over its attempts (SDK standard retry with backoff).
+pub(super) fn sdk_clients(
+    settings: &AwsSettings,
+    sdk: &SdkConfig,
+) -> (
+    aws_sdk_apigateway::Client,
+    aws_sdk_cognitoidentityprovider::Client,
+) {
+    let timeout = Duration::from_secs(settings.timeout_secs);
+    let retry = RetryConfig::standard()
+        .with_max_attempts(settings.max_attempts)
+        .with_initial_backoff(Duration::from_millis(100));
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3).min(timeout))
+        .operation_attempt_timeout(timeout / settings.max_attempts.max(1))
+        .operation_timeout(timeout)
+        .build();
+    let apigw = aws_sdk_apigateway::config::Builder::from(sdk)
+        .retry_config(retry.clone())
+        .timeout_config(timeouts.clone())
+        .build();
+    let cognito = aws_sdk_cognitoidentityprovider::config::Builder::from(sdk)
+        .retry_config(retry)
+        .timeout_config(timeouts)
+        .build();
+    (
+        aws_sdk_apigateway::Client::from_conf(apigw),
+        aws_sdk_cognitoidentityprovider::Client::from_conf(cognito),
+    )
+}
+
+/// An AWS timestamp in Unix milliseconds (0 when absent).
+pub(super) fn epoch_ms(date: Option<&aws_sdk_apigateway::primitives::DateTime>) -> u64 {
+    date.and_then(|d| d.to_millis().ok())
+        .and_then(|ms| u64::try_from(ms).ok())
+        .unwrap_or_default()
+}
+
+/// What went wrong with one AWS call, sorted for the caller.
+#[derive(Debug)]
+pub(crate) struct AwsError {
+    operation: &'static str,
+    kind: AwsErrorKind,
+    detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AwsErrorKind {
+    NotFound,
+    Conflict,
+    /// Throttled, timed out, unreachable or a 5xx: worth trying later.
+    Transient,
+    Other,
+}
+
+impl AwsErrorKind {
+    /// The `outcome` label of `keyhook_aws_calls_total`.
+    fn outcome(self) -> &'static str {
+        match self {
+            AwsErrorKind::NotFound => "not_found",
+            AwsErrorKind::Conflict => "conflict",
+            AwsErrorKind::Transient => "unavailable",
+            AwsErrorKind::Other => "error",
+        }
+    }
+
+    /// Sorts a service error by its code, else by its HTTP status.
+    fn of_service_error(code: &str, status: u16) -> Self {
+        match code {
+            "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
+            "ConflictException" => AwsErrorKind::Conflict,
+            "TooManyRequestsException"
+            | "ThrottlingException"
+            | "Throttling"
+            | "LimitExceededException" => AwsErrorKind::Transient,
+            _ if status >= 500 || status == 429 => AwsErrorKind::Transient,
+            _ => AwsErrorKind::Other,
+        }
+    }
+}
+
+impl AwsError {
+    pub(super) fn is_conflict(&self) -> bool {
+        self.kind == AwsErrorKind::Conflict
+    }
+
+    fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        operation: &'static str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self {
+        let (kind, detail) = match &err {
+            SdkError::TimeoutError(_) => (AwsErrorKind::Transient, "timed out".to_string()),
+            SdkError::DispatchFailure(_) => {
+                (AwsErrorKind::Transient, "could not reach AWS".to_string())
+            }
+            SdkError::ResponseError(_) => (
+                AwsErrorKind::Transient,
+                "AWS sent an unreadable answer".to_string(),
+            ),
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = err.code().unwrap_or("UnknownError");
+                // AWS messages name resources, never key values or secrets
+                // (keyhook never sends those); cap them anyway.
+                let message: String = err.message().unwrap_or("").chars().take(200).collect();
+                let kind = AwsErrorKind::of_service_error(code, status);
+                (kind, format!("{code} (HTTP {status}): {message}"))
+            }
+            _ => (
+                AwsErrorKind::Other,
+                "request could not be built".to_string(),
+            ),
+        };
+        AwsError {
+            operation,
+            kind,
+            detail,
+        }
+    }
+}
+
+impl From<AwsError> for CredentialError {
+    fn from(err: AwsError) -> Self {
+        match err.kind {
+            AwsErrorKind::Transient => CredentialError::Unavailable {
+                operation: err.operation,
+                detail: err.detail,
+            },
+            _ => CredentialError::Backend {
+                operation: err.operation,
+                detail: err.detail,
+            },
+        }
+    }
+}
+
+/// What every SDK call returns.
+type SdkResult<T, E> = std::result::Result<T, SdkError<E, HttpResponse>>;
+
+/// Every AWS call goes through here: the token bucket, the error sorting,
+/// and the per-operation counters behind `/metrics`.
+pub(crate) struct Aws {
+    /// Also taken directly by a login that must not wait long for a call.
+    pub(super) limiter: TokenBucket,
+}
+
+impl Aws {
+    /// `rate_limit` calls per second, bursts of twice that.
+    pub(super) fn new(rate_limit: f64) -> Self {
+        Aws {
+            limiter: TokenBucket::new(rate_limit, (rate_limit * 2.0).max(1.0)),
+        }
+    }
+
+    fn record(operation: &'static str, outcome: &'static str) {
+        metrics::counter!("keyhook_aws_calls_total", "operation" => operation, "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// Calls without taking a token: for a caller that already took one.
+    pub(super) async fn run<T, E>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = SdkResult<T, E>>,
+    ) -> std::result::Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match call.await {
+            Ok(out) => {
+                Self::record(operation, "ok");
+                Ok(out)
+            }
+            Err(err) => {
+                let err = AwsError::classify(operation, err);
+                Self::record(operation, err.kind.outcome());
+                tracing::debug!(operation, detail = %err.detail, "AWS call failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// Waits for the bucket, then calls.
+    pub(super) async fn call<T, E>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = SdkResult<T, E>>,
+    ) -> std::result::Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.limiter.acquire().await;
+        self.run(operation, call).await
+    }
+
+    /// As `call`, with "not found" as `None`.
+    pub(super) async fn call_opt<T, E>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = SdkResult<T, E>>,
+    ) -> std::result::Result<Option<T>, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match self.call(operation, call).await {
+            Ok(out) => Ok(Some(out)),
+            Err(err) if err.kind == AwsErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_errors_are_sorted_by_code_then_status() {
+        for (code, status, kind) in [
+            ("NotFoundException", 404, AwsErrorKind::NotFound),
+            ("ResourceNotFoundException", 400, AwsErrorKind::NotFound),
+            ("ConflictException", 409, AwsErrorKind::Conflict),
+            ("TooManyRequestsException", 429, AwsErrorKind::Transient),
+            ("ThrottlingException", 400, AwsErrorKind::Transient),
+            ("LimitExceededException", 400, AwsErrorKind::Transient),
+            ("InternalFailure", 500, AwsErrorKind::Transient),
+            ("Whatever", 429, AwsErrorKind::Transient),
+            ("AccessDeniedException", 403, AwsErrorKind::Other),
+        ] {
+            assert_eq!(AwsErrorKind::of_service_error(code, status), kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn only_transient_errors_are_unavailable() {
+        let err = |kind| AwsError {
+            operation: "GetApiKeys",
+            kind,
+            detail: "d".into(),
+        };
+        assert!(matches!(
+            CredentialError::from(err(AwsErrorKind::Transient)),
+            CredentialError::Unavailable { .. }
+        ));
+        for kind in [
+            AwsErrorKind::NotFound,
+            AwsErrorKind::Conflict,
+            AwsErrorKind::Other,
+        ] {
+            assert!(matches!(
+                CredentialError::from(err(kind)),
+                CredentialError::Backend { .. }
+            ));
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The owner index the AWS backend serves logins from, and how it stays in
+//! step with AWS.
+//!
+//! A refresh lists every credential in AWS, which takes a while; changes
+//! this replica makes meanwhile go to a journal and are replayed onto the
+//! listing ([`merge`]), so a revoke racing a refresh stays revoked. Racing
+//! replicas can leave an app with two keys; once no create can still be in
+//! flight, a refresh keeps the first made and deletes the others
+//! ([`duplicates_to_settle`]). Both are pure; [`OwnerIndex`] holds the
+//! state, and the `impl Inner` at the end is the thin shell that asks AWS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{apigateway, cognito, create::attach_companion, Inner};
+use crate::credentials::index::Index;
+use crate::credentials::{
+    AppId, Credential, CredentialKind, CredentialRef, Email, Result, AUDIT_TARGET,
+};
+
+/// How old every duplicate of an app's key must be before a refresh settles
+/// them: longer than any create (with its retries) can take.
+const SETTLE: Duration = Duration::from_secs(120);
+
+/// One change this replica made to the index.
+pub(super) enum Change {
+    Upsert(Box<Credential>),
+    Remove(String),
+}
+
+/// The index replaced by `listed`, with the changes made while it was
+/// being listed replayed on top, in the order they were made.
+fn merge(listed: Vec<Credential>, journal: Vec<Change>) -> Index {
+    let mut index: Index = listed.into_iter().collect();
+    for change in journal {
+        match change {
+            Change::Upsert(c) => index.upsert(*c),
+            Change::Remove(id) => {
+                index.remove(&id);
+            }
+        }
+    }
+    index
+}
+
+/// Which of several credentials made for one app wins: the first made
+/// (AWS dates have whole seconds), then the smallest id. Every replica
+/// computes the same answer from the same listing.
+pub(super) fn first_made(a: &Credential, b: &Credential) -> std::cmp::Ordering {
+    a.created_at_ms
+        .cmp(&b.created_at_ms)
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// The keyhook-made API keys to delete, each with the one its app keeps.
+/// Two replicas can both keep a key for one app when their creates land in
+/// the same second and one re-read missed the other's key; a group is
+/// settled only once all of it is older than [`SETTLE`] at `now_ms`.
+fn duplicates_to_settle(listed: &[Credential], now_ms: u64) -> Vec<(&Credential, &Credential)> {
+    let settled = |c: &Credential| c.created_at_ms + SETTLE.as_millis() as u64 <= now_ms;
+    let mut groups: BTreeMap<(&Email, &AppId), Vec<&Credential>> = BTreeMap::new();
+    for c in listed {
+        let made_by_keyhook = c.app.as_str().starts_with("aws:");
+        if c.kind() == CredentialKind::ApiKey && made_by_keyhook {
+            groups.entry((&c.owner, &c.app)).or_default().push(c);
+        }
+    }
+    let mut extras = Vec::new();
+    for mut group in groups.into_values() {
+        if group.len() < 2 || !group.iter().all(|c| settled(c)) {
+            continue;
+        }
+        group.sort_by(|a, b| first_made(a, b));
+        extras.extend(group[1..].iter().map(|extra| (*extra, group[0])));
+    }
+    extras
+}
+
+/// The index with what keeps it current: the journal a refresh replays,
+/// and the readers AWS recently had nothing for.
+pub(super) struct OwnerIndex {
+    index: RwLock<Index>,
+    /// Open (`Some`) while a refresh is listing AWS.
+    journal: Mutex<Option<Vec<Change>>>,
+    /// Readers AWS had nothing for, and when we asked.
+    misses: Mutex<HashMap<Email, Instant>>,
+    /// Set once the first full load has finished.
+    loaded: watch::Sender<bool>,
+}
+
+impl OwnerIndex {
+    pub(super) fn new() -> Self {
+        OwnerIndex {
+            index: RwLock::new(Index::default()),
+            journal: Mutex::new(None),
+            misses: Mutex::new(HashMap::new()),
+            loaded: watch::channel(false).0,
+        }
+    }
+
+    pub(super) fn owned_by(&self, owner: &Email) -> Vec<Credential> {
+        self.index.read().expect("index lock").owned_by(owner)
+    }
+
+    pub(super) fn resolve(&self, target: &CredentialRef) -> Option<Credential> {
+        self.index
+            .read()
+            .expect("index lock")
+            .resolve(target)
+            .cloned()
+    }
+
+    /// The client credentials known now, by id.
+    fn clients(&self) -> HashMap<String, Credential> {
+        self.index
+            .read()
+            .expect("index lock")
+            .credentials()
+            .filter(|c| c.kind() == CredentialKind::ClientCredentials)
+            .map(|c| (c.id.clone(), c.clone()))
+            .collect()
+    }
+
+    pub(super) fn apply(&self, change: Change) {
+        let mut index = self.index.write().expect("index lock");
+        match &change {
+            Change::Upsert(c) => {
+                self.misses.lock().expect("misses lock").remove(&c.owner);
+                index.upsert(c.as_ref().clone());
+            }
+            Change::Remove(id) => {
+                index.remove(id);
+            }
+        }
+        if let Some(journal) = self.journal.lock().expect("journal lock").as_mut() {
+            journal.push(change);
+        }
+    }
+
+    /// Replaces what the index knows of `owner`'s API keys with `keys`.
+    pub(super) fn replace_owner_keys(&self, owner: &Email, keys: Vec<Credential>) {
+        let stale: Vec<String> = self
+            .owned_by(owner)
+            .into_iter()
+            .filter(|c| c.kind() == CredentialKind::ApiKey)
+            .map(|c| c.id)
+            .collect();
+        for id in stale {
+            self.apply(Change::Remove(id));
+        }
+        for credential in keys {
+            self.apply(Change::Upsert(Box::new(credential)));
+        }
+    }
+
+    /// Whether AWS answered "nothing" for `owner` less than `within` ago.
+    pub(super) fn missed(&self, owner: &Email, within: Duration) -> bool {
+        self.misses
+            .lock()
+            .expect("misses lock")
+            .get(owner)
+            .is_some_and(|at| at.elapsed() < within)
+    }
+
+    pub(super) fn record_miss(&self, owner: &Email) {
+        self.misses
+            .lock()
+            .expect("misses lock")
+            .insert(owner.clone(), Instant::now());
+    }
+
+    pub(super) fn is_loaded(&self) -> bool {
+        *self.loaded.borrow()
+    }
+
+    /// Waits until the first full load has finished.
+    pub(super) async fn loaded(&self) {
+        let mut rx = self.loaded.subscribe();
+        let _ = rx.wait_for(|loaded| *loaded).await;
+    }
+
+    /// Replaces the index with what `listing` finds, keeping the changes
+    /// made while it ran; on error, keeps the index as it is. Returns the
+    /// number of credentials indexed.
+    async fn refresh(
+        &self,
+        listing: impl Future<Output = Result<Vec<Credential>>>,
+    ) -> Result<usize> {
+        *self.journal.lock().expect("journal lock") = Some(Vec::new());
+        let listed = listing.await;
+        // Index, then journal: the order `apply` takes them in, so no change
+        // slips between reading the journal and swapping the index.
+        let mut index = self.index.write().expect("index lock");
+        let journal = self
+            .journal
+            .lock()
+            .expect("journal lock")
+            .take()
+            .unwrap_or_default();
+        let fresh = merge(listed?, journal);
+        let count = fresh.len();
+        *index = fresh;
+        drop(index);
+        self.misses.lock().expect("misses lock").clear();
+        self.loaded.send_replace(true);
+        Ok(count)
+    }
+}
+
+/// Loads the index, then refreshes it every interval, until the provider
+/// is dropped. A failed load is retried sooner.
+pub(super) async fn refresh_loop(inner: Weak<Inner>) {
+    let mut delay = Duration::ZERO;
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let interval = Duration::from_secs(inner.settings.index_refresh_secs);
+        let listing = async {
+            let listed = inner.list_everything().await?;
+            Ok(inner.settle_duplicates(listed).await)
+        };
+        delay = match inner.owners.refresh(listing).await {
+            Ok(count) => {
+                tracing::debug!(credentials = count, "owner index refreshed");
+                interval
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "owner index refresh failed; keeping the last one");
+                interval.min(Duration::from_secs(5))
+            }
+        };
+    }
+}
+
+impl Inner {
+    /// Deletes the duplicates [`duplicates_to_settle`] names; returns the
+    /// listing without those it deleted.
+    async fn settle_duplicates(&self, listed: Vec<Credential>) -> Vec<Credential> {
+        let now = u64::try_from((self.clock)()).unwrap_or_default();
+        let mut deleted = Vec::new();
+        for (extra, kept) in duplicates_to_settle(&listed, now) {
+            match self.keys.delete(&self.aws, &extra.id).await {
+                Ok(_) => {
+                    tracing::warn!(
+                        target: AUDIT_TARGET,
+                        action = "duplicate_deleted",
+                        owner = %extra.owner,
+                        app = %extra.app,
+                        credential_id = %extra.id,
+                        kept = %kept.id,
+                        "duplicate API key from a replica race deleted"
+                    );
+                    deleted.push(extra.id.clone());
+                }
+                Err(err) => {
+                    tracing::warn!(key_id = %extra.id, error = %err, "could not delete a duplicate API key")
+                }
+            }
+        }
+        listed
+            .into_iter()
+            .filter(|c| !deleted.contains(&c.id))
+            .collect()
+    }
+
+    /// Every API key and app client in AWS, as credentials.
+    async fn list_everything(&self) -> Result<Vec<Credential>> {
+        let records = self.keys.list_all(&self.aws).await?;
+        let mut credentials = apigateway::credentials(&records);
+        if let Some(clients) = &self.clients {
+            let known = self.owners.clients();
+            for (id, name) in clients.list(&self.aws).await? {
+                let Some((_, label, owner)) = cognito::parse_client_name(&name) else {
+                    continue;
+                };
+                // Only clients not seen before cost a describe.
+                let credential = match known.get(&id) {
+                    Some(c) => {
+                        let mut c = c.clone();
+                        c.label = label;
+                        c.owner = owner;
+                        Some(c)
+                    }
+                    None => clients.describe(&self.aws, &id).await?,
+                };
+                if let Some(mut credential) = credential {
+                    attach_companion(&mut credential, &records);
+                    credentials.push(credential);
+                }
+            }
+        }
+        Ok(credentials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::credentials::{CredentialError, Origin, Secret};
+    use crate::secret::Redacted;
+
+    const SETTLED: u64 = SETTLE.as_millis() as u64;
+
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap()
+    }
+
+    fn key(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {
+        Credential {
+            id: id.into(),
+            owner: email(owner),
+            app: AppId::from_stored(app),
+            label: "app".into(),
+            origin: Origin::Readme,
+            secret: Secret::ApiKey {
+                value: Redacted::new(format!("value-of-{id}")),
+            },
+            usage_plans: Vec::new(),
+            api_ids: Vec::new(),
+            custom: BTreeMap::new(),
+            created_at_ms,
+        }
+    }
+
+    fn client(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {
+        Credential {
+            secret: Secret::ClientCredentials {
+                client_secret: Redacted::new("s".into()),
+                scopes: Vec::new(),
+            },
+            ..key(id, owner, app, created_at_ms)
+        }
+    }
+
+    fn ids(found: Vec<Credential>) -> Vec<String> {
+        found.into_iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn merge_replays_the_journal_onto_the_listing_in_order() {
+        let listed = vec![
+            key("k1", "jo@corp.com", "aws:01", 1),
+            key("k2", "jo@corp.com", "aws:02", 2),
+        ];
+        let mut relabelled = key("k2", "al@corp.com", "aws:02", 2);
+        relabelled.label = "renamed".into();
+        let journal = vec![
+            Change::Remove("k1".into()),
+            Change::Upsert(Box::new(key("k3", "jo@corp.com", "aws:03", 3))),
+            Change::Upsert(Box::new(relabelled.clone())),
+            // Made, then revoked, during the listing: gone.
+            Change::Upsert(Box::new(key("k4", "jo@corp.com", "aws:04", 4))),
+            Change::Remove("k4".into()),
+            // Not listed and already gone: nothing to do.
+            Change::Remove("k9".into()),
+        ];
+        let index = merge(listed, journal);
+        assert_eq!(index.len(), 2);
+        assert_eq!(ids(index.owned_by(&email("jo@corp.com"))), ["k3"]);
+        assert_eq!(index.owned_by(&email("al@corp.com")), [relabelled]);
+    }
+
+    #[tokio::test]
+    async fn a_revoke_racing_a_refresh_stays_revoked() {
+        let owners = OwnerIndex::new();
+        let revoked = key("k1", "jo@corp.com", "aws:01", 1);
+        owners.apply(Change::Upsert(Box::new(revoked.clone())));
+        // The listing saw the key before the revoke reached AWS.
+        let listing = async {
+            owners.apply(Change::Remove("k1".into()));
+            owners.apply(Change::Upsert(Box::new(key(
+                "k2",
+                "jo@corp.com",
+                "aws:02",
+                2,
+            ))));
+            Ok(vec![revoked.clone()])
+        };
+        assert_eq!(owners.refresh(listing).await.unwrap(), 1);
+        assert_eq!(ids(owners.owned_by(&email("jo@corp.com"))), ["k2"]);
+        assert!(owners.is_loaded());
+        // The journal closed with the refresh: the next one starts clean.
+        owners.apply(Change::Remove("k2".into()));
+        let listing = async { Ok(vec![revoked.clone()]) };
+        assert_eq!(owners.refresh(listing).await.unwrap(), 1);
+        assert_eq!(ids(owners.owned_by(&email("jo@corp.com"))), ["k1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_the_index_and_closes_the_journal() {
+        let owners = OwnerIndex::new();
+        let kept = key("k1", "jo@corp.com", "aws:01", 1);
+        owners.apply(Change::Upsert(Box::new(kept.clone())));
+        owners.record_miss(&email("al@corp.com"));
+        let listing = async {
+            owners.apply(Change::Upsert(Box::new(key(
+                "k2",
+                "jo@corp.com",
+                "aws:02",
+                2,
+            ))));
+            Err(CredentialError::Unavailable {
+                operation: "GetApiKeys",
+                detail: "throttled".into(),
+            })
+        };
+        assert!(owners.refresh(listing).await.is_err());
+        assert!(!owners.is_loaded());
+        assert_eq!(ids(owners.owned_by(&email("jo@corp.com"))), ["k1", "k2"]);
+        assert!(owners.journal.lock().unwrap().is_none());
+        // Misses are forgotten only by a refresh that succeeded.
+        assert!(owners.missed(&email("al@corp.com"), Duration::from_secs(60)));
+        assert_eq!(owners.refresh(async { Ok(vec![kept]) }).await.unwrap(), 1);
+        assert!(!owners.missed(&email("al@corp.com"), Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_new_credential_forgets_its_owner_was_missed() {
+        let owners = OwnerIndex::new();
+        owners.record_miss(&email("jo@corp.com"));
+        assert!(owners.missed(&email("jo@corp.com"), Duration::from_secs(60)));
+        assert!(!owners.missed(&email("jo@corp.com"), Duration::ZERO));
+        owners.apply(Change::Upsert(Box::new(key(
+            "k1",
+            "jo@corp.com",
+            "aws:01",
+            1,
+        ))));
+        assert!(!owners.missed(&email("jo@corp.com"), Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn replacing_an_owners_keys_leaves_their_clients() {
+        let owners = OwnerIndex::new();
+        for c in [
+            key("k1", "jo@corp.com", "aws:01", 1),
+            client("c1", "jo@corp.com", "aws:02", 2),
+        ] {
+            owners.apply(Change::Upsert(Box::new(c)));
+        }
+        owners.replace_owner_keys(
+            &email("jo@corp.com"),
+            vec![key("k3", "jo@corp.com", "aws:03", 3)],
+        );
+        assert_eq!(ids(owners.owned_by(&email("jo@corp.com"))), ["c1", "k3"]);
+        assert_eq!(owners.clients().into_keys().collect::<Vec<_>>(), ["c1"]);
+    }
+
+    #[test]
+    fn settled_duplicates_keep_the_first_made() {
+        let listed = vec![
+            key("kb", "jo@corp.com", "aws:01", 1000),
+            key("kc", "jo@corp.com", "aws:01", 2000),
+            key("ka", "jo@corp.com", "aws:01", 1000),
+            // Same app, another owner: its own group.
+            key("kd", "al@corp.com", "aws:01", 1000),
+            // Hand-made keys and clients are never settled.
+            key("h1", "jo@corp.com", "apikey:h1", 1000),
+            key("h2", "jo@corp.com", "apikey:h1", 1000),
+            client("c1", "jo@corp.com", "aws:02", 1000),
+            client("c2", "jo@corp.com", "aws:02", 1000),
+        ];
+        let settle = |now| -> Vec<(String, String)> {
+            duplicates_to_settle(&listed, now)
+                .into_iter()
+                .map(|(extra, kept)| (extra.id.clone(), kept.id.clone()))
+                .collect()
+        };
+        let pair = |extra: &str, kept: &str| (extra.to_string(), kept.to_string());
+        assert_eq!(settle(2000 + SETTLED), [pair("kb", "ka"), pair("kc", "ka")]);
+        // One of them could still be a create in flight: wait.
+        assert!(settle(2000 + SETTLED - 1).is_empty());
+        assert!(settle(0).is_empty());
+    }
+}
