@@ -8,6 +8,9 @@
 //! flight, a refresh keeps the first made and deletes the others
 //! ([`duplicates_to_settle`]). Both are pure; [`OwnerIndex`] holds the
 //! state, and the `impl Inner` at the end is the thin shell that asks AWS.
+//!
+//! (Past 400 lines only with the unit tests of the journal and the
+//! settling, kept beside the logic they pin down.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

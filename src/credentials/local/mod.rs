@@ -8,6 +8,8 @@
 //! cheap. Writers are serialised, which makes "find the app's credential, or
 //! create it" atomic: concurrent first logins or portal retries converge on
 //! one credential.
+//!
+//! (Past 400 lines only with its unit tests. The row format is in `row.rs`.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,84 +17,23 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
-use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::index::Index;
 use super::{
-    generate, AppId, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
-    CredentialRef, CredentialSpec, Email, Origin, Result, Revoked, Secret,
+    generate, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
+    CredentialRef, CredentialSpec, Email, Result, Revoked, Secret,
 };
 use crate::clock::Clock;
 use crate::secret::Redacted;
 
-/// id -> JSON-encoded [`Credential`]. Only active credentials are stored:
+mod row;
+
+/// id -> JSON-encoded [`Credential`] (see `row.rs`). Only active credentials are stored:
 /// revoking deletes the row.
 const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 
 pub const FILE_NAME: &str = "keyhook.redb";
-
-/// A credential as a row stores it: the one place a credential's secrets
-/// are serialised. Names, order and shapes are the store's format, which
-/// `Credential`'s `Deserialize` reads back; a store written by an earlier
-/// version must keep loading, so they never change.
-#[derive(Serialize)]
-struct StoredCredential<'a> {
-    id: &'a str,
-    owner: &'a Email,
-    app: &'a AppId,
-    label: &'a str,
-    origin: Origin,
-    secret: StoredSecret<'a>,
-    usage_plans: &'a [String],
-    api_ids: &'a [String],
-    custom: BTreeMap<&'a str, &'a str>,
-    created_at_ms: u64,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum StoredSecret<'a> {
-    ApiKey {
-        value: &'a str,
-    },
-    ClientCredentials {
-        client_secret: &'a str,
-        scopes: &'a [String],
-    },
-}
-
-impl<'a> From<&'a Credential> for StoredCredential<'a> {
-    fn from(credential: &'a Credential) -> Self {
-        StoredCredential {
-            id: &credential.id,
-            owner: &credential.owner,
-            app: &credential.app,
-            label: &credential.label,
-            origin: credential.origin,
-            secret: match &credential.secret {
-                Secret::ApiKey { value } => StoredSecret::ApiKey {
-                    value: value.expose(),
-                },
-                Secret::ClientCredentials {
-                    client_secret,
-                    scopes,
-                } => StoredSecret::ClientCredentials {
-                    client_secret: client_secret.expose(),
-                    scopes,
-                },
-            },
-            usage_plans: &credential.usage_plans,
-            api_ids: &credential.api_ids,
-            custom: credential
-                .custom
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.expose().as_str()))
-                .collect(),
-            created_at_ms: credential.created_at_ms,
-        }
-    }
-}
 
 pub struct LocalStore {
     db: Arc<Database>,
@@ -142,8 +83,8 @@ impl LocalStore {
                 .map_err(|e| storage_error("load store", e))?;
             for row in table.iter().map_err(|e| storage_error("load store", e))? {
                 let (_, value) = row.map_err(|e| storage_error("load store", e))?;
-                let credential: Credential = serde_json::from_slice(value.value())
-                    .map_err(|e| storage_error("load store", e))?;
+                let credential =
+                    row::decode(value.value()).map_err(|e| storage_error("load store", e))?;
                 index.insert(credential);
             }
         }
@@ -190,8 +131,7 @@ impl LocalStore {
                         .map_err(|e| storage_error(operation, e))?;
                 }
                 if let Some(credential) = &put {
-                    let bytes = serde_json::to_vec(&StoredCredential::from(credential))
-                        .map_err(|e| storage_error(operation, e))?;
+                    let bytes = row::encode(credential).map_err(|e| storage_error(operation, e))?;
                     table
                         .insert(credential.id.as_str(), bytes.as_slice())
                         .map_err(|e| storage_error(operation, e))?;
@@ -329,27 +269,15 @@ mod tests {
         }
     }
 
-    /// Rows exactly as the previous version wrote them.
-    const TODAYS_ROWS: [(&str, &str); 2] = [
-        (
-            "key1",
-            r#"{"id":"key1","owner":"dev@corp.com","app":"slug:app1","label":"app app1","origin":"sensedia","secret":{"type":"api_key","value":"kv-1"},"usage_plans":["plan01"],"api_ids":["a1b2c3d4e5"],"custom":{},"created_at_ms":1700000000000}"#,
-        ),
-        (
-            "client1",
-            r#"{"id":"client1","owner":"dev@corp.com","app":"readme:dev@corp.com","label":"Reader","origin":"readme","secret":{"type":"client_credentials","client_secret":"cs-1","scopes":["read","write"]},"usage_plans":[],"api_ids":[],"custom":{"apiKey":"kv-2","apiKeyId":"key2"},"created_at_ms":1700000000001}"#,
-        ),
-    ];
-
     #[tokio::test]
-    async fn rows_in_todays_format_load_and_are_written_back_unchanged() {
+    async fn a_store_written_by_the_previous_version_loads() {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
             let txn = db.begin_write().unwrap();
             {
                 let mut table = txn.open_table(CREDENTIALS).unwrap();
-                for (id, row) in TODAYS_ROWS {
+                for (id, row) in row::TODAYS_ROWS {
                     table.insert(id, row.as_bytes()).unwrap();
                 }
             }
@@ -382,10 +310,6 @@ mod tests {
         );
         assert_eq!(client.custom["apiKeyId"].expose(), "key2");
         assert_eq!(client.custom["apiKey"].expose(), "kv-2");
-        for (credential, (_, row)) in found.iter().zip(TODAYS_ROWS) {
-            let written = serde_json::to_string(&StoredCredential::from(credential)).unwrap();
-            assert_eq!(written, row);
-        }
     }
 
     #[tokio::test]
