@@ -8,9 +8,9 @@
 //! safe.
 
 pub mod aws;
-pub mod email;
-pub mod generate;
-pub mod index;
+mod email;
+mod generate;
+mod index;
 pub mod local;
 
 use std::collections::BTreeMap;

@@ -24,13 +24,13 @@
 //! - `apigateway.rs`, `cognito.rs`: the two services' calls and record shapes;
 //! - `limiter.rs`: the token bucket; `settings.rs`: the configuration.
 
-pub(crate) mod apigateway;
+mod apigateway;
 mod call;
 pub mod cognito;
 mod create;
 mod health;
 mod identity;
-pub(crate) mod limiter;
+mod limiter;
 pub mod settings;
 mod sync;
 
@@ -118,11 +118,6 @@ impl AwsProvider {
             clock,
         });
         AwsProvider { inner }
-    }
-
-    /// Waits until the owner index has been loaded once.
-    pub async fn loaded(&self) {
-        self.inner.owners.loaded().await;
     }
 }
 

@@ -14,10 +14,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{apigateway, cognito, create::attach_companion, Inner};
@@ -93,7 +93,7 @@ pub(super) struct OwnerIndex {
     /// Readers AWS had nothing for, and when we asked.
     misses: Mutex<HashMap<Email, Instant>>,
     /// Set once the first full load has finished.
-    loaded: watch::Sender<bool>,
+    loaded: AtomicBool,
 }
 
 impl OwnerIndex {
@@ -102,7 +102,7 @@ impl OwnerIndex {
             index: RwLock::new(Index::default()),
             journal: Mutex::new(None),
             misses: Mutex::new(HashMap::new()),
-            loaded: watch::channel(false).0,
+            loaded: AtomicBool::new(false),
         }
     }
 
@@ -178,13 +178,7 @@ impl OwnerIndex {
     }
 
     pub(super) fn is_loaded(&self) -> bool {
-        *self.loaded.borrow()
-    }
-
-    /// Waits until the first full load has finished.
-    pub(super) async fn loaded(&self) {
-        let mut rx = self.loaded.subscribe();
-        let _ = rx.wait_for(|loaded| *loaded).await;
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Replaces the index with what `listing` finds, keeping the changes
@@ -210,7 +204,7 @@ impl OwnerIndex {
         *index = fresh;
         drop(index);
         self.misses.lock().expect("misses lock").clear();
-        self.loaded.send_replace(true);
+        self.loaded.store(true, Ordering::Release);
         Ok(count)
     }
 }

@@ -12,7 +12,7 @@
 //! (Past 400 lines only with its unit tests. The row format is in `row.rs`.)
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -37,7 +37,6 @@ pub const FILE_NAME: &str = "keyhook.redb";
 
 pub struct LocalStore {
     db: Arc<Database>,
-    path: PathBuf,
     index: RwLock<Index>,
     /// Serialises writers so a lookup and the write that follows it are one
     /// atomic step.
@@ -90,24 +89,16 @@ impl LocalStore {
         }
         Ok(LocalStore {
             db: Arc::new(db),
-            path,
             index: RwLock::new(index),
             writer: Mutex::new(()),
             clock,
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Number of active credentials.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.index.read().expect("index lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Commits one change to disk. Runs on the blocking pool: a commit waits
@@ -141,6 +132,17 @@ impl LocalStore {
         })
         .await
         .map_err(|e| storage_error(operation, e))?
+    }
+
+    /// Stores `credential` (replacing the one with its id), then indexes it.
+    async fn put(&self, operation: &'static str, credential: Credential) -> Result<Credential> {
+        self.commit(operation, Some(credential.clone()), None)
+            .await?;
+        self.index
+            .write()
+            .expect("index lock")
+            .upsert(credential.clone());
+        Ok(credential)
     }
 
     fn resolve(&self, target: &CredentialRef) -> Option<Credential> {
@@ -197,13 +199,9 @@ impl CredentialProvider for LocalStore {
         if let Some(existing) = self.resolve(&CredentialRef::App(spec.app.clone(), spec.kind)) {
             return Ok((existing, Created::Existing));
         }
-        let credential = self.new_credential(spec);
-        self.commit("store credential", Some(credential.clone()), None)
+        let credential = self
+            .put("store credential", self.new_credential(spec))
             .await?;
-        self.index
-            .write()
-            .expect("index lock")
-            .insert(credential.clone());
         Ok((credential, Created::New))
     }
 
@@ -213,13 +211,7 @@ impl CredentialProvider for LocalStore {
             .resolve(target)
             .ok_or_else(|| CredentialError::NotFound(target.clone()))?
             .resynced(spec)?;
-        self.commit("update credential", Some(credential.clone()), None)
-            .await?;
-        self.index
-            .write()
-            .expect("index lock")
-            .upsert(credential.clone());
-        Ok(credential)
+        self.put("update credential", credential).await
     }
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
