@@ -1,5 +1,7 @@
 //! Wall-clock time in Unix milliseconds, injectable so tests can replay
-//! signatures made at a fixed instant.
+//! signatures made at a fixed instant. The application holds one `Clock`
+//! (`app::Dependencies`) and hands it to whatever reads the time: the ReadMe
+//! verifier, and the backends that date credentials.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

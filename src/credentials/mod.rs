@@ -126,7 +126,7 @@ pub struct CredentialSpec {
 
 /// The secret half of a credential. Values are wrapped so that a `{:?}` of a
 /// credential can never print them, and no `Serialize` can write them: the
-/// local store writes its own row (`local::StoredCredential`), the doors
+/// local store writes its own row (`local/row.rs`), the doors
 /// their own answers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

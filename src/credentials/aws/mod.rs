@@ -12,7 +12,7 @@
 //! refresh interval. So: a revoke disappears from logins on this replica at
 //! once, and on other replicas within `index_refresh_secs` (default 30 s).
 //!
-//! **Creates are idempotent and race-safe**: see [`create`].
+//! **Creates are idempotent and race-safe**: see `create.rs`.
 //!
 //! Where each concern lives:
 //! - this file: the provider, its state, and the [`CredentialProvider`] trait;
