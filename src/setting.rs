@@ -32,6 +32,12 @@ pub struct Setting {
     pub doc: &'static str,
 }
 
+/// A value its section refuses; the message names the key and the variable,
+/// never a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// How a variable's text becomes a value. The setting's own type, through
 /// serde, then checks it exactly as it checks the TOML file's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -178,7 +178,8 @@ fn table<'a>(rows: impl Iterator<Item = &'a Setting>) -> String {
             Some(value) => format!("`{value}`"),
             None => "none".to_string(),
         };
-        out += &format!("| `{}` | {} | {default} |\n", s.var, s.doc);
+        let secret = if s.secret { "secret, never shown: " } else { "" };
+        out += &format!("| `{}` | {secret}{} | {default} |\n", s.var, s.doc);
     }
     out
 }

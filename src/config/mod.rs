@@ -18,7 +18,7 @@ use crate::credentials::aws::settings::AwsSettings;
 use crate::credentials::CredentialKind;
 use crate::readme::settings::ReadmeSettings;
 use crate::sensedia::settings::SensediaSettings;
-use crate::setting::{Read, Setting};
+use crate::setting::{Invalid, Read, Setting};
 use crate::telemetry::LogFormat;
 
 mod layers;
@@ -193,7 +193,9 @@ impl Config {
             }
         };
         let config = layers::load(path, &env)?;
-        config.validate().map_err(ConfigError::Invalid)?;
+        config
+            .validate()
+            .map_err(|Invalid(message)| ConfigError::Invalid(message))?;
         Ok(config)
     }
 
@@ -204,15 +206,17 @@ impl Config {
     }
 
     /// Each section's own checks, then those that span sections.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         if !(1024..=16 * 1024 * 1024).contains(&self.body_limit) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "body_limit (KEYHOOK_BODY_LIMIT) must be between 1024 and 16777216 bytes, got {}",
                 self.body_limit
-            ));
+            )));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err("set both KEYHOOK_TLS_CERT and KEYHOOK_TLS_KEY, or neither".into());
+            return Err(Invalid(
+                "set both KEYHOOK_TLS_CERT and KEYHOOK_TLS_KEY, or neither".into(),
+            ));
         }
         self.readme.validate()?;
         self.sensedia.validate()?;
@@ -221,9 +225,7 @@ impl Config {
             && self.sensedia.credential_type == CredentialKind::ClientCredentials
             && self.aws.cognito_user_pool_id.is_none()
         {
-            return Err(
-                "KEYHOOK_SENSEDIA_CREDENTIAL_TYPE=client_credentials on the aws backend needs KEYHOOK_COGNITO_USER_POOL_ID".into(),
-            );
+            return Err(Invalid("KEYHOOK_SENSEDIA_CREDENTIAL_TYPE=client_credentials on the aws backend needs KEYHOOK_COGNITO_USER_POOL_ID".into()));
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::secret::Redacted;
-use crate::setting::{self, Read, Setting};
+use crate::setting::{self, Invalid, Read, Setting};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,23 +62,27 @@ impl ReadmeSettings {
         },
     ];
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.tolerance_secs == 0 {
-            return Err(
+            return Err(Invalid(
                 "readme.tolerance_secs (KEYHOOK_README_TOLERANCE_SECS) must be at least 1".into(),
-            );
+            ));
         }
         if self.secret.iter().any(|s| s.expose().is_empty()) {
-            return Err("readme.secret (KEYHOOK_README_SECRET) contains an empty secret".into());
+            return Err(Invalid(
+                "readme.secret (KEYHOOK_README_SECRET) contains an empty secret".into(),
+            ));
         }
         if self.usage_plan_id.as_deref() == Some("") {
-            return Err("readme.usage_plan_id (KEYHOOK_USAGE_PLAN_ID) is empty".into());
+            return Err(Invalid(
+                "readme.usage_plan_id (KEYHOOK_USAGE_PLAN_ID) is empty".into(),
+            ));
         }
         for field in RESERVED_RESPONSE_FIELDS {
             if self.response.contains_key(field) {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "readme.response must not set `{field}`: keyhook fills it from the reader's credentials"
-                ));
+                )));
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::credentials::CredentialKind;
 use crate::secret::Redacted;
-use crate::setting::{self, Read, Setting};
+use crate::setting::{self, Invalid, Read, Setting};
 
 /// One Basic-auth pair the Sensedia portal may present.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +68,14 @@ impl SensediaSettings {
         },
     ];
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let mut seen = HashSet::new();
         for user in &self.users {
             if !seen.insert(&user.user) {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "sensedia.users (KEYHOOK_SENSEDIA_USERS) names `{}` twice",
                     user.user
-                ));
+                )));
             }
         }
         Ok(())

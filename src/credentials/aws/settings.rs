@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::setting::{self, Read, Setting};
+use crate::setting::{self, Invalid, Read, Setting};
 
 /// What revoking an API key does in API Gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -126,23 +126,27 @@ impl AwsSettings {
         },
     ];
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.index_refresh_secs == 0 {
-            return Err(
+            return Err(Invalid(
                 "aws.index_refresh_secs (KEYHOOK_INDEX_REFRESH_SECS) must be at least 1".into(),
-            );
+            ));
         }
         if !(self.rate_limit > 0.0 && self.rate_limit.is_finite()) {
-            return Err("aws.rate_limit (KEYHOOK_AWS_RATE_LIMIT) must be a positive number".into());
+            return Err(Invalid(
+                "aws.rate_limit (KEYHOOK_AWS_RATE_LIMIT) must be a positive number".into(),
+            ));
         }
         if self.timeout_secs == 0 || self.max_attempts == 0 {
-            return Err("aws.timeout_secs and aws.max_attempts must be at least 1".into());
+            return Err(Invalid(
+                "aws.timeout_secs and aws.max_attempts must be at least 1".into(),
+            ));
         }
         if let Some(domain) = &self.cognito_domain {
             if !domain.starts_with("https://") && !domain.starts_with("http://") {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "aws.cognito_domain (KEYHOOK_COGNITO_DOMAIN) must be a URL such as https://auth.example.com, got `{domain}`"
-                ));
+                )));
             }
         }
         Ok(())
