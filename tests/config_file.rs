@@ -178,7 +178,11 @@ fn table<'a>(rows: impl Iterator<Item = &'a Setting>) -> String {
             Some(value) => format!("`{value}`"),
             None => "none".to_string(),
         };
-        let secret = if s.secret { "secret, never shown: " } else { "" };
+        let secret = if s.secret {
+            "secret, never shown: "
+        } else {
+            ""
+        };
         out += &format!("| `{}` | {secret}{} | {default} |\n", s.var, s.doc);
     }
     out
