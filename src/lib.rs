@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod readme;
 pub mod secret;
 pub mod sensedia;
+pub mod setting;
 pub mod telemetry;

@@ -20,17 +20,6 @@ pub enum LogFormat {
     Pretty,
 }
 
-impl std::str::FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "json" => Ok(LogFormat::Json),
-            "pretty" => Ok(LogFormat::Pretty),
-            other => Err(format!("expected `json` or `pretty`, got `{other}`")),
-        }
-    }
-}
-
 /// The log filter: `RUST_LOG` (default `info`), with [`CAPPED`] applied last.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     let mut filter = rust_log

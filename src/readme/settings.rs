@@ -1,33 +1,113 @@
-//! What the ReadMe door is configured with (`[readme]`, `KEYHOOK_README_*`).
+//! What the ReadMe door is configured with (`[readme]`, `KEYHOOK_README_*`):
+//! each setting described once, checked and summarised here.
 
 use serde::Deserialize;
 
 use crate::secret::Redacted;
+use crate::setting::{self, Invalid, Read, Setting};
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct ReadmeSettings {
     /// Webhook secrets; any one may verify, so a new one can be added before
     /// the old one is removed.
-    #[serde(deserialize_with = "crate::config::secret_list")]
+    #[serde(default, deserialize_with = "setting::secret_list")]
     pub secret: Vec<Redacted<String>>,
     pub provision: bool,
     pub tolerance_secs: u64,
     /// Usage plan attached to keys provisioned for first-time readers.
     pub usage_plan_id: Option<String>,
     /// Extra top-level fields merged into every login answer: server
-    /// variables, `parameters`, static flags such as `isReadOnly`.
+    /// variables, `parameters`, static flags such as `isReadOnly` (TOML only).
+    #[serde(default)]
     pub response: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Reserved keys of the ReadMe answer that `readme.response` may not set.
+const RESERVED_RESPONSE_FIELDS: [&str; 3] = ["email", "name", "keys"];
+
+impl ReadmeSettings {
+    pub const SETTINGS: &[Setting] = &[
+        Setting {
+            key: "readme.secret",
+            var: "KEYHOOK_README_SECRET",
+            read: Read::List,
+            default: None,
+            secret: true,
+            doc: "ReadMe webhook secret(s), comma-separated; any one verifies (rotation). Unset: `/readme/webhook` answers 503",
+        },
+        Setting {
+            key: "readme.provision",
+            var: "KEYHOOK_README_PROVISION",
+            read: Read::Bool,
+            default: Some("false"),
+            secret: false,
+            doc: "create an API key for a first-time reader",
+        },
+        Setting {
+            key: "readme.tolerance_secs",
+            var: "KEYHOOK_README_TOLERANCE_SECS",
+            read: Read::Unsigned,
+            default: Some("1800"),
+            secret: false,
+            doc: "signature age accepted, both directions",
+        },
+        Setting {
+            key: "readme.usage_plan_id",
+            var: "KEYHOOK_USAGE_PLAN_ID",
+            read: Read::Text,
+            default: None,
+            secret: false,
+            doc: "usage plan attached to keys provisioned for readers",
+        },
+    ];
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.tolerance_secs == 0 {
+            return Err(Invalid(
+                "readme.tolerance_secs (KEYHOOK_README_TOLERANCE_SECS) must be at least 1".into(),
+            ));
+        }
+        if self.secret.iter().any(|s| s.expose().is_empty()) {
+            return Err(Invalid(
+                "readme.secret (KEYHOOK_README_SECRET) contains an empty secret".into(),
+            ));
+        }
+        if self.usage_plan_id.as_deref() == Some("") {
+            return Err(Invalid(
+                "readme.usage_plan_id (KEYHOOK_USAGE_PLAN_ID) is empty".into(),
+            ));
+        }
+        for field in RESERVED_RESPONSE_FIELDS {
+            if self.response.contains_key(field) {
+                return Err(Invalid(format!(
+                    "readme.response must not set `{field}`: keyhook fills it from the reader's credentials"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What `keyhook check` says of the ReadMe door, no secret value.
+    pub fn summary(&self) -> String {
+        if self.secret.is_empty() {
+            return "POST /readme/webhook answers 503: no KEYHOOK_README_SECRET".to_string();
+        }
+        format!(
+            "POST /readme/webhook with {} secret(s), tolerance {} s, provisioning {}{}",
+            self.secret.len(),
+            self.tolerance_secs,
+            if self.provision { "on" } else { "off" },
+            match &self.usage_plan_id {
+                Some(plan) => format!(" (usage plan {plan})"),
+                None => String::new(),
+            }
+        )
+    }
 }
 
 impl Default for ReadmeSettings {
     fn default() -> Self {
-        ReadmeSettings {
-            secret: Vec::new(),
-            provision: false,
-            tolerance_secs: 1800,
-            usage_plan_id: None,
-            response: serde_json::Map::new(),
-        }
+        setting::section_default("readme", Self::SETTINGS)
     }
 }

@@ -1,0 +1,311 @@
+//! The layering, its errors and the settings' description.
+
+use super::*;
+use crate::setting::Read;
+use std::collections::HashMap;
+
+/// Loads `file` (none: an empty file, so the built-in defaults) under
+/// the environment `vars`.
+fn load(file: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyhook.toml");
+    std::fs::write(&path, file.unwrap_or("")).unwrap();
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::load_with(&ConfigSource::Explicit(path), |k| vars.get(k).cloned())
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = load(None, &[]).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.backend, BackendKind::Local);
+    assert_eq!(c.data_dir, PathBuf::from("./data"));
+    assert!(c.readme.secret.is_empty());
+    assert!(!c.readme.provision);
+    assert_eq!(c.readme.tolerance_secs, 1800);
+    assert!(c.sensedia.users.is_empty());
+    assert_eq!(c.sensedia.credential_type, CredentialKind::ApiKey);
+    assert_eq!(c.readme.usage_plan_id, None);
+    assert_eq!(c.log_format, None);
+    assert_eq!(c.body_limit, 65536);
+}
+
+#[test]
+fn environment_overrides_file_overrides_defaults() {
+    let file = r#"
+        listen = "0.0.0.0:9000"
+        data_dir = "/var/lib/keyhook"
+        [readme]
+        secret = ["from-file"]
+        tolerance_secs = 60
+        [readme.response]
+        isReadOnly = true
+        parameters = { region = "eu-west-1" }
+        [sensedia]
+        users = ["portal:pw1"]
+        credential_type = "client_credentials"
+    "#;
+    let c = load(Some(file), &[]).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(c.readme.tolerance_secs, 60);
+    assert_eq!(c.readme.secret[0].expose(), "from-file");
+    assert_eq!(c.readme.response["parameters"]["region"], "eu-west-1");
+    assert_eq!(
+        c.sensedia.credential_type,
+        CredentialKind::ClientCredentials
+    );
+
+    let c = load(
+        Some(file),
+        &[
+            ("KEYHOOK_LISTEN", "127.0.0.1:7000"),
+            ("KEYHOOK_README_SECRET", "new, old"),
+            ("KEYHOOK_README_PROVISION", "true"),
+            ("KEYHOOK_SENSEDIA_USERS", "a:1,b:with:colons"),
+            ("KEYHOOK_SENSEDIA_CREDENTIAL_TYPE", "api_key"),
+            ("KEYHOOK_USAGE_PLAN_ID", "plan42"),
+            ("KEYHOOK_LOG_FORMAT", "json"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+    let secrets: Vec<&str> = c
+        .readme
+        .secret
+        .iter()
+        .map(|s| s.expose().as_str())
+        .collect();
+    assert_eq!(secrets, ["new", "old"]);
+    assert!(c.readme.provision);
+    assert_eq!(c.sensedia.users[1].user, "b");
+    assert_eq!(c.sensedia.users[1].password.expose(), "with:colons");
+    assert_eq!(c.sensedia.credential_type, CredentialKind::ApiKey);
+    assert_eq!(c.readme.usage_plan_id.as_deref(), Some("plan42"));
+    assert_eq!(c.log_format, Some(LogFormat::Json));
+    assert_eq!(
+        c.readme.tolerance_secs, 60,
+        "file value kept when env is silent"
+    );
+}
+
+#[test]
+fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "file-secret\n").unwrap();
+    let c = load(
+        None,
+        &[("KEYHOOK_README_SECRET_FILE", path.to_str().unwrap())],
+    )
+    .unwrap();
+    assert_eq!(c.readme.secret[0].expose(), "file-secret");
+
+    let err = load(
+        None,
+        &[
+            ("KEYHOOK_README_SECRET_FILE", path.to_str().unwrap()),
+            ("KEYHOOK_README_SECRET", "x"),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
+}
+
+#[test]
+fn errors_name_the_culprit_and_hide_secrets() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("KEYHOOK_BACKEND", "gcp")], "KEYHOOK_BACKEND"),
+        (&[("KEYHOOK_LISTEN", "nowhere")], "KEYHOOK_LISTEN"),
+        (
+            &[("KEYHOOK_README_PROVISION", "maybe")],
+            "KEYHOOK_README_PROVISION",
+        ),
+        (
+            &[("KEYHOOK_README_TOLERANCE_SECS", "-5")],
+            "KEYHOOK_README_TOLERANCE_SECS",
+        ),
+        (
+            &[("KEYHOOK_README_TOLERANCE_SECS", "0")],
+            "KEYHOOK_README_TOLERANCE_SECS",
+        ),
+        (
+            &[("KEYHOOK_SENSEDIA_USERS", "nocolon")],
+            "KEYHOOK_SENSEDIA_USERS",
+        ),
+        (
+            &[("KEYHOOK_SENSEDIA_USERS", "user:")],
+            "KEYHOOK_SENSEDIA_USERS",
+        ),
+        (
+            &[("KEYHOOK_SENSEDIA_USERS", "u:hunter2,u:hunter3")],
+            "twice",
+        ),
+        (
+            &[("KEYHOOK_SENSEDIA_CREDENTIAL_TYPE", "jwt")],
+            "KEYHOOK_SENSEDIA_CREDENTIAL_TYPE",
+        ),
+        (&[("KEYHOOK_BODY_LIMIT", "10")], "KEYHOOK_BODY_LIMIT"),
+        (&[("KEYHOOK_TLS_CERT", "/etc/cert.pem")], "KEYHOOK_TLS_KEY"),
+        (
+            &[("KEYHOOK_METRICS_LISTEN", "here")],
+            "KEYHOOK_METRICS_LISTEN",
+        ),
+        (&[("KEYHOOK_REVOKE", "shred")], "KEYHOOK_REVOKE"),
+        (&[("KEYHOOK_AWS_RATE_LIMIT", "0")], "KEYHOOK_AWS_RATE_LIMIT"),
+    ];
+    for (vars, needle) in cases {
+        let err = load(None, vars).unwrap_err().to_string();
+        assert!(err.contains(needle), "{vars:?}: {err}");
+        assert!(!err.contains("hunter"), "secret leaked: {err}");
+    }
+}
+
+#[test]
+fn file_errors_are_reported() {
+    let err = load(Some("listen = 5"), &[]).unwrap_err().to_string();
+    assert!(err.contains("not valid"), "{err}");
+    let err = load(Some("unknown_key = 1"), &[]).unwrap_err().to_string();
+    assert!(err.contains("unknown_key"), "{err}");
+    let err = load(Some("[readme.response]\nkeys = []"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("keys"), "{err}");
+    let missing = Config::load_with(
+        &ConfigSource::Explicit(PathBuf::from("/nonexistent/k.toml")),
+        |_| None,
+    )
+    .unwrap_err();
+    assert!(matches!(missing, ConfigError::ReadFile { .. }));
+}
+
+#[test]
+fn summary_never_shows_secrets() {
+    let c = load(
+        None,
+        &[
+            ("KEYHOOK_README_SECRET", "readme-topsecret"),
+            ("KEYHOOK_SENSEDIA_USERS", "portal:basic-topsecret"),
+        ],
+    )
+    .unwrap();
+    let text = format!("{:?} {:?}", c.summary(), c);
+    assert!(text.contains("portal"));
+    assert!(!text.contains("topsecret"), "{text}");
+}
+
+/// The fields serde knows of in `[section]`, from its unknown-field error.
+fn fields_of(section: &str) -> Vec<String> {
+    let text = if section.is_empty() {
+        "no_such_key = 1".to_string()
+    } else {
+        format!("[{section}]\nno_such_key = 1")
+    };
+    let err = Config::from_toml(&text).unwrap_err();
+    let list = err
+        .split(" (key ")
+        .next()
+        .and_then(|message| message.split_once("expected `"))
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("{err}"));
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_field_is_described_once_and_every_key_is_a_field() {
+    // Tables set only in the file: no variable, documented in keyhook.toml.
+    let toml_only = [
+        "readme",
+        "sensedia",
+        "aws",
+        "readme.response",
+        "aws.api_scopes",
+    ];
+    let mut fields = Vec::new();
+    for section in ["", "readme", "sensedia", "aws"] {
+        let names = fields_of(section);
+        assert!(names.len() >= 2, "[{section}]: {names:?}");
+        for name in names {
+            let key = if section.is_empty() {
+                name
+            } else {
+                format!("{section}.{name}")
+            };
+            if !toml_only.contains(&key.as_str()) {
+                fields.push(key);
+            }
+        }
+    }
+    let mut described: Vec<String> = settings().map(|s| s.key.to_string()).collect();
+    fields.sort();
+    described.sort();
+    assert_eq!(described, fields);
+    let mut vars: Vec<&str> = settings().map(|s| s.var).collect();
+    vars.sort();
+    vars.dedup();
+    assert_eq!(vars.len(), described.len(), "a variable named twice");
+}
+
+#[test]
+fn every_variable_given_its_default_changes_nothing() {
+    let default = format!("{:?}", Config::default());
+    for setting in settings() {
+        // No default: an empty variable leaves the setting unset (or empty).
+        let value = setting.default.unwrap_or("");
+        let config = load(None, &[(setting.var, value)])
+            .unwrap_or_else(|e| panic!("{} = {value:?}: {e}", setting.var));
+        assert_eq!(format!("{config:?}"), default, "{}", setting.var);
+    }
+}
+
+#[test]
+fn every_variable_reaches_its_setting() {
+    // A value other than the default, valid for most settings; those it is
+    // not valid for must say so naming the variable, not leave it unread.
+    let default = format!("{:?}", Config::default());
+    for setting in settings() {
+        let value = match setting.read {
+            Read::Bool => "true",
+            Read::Unsigned => "2048",
+            Read::Float => "2.5",
+            _ if setting.key == "aws.cognito_domain" => "https://auth.example.com",
+            _ => "aws",
+        };
+        match load(None, &[(setting.var, value)]) {
+            Ok(config) => assert_ne!(format!("{config:?}"), default, "{}", setting.var),
+            Err(err) => assert!(err.to_string().contains(setting.var), "{err}"),
+        }
+    }
+}
+
+#[test]
+fn an_empty_variable_clears_a_file_value() {
+    let file = "metrics_listen = \"0.0.0.0:9090\"\n[readme]\nusage_plan_id = \"plan\"";
+    let c = load(Some(file), &[]).unwrap();
+    assert!(c.metrics_listen.is_some() && c.readme.usage_plan_id.is_some());
+    let c = load(
+        Some(file),
+        &[
+            ("KEYHOOK_METRICS_LISTEN", ""),
+            ("KEYHOOK_USAGE_PLAN_ID", " "),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.metrics_listen, None);
+    assert_eq!(c.readme.usage_plan_id, None);
+}
+
+#[test]
+fn the_cognito_domain_loses_its_trailing_slash_from_either_layer() {
+    let c = load(Some("[aws]\ncognito_domain = \"https://a.example/\""), &[]).unwrap();
+    assert_eq!(c.aws.cognito_domain.as_deref(), Some("https://a.example"));
+    let c = load(None, &[("KEYHOOK_COGNITO_DOMAIN", " https://b.example/ ")]).unwrap();
+    assert_eq!(c.aws.cognito_domain.as_deref(), Some("https://b.example"));
+}
