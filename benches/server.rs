@@ -14,8 +14,9 @@
 //! It prints figures with their goals and never asserts on timing. Run by
 //! `cargo test --all-targets` (no `--bench` flag), it does nothing at all.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[allow(dead_code, unused_imports)] // the load driver uses a part of the shared harness
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
 use std::future::Future;
 use std::io::{Read, Write};
@@ -26,8 +27,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use harness::proxy::Proxy;
 use serde_json::{json, Value};
-use support::proxy::Proxy;
 
 /// The binary under test: `KEYHOOK_BIN` (scripts/bench passes the plain
 /// `cargo build --release` one), else the one cargo built for this bench.
@@ -689,9 +690,9 @@ async fn aws_logins() {
     const LATE: usize = 15;
     const FIRST: usize = 15;
     println!("(c) AWS backend against moto (default settings; provisioning on, usage plan set)");
-    let moto = support::moto::Moto::shared();
-    let sdk = support::moto::sdk_config(&moto.endpoint);
-    let seed = support::moto::seed(&sdk, 1).await;
+    let moto = harness::moto::Moto::shared();
+    let sdk = harness::moto::sdk_config(&moto.endpoint);
+    let seed = harness::moto::seed(&sdk, 1).await;
     let apigw = aws_sdk_apigateway::Client::new(&sdk);
     let mut known = Vec::new();
     for i in 0..KNOWN {
@@ -786,8 +787,8 @@ async fn storm() {
         "(d) Login storm under AWS quotas: account-wide 10 calls/s, burst 40 (429 TooManyRequestsException over it);"
     );
     println!("    {READERS} readers with keys, {LOGINS} logins, {CONCURRENCY} concurrent, keyhook on default settings, started after /readyz 200");
-    let moto = support::moto::Moto::shared();
-    let sdk = support::moto::sdk_config(&moto.endpoint);
+    let moto = harness::moto::Moto::shared();
+    let sdk = harness::moto::sdk_config(&moto.endpoint);
     let apigw = aws_sdk_apigateway::Client::new(&sdk);
     let mut readers = Vec::with_capacity(READERS);
     for i in 0..READERS {

@@ -5,8 +5,6 @@
 //! directory, so neither the caller's `KEYHOOK_*` variables nor the
 //! repository's `config/keyhook.toml` leak in.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -14,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use common::{basic, parse_response, raw_http};
+use crate::harness::{basic, parse_response, raw_http};
 use serde_json::{json, Value};
 
 const SECRET: &str = "cli-readme-secret";

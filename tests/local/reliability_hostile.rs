@@ -7,18 +7,16 @@
 //! parser, the verifier and the request decoders never panic, and signing
 //! round-trips through verification.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use crate::harness::{base_config, TestApp, README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
 use base64::Engine;
 use keyhook::readme::signature::{self, parse_header, Verifier};
 use keyhook::secret::Redacted;
 use proptest::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::{base_config, Server, PORTAL_PASSWORD, PORTAL_USER, README_SECRET};
 
 const LIMIT: usize = 64 * 1024;
 
@@ -33,7 +31,7 @@ fn basic(pair: &[u8]) -> Vec<u8> {
 }
 
 fn good_auth() -> Vec<u8> {
-    basic(format!("{PORTAL_USER}:{PORTAL_PASSWORD}").as_bytes())
+    basic(format!("{SENSEDIA_USER}:{SENSEDIA_PASSWORD}").as_bytes())
 }
 
 fn now() -> i64 {
@@ -611,8 +609,8 @@ fn sensedia_table(key_id: &str) -> Vec<Hostile> {
     let create_path = "/v1/createCredentials";
     let app = br#"{"appName":"Hostile","appSlug":"hostile","developer":"hostile@corp.com"}"#;
     let unauth = |name, auth: Option<Vec<u8>>| sensedia(name, create_path, auth, app, UNAUTHORIZED);
-    let user = PORTAL_USER;
-    let pw = PORTAL_PASSWORD;
+    let user = SENSEDIA_USER;
+    let pw = SENSEDIA_PASSWORD;
     let raw = |s: &str| s.as_bytes().to_vec();
     let mut two_auth = unauth("two Authorization headers", Some(good_auth()));
     two_auth.headers.push(("authorization", good_auth()));
@@ -748,7 +746,10 @@ fn sensedia_table(key_id: &str) -> Vec<Hostile> {
     ]
 }
 
-async fn send(server: &Server, case: &Hostile) -> (StatusCode, reqwest::header::HeaderMap, String) {
+async fn send(
+    server: &TestApp,
+    case: &Hostile,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
     let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap();
     let mut request = server
         .http
@@ -768,7 +769,7 @@ async fn send(server: &Server, case: &Hostile) -> (StatusCode, reqwest::header::
 
 /// What both doors show of the stored credentials: every login and every
 /// create replay of the seeded apps, plus the owners hostile bodies name.
-async fn snapshot(server: &Server) -> Vec<(String, String)> {
+async fn snapshot(server: &TestApp) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for owner in [
         "keep@corp.com",
@@ -939,7 +940,7 @@ async fn hostile_requests_get_their_4xx_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = base_config();
     config.data_dir = dir.path().to_path_buf();
-    let server = Server::spawn(&config, None).await;
+    let server = TestApp::spawn(&config, None).await;
     let kept = server
         .sensedia(
             "createCredentials",

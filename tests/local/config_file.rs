@@ -4,7 +4,7 @@
 
 use keyhook::config::Config;
 
-const FILE: &str = include_str!("../config/keyhook.toml");
+const FILE: &str = include_str!("../../config/keyhook.toml");
 
 /// The file with every `# key = value` line (a documented default)
 /// uncommented; `## ...` examples stay comments.
@@ -71,7 +71,7 @@ fn the_commented_examples_are_valid_settings() {
 
 #[test]
 fn every_environment_variable_of_the_code_is_documented() {
-    let code = include_str!("../src/config.rs");
+    let code = include_str!("../../src/config.rs");
     let mut missing = Vec::new();
     for (at, _) in code.match_indices("\"KEYHOOK_") {
         let name: String = code[at + 1..]
