@@ -12,9 +12,9 @@ use keyhook::clock;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 
-/// `Authorization: Basic ...` for `user:password` (any bytes, so tests can
+/// `Authorization: Basic ...` for `user:password` (any text, so tests can
 /// send malformed pairs too).
-pub fn basic(pair: impl AsRef<[u8]>) -> String {
+pub fn basic(pair: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(pair)

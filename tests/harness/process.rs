@@ -194,22 +194,19 @@ impl Process {
     /// Waits for the next log event whose message is `message`.
     pub fn wait_for_log(&self, message: &str) -> Value {
         let mut seen = self.seen.lock().unwrap();
-        let event = self.wait_until(
-            |log| {
-                while *seen < log.lines.len() {
-                    let line = &log.lines[*seen];
-                    *seen += 1;
-                    if let Ok(event) = serde_json::from_str::<Value>(line) {
-                        if event["message"] == message {
-                            return Some(event);
-                        }
+        let next_match = |log: &Log| {
+            while *seen < log.lines.len() {
+                let line = &log.lines[*seen];
+                *seen += 1;
+                if let Ok(event) = serde_json::from_str::<Value>(line) {
+                    if event["message"] == message {
+                        return Some(event);
                     }
                 }
-                None
-            },
-            message,
-        );
-        event
+            }
+            None
+        };
+        self.wait_until(next_match, message)
     }
 
     pub fn pid(&self) -> u32 {

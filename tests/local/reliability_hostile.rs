@@ -88,6 +88,21 @@ fn nested(depth: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The exact `error` message a case expects, when the README documents it.
+type Error = Option<&'static str>;
+/// A login: (name, ReadMe-Signature, body, expected status, error).
+type Row<'a> = (&'static str, Option<Vec<u8>>, &'a [u8], StatusCode, Error);
+/// A login sent otherwise: (name, content type (None: absent), signed,
+/// body, expected status, error).
+type Sent<'a> = (
+    &'static str,
+    Option<&'a str>,
+    bool,
+    &'a [u8],
+    StatusCode,
+    Error,
+);
+
 fn readme_table() -> Vec<Hostile> {
     const UNAUTHORIZED: StatusCode = StatusCode::UNAUTHORIZED;
     const BAD: StatusCode = StatusCode::BAD_REQUEST;
@@ -132,10 +147,9 @@ fn readme_table() -> Vec<Hostile> {
     let as_base64 = base64::engine::general_purpose::STANDARD.encode(hex::decode(&good).unwrap());
     let non_ascii = [format!("t={t},v0=").as_bytes(), &[0xff; 64]].concat();
 
-    // (name, ReadMe-Signature, body, expected status, documented error),
-    // sent as JSON.
+    // Logins sent as JSON.
     #[rustfmt::skip]
-    let rows: Vec<(&'static str, Option<Vec<u8>>, &[u8], StatusCode, Option<&'static str>)> = vec![
+    let rows: Vec<Row> = vec![
         ("no signature", None, body, UNAUTHORIZED, missing),
         ("empty signature", Some(Vec::new()), body, UNAUTHORIZED, missing),
         ("blank signature", hdr("   "), body, UNAUTHORIZED, missing),
@@ -201,10 +215,9 @@ fn readme_table() -> Vec<Hostile> {
         .map(|(name, sig, body, status, error)| login(name, sig, body, status, error))
         .collect();
 
-    // The same login sent otherwise: (name, content type (None: absent),
-    // signed, body, expected status, documented error).
+    // The same login with another content type, or none.
     #[rustfmt::skip]
-    let content_types: [(&'static str, Option<&str>, bool, &[u8], StatusCode, Option<&'static str>); 5] = [
+    let content_types: [Sent; 5] = [
         ("signed, text/plain", Some("text/plain"), true, body, UNSUPPORTED, None),
         ("signed, no content type", None, true, body, UNSUPPORTED, None),
         ("signed, form encoded", Some("application/x-www-form-urlencoded"), true, b"email=keep%40corp.com", UNSUPPORTED, None),

@@ -54,7 +54,7 @@ fn aws_env(emu: &Emulator) -> Vec<(&'static str, String)> {
 }
 
 fn basic(user: &str, password: &str) -> String {
-    crate::harness::basic(format!("{user}:{password}"))
+    crate::harness::basic(&format!("{user}:{password}"))
 }
 
 /// Drives one keyhook process and collects every secret it hands out.
