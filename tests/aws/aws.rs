@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::harness::emulator::AwsEnv;
+use crate::harness::emulator::{app, AwsEnv};
 use crate::harness::moto::Moto;
 use crate::harness::proxy::Fault;
 use crate::harness::TestApp;
@@ -13,15 +13,6 @@ use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
-    json!({
-        "appName": format!("App {slug}"),
-        "appSlug": slug,
-        "developer": developer,
-        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
-    })
-}
 
 #[tokio::test]
 async fn api_key_walkthrough_create_login_update_revoke() {

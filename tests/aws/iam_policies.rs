@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::harness::emulator::Emulator;
+use crate::harness::emulator::{app, Emulator};
 use crate::harness::moto::sdk_config;
 use crate::harness::proxy::Fault;
 use crate::harness::TestApp;
@@ -225,15 +225,6 @@ async fn probes(server: &TestApp) {
         let status = server.get_as_portal(path).await.status();
         assert!(status.is_success(), "{path}: {status}");
     }
-}
-
-fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
-    json!({
-        "appName": format!("App {slug}"),
-        "appSlug": slug,
-        "developer": developer,
-        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
-    })
 }
 
 async fn status_of(server: &TestApp, route: &str, body: &Value) -> StatusCode {

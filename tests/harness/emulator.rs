@@ -4,6 +4,7 @@
 use aws_config::SdkConfig;
 use keyhook::config::{BackendKind, Config};
 use keyhook::credentials::CredentialKind;
+use serde_json::{json, Value};
 
 use super::app::TestApp;
 use super::base_config;
@@ -214,4 +215,15 @@ impl AwsEnv {
     pub async fn spawn(&self, config: &Config) -> TestApp {
         TestApp::spawn_ready(config, &self.proxy.endpoint).await
     }
+}
+
+/// A Sensedia `createCredentials` body: app `slug` of `developer`, asking
+/// for `plans` of `api`.
+pub fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
+    json!({
+        "appName": format!("App {slug}"),
+        "appSlug": slug,
+        "developer": developer,
+        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
+    })
 }
