@@ -1,33 +1,40 @@
-//! End-to-end figures of the release binary, run by `scripts/bench` (one
-//! part per invocation, so each AWS part gets a moto of its own):
+//! A load driver, not a criterion benchmark: end-to-end figures of the
+//! release binary, run by `scripts/bench` one part per invocation (so each
+//! AWS part gets a moto of its own). Parts are named by the README's
+//! Performance letters, which `scripts/bench` prints as section headers:
 //!
-//! - `sensedia`: createCredentials / updateCredentials / revokeCredentials
-//!   throughput and latency on the local backend;
-//! - `process`: process start to first successful `/healthz`, resident
-//!   memory after start and after 10,000 logins, binary size;
-//! - `aws`: against moto, latency and AWS calls of a login for a reader in
-//!   the owner index, a reader whose key another replica made since the last
-//!   refresh, and a first-time reader (provisioning on, usage plan set);
-//! - `storm`: 600 logins over 100 readers, 20 concurrent, while a proxy in
-//!   front of moto enforces an account-wide quota of 10 calls/s, burst 40.
+//! - `sensedia` (b): createCredentials / updateCredentials /
+//!   revokeCredentials throughput and latency on the local backend;
+//! - `aws` (c): against moto, latency and AWS calls of a login for a reader
+//!   in the owner index, a reader whose key another replica made since the
+//!   last refresh, and a first-time reader (provisioning on, usage plan set);
+//! - `storm` (d): 600 logins over 100 readers, 20 concurrent, while a proxy
+//!   in front of moto enforces an account-wide quota of 10 calls/s, burst 40;
+//! - `process` (e): process start to first successful `/healthz`, resident
+//!   memory after start and after 10,000 logins, binary size.
 //!
-//! It prints figures with their goals and never asserts on timing. Run by
-//! `cargo test --all-targets` (no `--bench` flag), it does nothing at all.
+//! (a) is `oha` against one server and (f) the criterion benches, both run
+//! by `scripts/bench` itself. keyhook runs as the test harness's `Process`,
+//! moto and the counting proxy are the harness's too. It prints figures with
+//! their goals and never asserts on timing. Run by `cargo test --benches`
+//! (no `--bench` flag), it does nothing at all.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[allow(dead_code, unused_imports)] // the load driver uses a part of the shared harness
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use harness::process::Launch;
+use harness::proxy::Proxy;
+use harness::{ApiClient, Process};
 use serde_json::{json, Value};
-use support::proxy::Proxy;
 
 /// The binary under test: `KEYHOOK_BIN` (scripts/bench passes the plain
 /// `cargo build --release` one), else the one cargo built for this bench.
@@ -104,115 +111,26 @@ fn median_usize(values: &[usize]) -> usize {
 
 // ---------------------------------------------------------------- keyhook
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// The release binary, run as an operator would run it.
-struct Keyhook {
-    child: Child,
-    port: u16,
-    base: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Keyhook {
-    fn spawn(env: &[(&str, String)]) -> Keyhook {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        Self::spawn_in(dir, env, true)
-    }
-
-    /// Starts `keyhook serve` in `dir` (its data directory is `dir/data`),
-    /// both front doors configured; `env` adds or overrides variables.
-    fn spawn_in(dir: tempfile::TempDir, env: &[(&str, String)], keep_log: bool) -> Keyhook {
-        let port = free_port();
-        let log = dir.path().join("keyhook.log");
-        let (stdout, stderr) = if keep_log {
-            let file = std::fs::File::create(&log).expect("a log file");
-            let copy = file.try_clone().expect("a log file");
-            (Stdio::from(file), Stdio::from(copy))
-        } else {
-            (Stdio::null(), Stdio::null())
-        };
-        let mut command = Command::new(keyhook_bin());
-        command
-            .arg("serve")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if name.starts_with("KEYHOOK_") || name.starts_with("AWS_") || name == "RUST_LOG" {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env("KEYHOOK_LISTEN", format!("127.0.0.1:{port}"))
-            .env("KEYHOOK_DATA_DIR", dir.path().join("data"))
-            .env("KEYHOOK_README_SECRET", SECRET)
-            .env(
-                "KEYHOOK_SENSEDIA_USERS",
-                format!("{PORTAL_USER}:{PORTAL_PASSWORD}"),
-            )
-            .env("KEYHOOK_LOG_FORMAT", "json");
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start the keyhook binary");
-        Keyhook {
-            child,
-            port,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// Waits until `path` answers 200.
-    async fn wait_for(&mut self, http: &reqwest::Client, path: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(r) = http.get(format!("{}{path}", self.base)).send().await {
-                if r.status().as_u16() == 200 {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.fail(&format!("keyhook exited ({status}) before {path} answered"));
-            }
-            if Instant::now() > deadline {
-                self.fail(&format!("{path} did not answer 200 within {limit:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn fail(&self, why: &str) -> ! {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        eprintln!("bench: {why}; last log lines:");
-        for line in tail.iter().rev() {
-            eprintln!("  {line}");
-        }
-        std::process::exit(1);
-    }
-
-    /// A field of `/proc/<pid>/status`, in KiB.
-    fn status_kib(&self, field: &str) -> u64 {
-        proc_status_kib(self.child.id(), field)
-    }
-}
-
-impl Drop for Keyhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `keyhook serve` as an operator runs it, both front doors configured;
+/// `env` adds or overrides variables. `keep_logs`: false where reading the
+/// log would cost more than the figure (the start-up runs).
+fn start(env: &[(&str, String)], keep_logs: bool) -> Process {
+    let mut all: Vec<(&str, String)> = vec![
+        ("KEYHOOK_README_SECRET", SECRET.into()),
+        (
+            "KEYHOOK_SENSEDIA_USERS",
+            format!("{PORTAL_USER}:{PORTAL_PASSWORD}"),
+        ),
+    ];
+    all.extend_from_slice(env);
+    let mut server = Process::launch(Launch {
+        bin: keyhook_bin(),
+        env: &all,
+        keep_logs,
+        ..Launch::default()
+    });
+    server.api.http = client();
+    server
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> u64 {
@@ -238,35 +156,16 @@ fn client() -> reqwest::Client {
 }
 
 /// A freshly signed ReadMe login: status, answer, latency.
-async fn login(http: &reqwest::Client, base: &str, email: &str) -> (u16, Value, Duration) {
-    let body = json!({ "email": email }).to_string();
-    let header =
-        keyhook::readme::signature::sign(SECRET, keyhook::clock::now_ms(), body.as_bytes());
+async fn login(api: &ApiClient, email: &str) -> (u16, Value, Duration) {
+    let request = api.login_request(email);
     let started = Instant::now();
-    let result = http
-        .post(format!("{base}/readme/webhook"))
-        .header("ReadMe-Signature", header)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
-    answer(result, started).await
+    answer(request.send().await, started).await
 }
 
-async fn portal(
-    http: &reqwest::Client,
-    base: &str,
-    route: &str,
-    body: &Value,
-) -> (u16, Value, Duration) {
+async fn portal(api: &ApiClient, route: &str, body: &Value) -> (u16, Value, Duration) {
+    let request = api.sensedia_request(route, body);
     let started = Instant::now();
-    let result = http
-        .post(format!("{base}/v1/{route}"))
-        .basic_auth(PORTAL_USER, Some(PORTAL_PASSWORD))
-        .json(body)
-        .send()
-        .await;
-    answer(result, started).await
+    answer(request.send().await, started).await
 }
 
 async fn answer(
@@ -336,8 +235,8 @@ where
 }
 
 /// The sum of `keyhook_aws_calls_total` on `/metrics`.
-async fn aws_calls_metric(http: &reqwest::Client, base: &str) -> u64 {
-    let text = match http.get(format!("{base}/metrics")).send().await {
+async fn aws_calls_metric(api: &ApiClient) -> u64 {
+    let text = match api.http.get(api.url("/metrics")).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
@@ -353,12 +252,11 @@ async fn sensedia() {
     const N: usize = 1000;
     const CONCURRENCY: usize = 16;
     println!("(b) Sensedia on the local backend: {N} apps, {CONCURRENCY} concurrent, fresh store, every write fsynced");
-    let http = client();
-    let mut server = Keyhook::spawn(&[]);
+    let mut server = start(&[], true);
     server
-        .wait_for(&http, "/healthz", Duration::from_secs(10))
+        .wait_for_within("/healthz", Duration::from_secs(10))
         .await;
-    let base = Arc::new(server.base.clone());
+    let api = server.api.clone();
     let app = |i: usize| {
         json!({
             "appName": format!("Bench app {i}"),
@@ -375,9 +273,9 @@ async fn sensedia() {
         ("revokeCredentials", "revoke (by apiKeyId)", 204),
     ];
     for (route, label, expected) in phases {
-        let (http, base, ids) = (http.clone(), Arc::clone(&base), Arc::clone(&ids));
+        let (api, ids) = (api.clone(), Arc::clone(&ids));
         let (results, wall) = concurrently(N, CONCURRENCY, move |i| {
-            let (http, base, ids) = (http.clone(), Arc::clone(&base), Arc::clone(&ids));
+            let (api, ids) = (api.clone(), Arc::clone(&ids));
             async move {
                 let mut body = app(i);
                 match route {
@@ -394,7 +292,7 @@ async fn sensedia() {
                         });
                     }
                 }
-                let (status, answer, latency) = portal(&http, &base, route, &body).await;
+                let (status, answer, latency) = portal(&api, route, &body).await;
                 if let Some(id) = answer["apiKeyId"].as_str() {
                     ids.lock().unwrap()[i] = id.to_string();
                 }
@@ -434,8 +332,8 @@ async fn sensedia() {
 // ---------------------------------------------------------------- (e) process
 
 /// One `GET /healthz` over a fresh connection: true on a 200.
-fn healthz_once(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+fn healthz_once(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
@@ -460,13 +358,12 @@ async fn process() {
     let data = store.path().to_path_buf();
     let mut starts = Vec::with_capacity(RUNS);
     for run in 0..=RUNS {
-        let dir = tempfile::tempdir().expect("a temporary directory");
         let env = [("KEYHOOK_DATA_DIR", data.display().to_string())];
         let started = Instant::now();
-        let mut server = Keyhook::spawn_in(dir, &env, false);
+        let mut server = start(&env, false);
         let deadline = started + Duration::from_secs(10);
-        while !healthz_once(server.port) {
-            if Instant::now() > deadline || matches!(server.child.try_wait(), Ok(Some(_))) {
+        while !healthz_once(server.addr) {
+            if Instant::now() > deadline || server.exited() {
                 eprintln!("bench: keyhook did not answer /healthz");
                 std::process::exit(1);
             }
@@ -498,30 +395,29 @@ async fn process() {
     );
 
     // Memory: after start, then after 10,000 logins.
-    let http = client();
-    let mut server = Keyhook::spawn(&[]);
+    let mut server = start(&[], true);
     server
-        .wait_for(&http, "/healthz", Duration::from_secs(10))
+        .wait_for_within("/healthz", Duration::from_secs(10))
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_start = server.status_kib("VmRSS");
-    let base = Arc::new(server.base.clone());
+    let rss_start = proc_status_kib(server.pid(), "VmRSS");
+    let api = server.api.clone();
     let create = json!({"appName": "Billing app", "appSlug": "590d83b5c05f", "developer": "dev@corp.com",
                         "apis": [{"id": "5aba4csvd4", "usagePlans": [{"id": "1el57v"}]}]});
-    let (status, _, _) = portal(&http, &base, "createCredentials", &create).await;
+    let (status, _, _) = portal(&api, "createCredentials", &create).await;
     assert_eq!(status, 200, "createCredentials for the memory run");
     let (results, wall) = {
-        let (http, base) = (http.clone(), Arc::clone(&base));
+        let api = api.clone();
         concurrently(LOGINS, 20, move |_| {
-            let (http, base) = (http.clone(), Arc::clone(&base));
-            async move { login(&http, &base, "dev@corp.com").await.0 }
+            let api = api.clone();
+            async move { login(&api, "dev@corp.com").await.0 }
         })
         .await
     };
     let ok = results.iter().filter(|s| **s == 200).count();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss_after = server.status_kib("VmRSS");
-    let peak = server.status_kib("VmHWM");
+    let rss_after = proc_status_kib(server.pid(), "VmRSS");
+    let peak = proc_status_kib(server.pid(), "VmHWM");
     figure(
         "resident memory (VmRSS) after start",
         mib(rss_start),
@@ -552,7 +448,7 @@ async fn process() {
     println!("  binary: {}", bin.display());
 }
 
-// ---------------------------------------------------------------- AWS
+// ---------------------------------------------------------------- (c) AWS
 
 /// Creates an enabled API key named `email` directly in moto (as a key
 /// made by hand, or by another replica): its value.
@@ -601,16 +497,9 @@ impl Sample {
 
     /// Runs one login, checks its answer holds `expect` (or any one key when
     /// `None`) and records its latency and the AWS calls it made.
-    async fn login(
-        &mut self,
-        proxy: &Proxy,
-        http: &reqwest::Client,
-        base: &str,
-        email: &str,
-        expect: Option<&str>,
-    ) {
+    async fn login(&mut self, proxy: &Proxy, api: &ApiClient, email: &str, expect: Option<&str>) {
         let before = proxy.calls().len();
-        let (status, answer, latency) = login(http, base, email).await;
+        let (status, answer, latency) = login(api, email).await;
         // Let any call the login started in the background land.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let calls = proxy.calls();
@@ -689,9 +578,9 @@ async fn aws_logins() {
     const LATE: usize = 15;
     const FIRST: usize = 15;
     println!("(c) AWS backend against moto (default settings; provisioning on, usage plan set)");
-    let moto = support::moto::Moto::shared();
-    let sdk = support::moto::sdk_config(&moto.endpoint);
-    let seed = support::moto::seed(&sdk, 1).await;
+    let moto = harness::moto::Moto::shared();
+    let sdk = harness::moto::sdk_config(&moto.endpoint);
+    let seed = harness::moto::seed(&sdk, 1).await;
     let apigw = aws_sdk_apigateway::Client::new(&sdk);
     let mut known = Vec::new();
     for i in 0..KNOWN {
@@ -700,7 +589,6 @@ async fn aws_logins() {
         known.push((email, value));
     }
     let proxy = Proxy::start(&moto.endpoint).await;
-    let http = client();
     let env = aws_env(
         &proxy.endpoint,
         &[
@@ -708,23 +596,21 @@ async fn aws_logins() {
             ("KEYHOOK_USAGE_PLAN_ID", seed.plans[0].clone()),
         ],
     );
-    let mut server = Keyhook::spawn(&env);
+    let mut server = start(&env, true);
     server
-        .wait_for(&http, "/readyz", Duration::from_secs(60))
+        .wait_for_within("/readyz", Duration::from_secs(60))
         .await;
-    let base = server.base.clone();
-    let metric_before = aws_calls_metric(&http, &base).await;
+    let api = server.api.clone();
+    let metric_before = aws_calls_metric(&api).await;
     let proxied_before = proxy.calls().len();
 
     // 1. Readers whose keys existed when keyhook loaded its owner index.
     let mut first = Sample::new();
     let mut repeat = Sample::new();
     for (email, value) in &known {
-        first
-            .login(&proxy, &http, &base, email, Some(value.as_str()))
-            .await;
+        first.login(&proxy, &api, email, Some(value.as_str())).await;
         repeat
-            .login(&proxy, &http, &base, email, Some(value.as_str()))
+            .login(&proxy, &api, email, Some(value.as_str()))
             .await;
     }
     first.print("existing reader, key in the owner index", Some(1));
@@ -739,10 +625,9 @@ async fn aws_logins() {
         let value = seed_key(&apigw, &email).await;
         // Spaced so keyhook's own token bucket (5/s) is not what is measured.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        late.login(&proxy, &http, &base, &email, Some(value.as_str()))
-            .await;
+        late.login(&proxy, &api, &email, Some(value.as_str())).await;
         late_repeat
-            .login(&proxy, &http, &base, &email, Some(value.as_str()))
+            .login(&proxy, &api, &email, Some(value.as_str()))
             .await;
     }
     late.print(
@@ -760,13 +645,13 @@ async fn aws_logins() {
         // burst 10) with the calls it needs: the latency is AWS's, not the
         // bucket's.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        fresh.login(&proxy, &http, &base, &email, None).await;
-        fresh_repeat.login(&proxy, &http, &base, &email, None).await;
+        fresh.login(&proxy, &api, &email, None).await;
+        fresh_repeat.login(&proxy, &api, &email, None).await;
     }
     fresh.print("first-time reader (key provisioned)", Some(2));
     fresh_repeat.print("  the same reader again at once (repeat login)", Some(0));
 
-    let metric_after = aws_calls_metric(&http, &base).await;
+    let metric_after = aws_calls_metric(&api).await;
     let proxied = proxy.calls().len() - proxied_before;
     println!(
         "  AWS calls over these {} logins: {} at the proxy, {} in keyhook_aws_calls_total (includes background index refreshes)",
@@ -786,8 +671,8 @@ async fn storm() {
         "(d) Login storm under AWS quotas: account-wide 10 calls/s, burst 40 (429 TooManyRequestsException over it);"
     );
     println!("    {READERS} readers with keys, {LOGINS} logins, {CONCURRENCY} concurrent, keyhook on default settings, started after /readyz 200");
-    let moto = support::moto::Moto::shared();
-    let sdk = support::moto::sdk_config(&moto.endpoint);
+    let moto = harness::moto::Moto::shared();
+    let sdk = harness::moto::sdk_config(&moto.endpoint);
     let apigw = aws_sdk_apigateway::Client::new(&sdk);
     let mut readers = Vec::with_capacity(READERS);
     for i in 0..READERS {
@@ -797,11 +682,11 @@ async fn storm() {
     }
     let proxy = Proxy::start(&moto.endpoint).await;
     proxy.quota(10.0, 40.0);
-    let http = client();
-    let mut server = Keyhook::spawn(&aws_env(&proxy.endpoint, &[]));
+    // Timed from the spawn: `start` returns once keyhook listens.
     let started = Instant::now();
+    let mut server = start(&aws_env(&proxy.endpoint, &[]), true);
     server
-        .wait_for(&http, "/readyz", Duration::from_secs(120))
+        .wait_for_within("/readyz", Duration::from_secs(120))
         .await;
     let ready_after = started.elapsed();
     let startup_calls = proxy.calls();
@@ -810,17 +695,12 @@ async fn storm() {
     let readers = Arc::new(readers);
     let order = Arc::new(shuffled(LOGINS, READERS));
     let run = |readers: Arc<Vec<(String, String)>>, order: Arc<Vec<usize>>| {
-        let (http, base) = (http.clone(), Arc::new(server.base.clone()));
+        let api = server.api.clone();
         concurrently(LOGINS, CONCURRENCY, move |i| {
-            let (http, base, readers, order) = (
-                http.clone(),
-                Arc::clone(&base),
-                Arc::clone(&readers),
-                Arc::clone(&order),
-            );
+            let (api, readers, order) = (api.clone(), Arc::clone(&readers), Arc::clone(&order));
             async move {
                 let (email, value) = &readers[order[i]];
-                let (status, answer, latency) = login(&http, &base, email).await;
+                let (status, answer, latency) = login(&api, email).await;
                 let right = status == 200 && keys_of(&answer).iter().any(|k| k == value);
                 (right, status, latency)
             }

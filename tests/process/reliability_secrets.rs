@@ -5,16 +5,13 @@
 //! value or client secret it issued, no configured ReadMe secret, no
 //! Basic-auth password (nor its Base64 form), and no wrong password tried.
 
-mod support;
-
 use std::time::Duration;
 
-use base64::Engine;
+use crate::harness::emulator::Emulator;
+use crate::harness::Process;
 use keyhook::readme::signature;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::child::Child;
-use support::emulator::Emulator;
 
 const README_ALPHA: &str = "RDME-SECRET-ALPHA-9f1c2e7b5a";
 const README_BETA: &str = "RDME-SECRET-BETA-4d8a6c3e0f";
@@ -57,10 +54,7 @@ fn aws_env(emu: &Emulator) -> Vec<(&'static str, String)> {
 }
 
 fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+    crate::harness::basic(&format!("{user}:{password}"))
 }
 
 /// Drives one keyhook process and collects every secret it hands out.
@@ -71,7 +65,7 @@ struct Run {
 }
 
 impl Run {
-    fn new(child: &Child) -> Run {
+    fn new(child: &Process) -> Run {
         Run {
             http: reqwest::Client::new(),
             base: child.base.clone(),
@@ -233,7 +227,7 @@ impl Run {
 /// Stops the process, then asserts that its logs are verbose (dependencies
 /// at trace level included) and hold none of `issued` nor the configured
 /// and attempted secrets.
-fn assert_no_secret(mut child: Child, issued: &[String], dependency_targets: &[&str]) {
+fn assert_no_secret(mut child: Process, issued: &[String], dependency_targets: &[&str]) {
     child.terminate();
     assert!(child.wait_exit(Duration::from_secs(10)).success());
     let logs = child.logs();
@@ -308,7 +302,7 @@ fn assert_no_secret(mut child: Child, issued: &[String], dependency_targets: &[&
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_trace_logs_on_the_local_store() {
-    let mut child = Child::spawn(&base_env());
+    let mut child = Process::spawn(&base_env());
     child.wait_for("/readyz").await;
     let mut run = Run::new(&child);
     run.health().await;
@@ -324,7 +318,7 @@ async fn no_secret_in_trace_logs_on_the_local_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_trace_logs_with_aws_api_keys() {
     let emu = Emulator::new(1).await;
-    let mut child = Child::spawn(&aws_env(&emu));
+    let mut child = Process::spawn(&aws_env(&emu));
     child.wait_for("/readyz").await;
     let mut run = Run::new(&child);
     run.health().await;
@@ -346,7 +340,7 @@ async fn no_secret_in_trace_logs_with_cognito_app_clients() {
         "client_credentials".into(),
     ));
     env.push(("KEYHOOK_CLIENT_API_KEY", "true".into()));
-    let mut child = Child::spawn(&env);
+    let mut child = Process::spawn(&env);
     child.wait_for("/readyz").await;
     let mut run = Run::new(&child);
     run.health().await;
@@ -369,7 +363,7 @@ async fn no_secret_in_trace_logs_with_cognito_app_clients() {
 
     // A second replica loads its index from AWS: DescribeUserPoolClient
     // answers carry the client secret.
-    let mut second = Child::spawn(&env);
+    let mut second = Process::spawn(&env);
     second.wait_for("/readyz").await;
     let mut replica = Run::new(&second);
     let (status, answer) = replica.login(README_ALPHA, "clients@secrets.io").await;

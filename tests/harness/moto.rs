@@ -1,10 +1,9 @@
-//! Starts moto's server mode once per test binary, on a free loopback port,
-//! installing `moto[server]` with pip when it is missing.
+//! Starts moto's server mode once per test binary, on a loopback port it
+//! picks itself, installing `moto[server]` with pip when it is missing.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_apigateway::config::{Credentials, SharedCredentialsProvider};
@@ -31,42 +30,38 @@ fn ensure_installed() {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Moto {
     /// The moto server shared by this test binary's tests. Each test makes
     /// its own usage plans and user pool, so they do not see each other.
     pub fn shared() -> &'static Moto {
         MOTO.get_or_init(|| {
             ensure_installed();
-            let port = free_port();
-            // The shell watches this test process and stops moto when it
-            // ends, so no emulator outlives the run.
+            // Port 0: moto binds a free port and names it on stderr
+            // (" * Running on http://127.0.0.1:PORT"). The shell watches
+            // this test process and stops moto when it ends, so no emulator
+            // outlives the run.
             let script = format!(
-                "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+                "python3 -m moto.server -H 127.0.0.1 -p 0 2>&1 & m=$!; \
                  while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
                 parent = std::process::id()
             );
-            let child = Command::new("sh")
+            let mut child = Command::new("sh")
                 .args(["-c", &script])
                 .stdin(Stdio::null())
+                .stdout(Stdio::piped())
                 .spawn()
                 .expect("start moto");
-            let endpoint = format!("http://127.0.0.1:{port}");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "moto did not start on port {port}"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let endpoint = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find_map(|line| {
+                    let url = line.split("Running on ").nth(1)?;
+                    Some(url.trim().trim_end_matches('/').to_string())
+                })
+                .expect("moto names the address it listens on");
+            // moto logs every request: keep its pipe drained.
+            std::thread::spawn(move || lines.for_each(drop));
             Moto {
                 endpoint,
                 _child: child,

@@ -2,9 +2,7 @@
 //! vectors, every signature failure, the answer's shape, the owner match,
 //! provisioning, and bad input.
 
-mod common;
-
-use common::{TestApp, README_SECRET};
+use crate::harness::{TestApp, README_SECRET};
 use keyhook::clock;
 use keyhook::config::Config;
 use keyhook::credentials::local::LocalStore;
@@ -344,7 +342,7 @@ async fn every_key_of_a_reader_is_listed_with_a_distinct_label() {
     let app = TestApp::local().await;
     let first = app.create_app("dev@corp.com", "one").await;
     let second = app.create_app("dev@corp.com", "two").await;
-    let keys = app.login_keys("dev@corp.com").await;
+    let keys = app.visible_keys("dev@corp.com").await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     let values: Vec<&Value> = keys.iter().map(|k| &k["apiKey"]).collect();
     assert!(values.contains(&&first["apiKey"]));
@@ -363,7 +361,7 @@ async fn a_client_credentials_credential_appears_as_name_user_and_pass() {
         .await;
     assert_eq!(client["credentialType"], "CLIENT_CREDENTIALS");
     assert_eq!(
-        app.login_keys("dev@corp.com").await,
+        app.visible_keys("dev@corp.com").await,
         vec![
             json!({"name": "Reports", "user": client["clientId"], "pass": client["clientSecret"]})
         ]
@@ -374,10 +372,10 @@ async fn a_client_credentials_credential_appears_as_name_user_and_pass() {
 async fn jo_at_corp_com_never_sees_the_key_of_jo_at_corp_com_au() {
     let app = TestApp::local().await;
     let au = app.create_app("jo@corp.com.au", "au").await;
-    assert_eq!(app.login_keys("jo@corp.com").await, Vec::<Value>::new());
+    assert_eq!(app.visible_keys("jo@corp.com").await, Vec::<Value>::new());
     let jo = app.create_app("jo@corp.com", "jo").await;
     assert_eq!(
-        app.login_keys("jo@corp.com").await,
+        app.visible_keys("jo@corp.com").await,
         vec![json!({"name": "App jo", "apiKey": jo["apiKey"]})]
     );
     assert_ne!(jo["apiKey"], au["apiKey"]);
@@ -387,12 +385,15 @@ async fn jo_at_corp_com_never_sees_the_key_of_jo_at_corp_com_au() {
 async fn jo_at_corp_com_au_never_sees_the_key_of_jo_at_corp_com() {
     let app = TestApp::local().await;
     let jo = app.create_app("jo@corp.com", "jo").await;
-    assert_eq!(app.login_keys("jo@corp.com.au").await, Vec::<Value>::new());
-    assert_eq!(app.login_keys("o@corp.com").await, Vec::<Value>::new());
-    assert_eq!(app.login_keys("jo@corp.co").await, Vec::<Value>::new());
+    assert_eq!(
+        app.visible_keys("jo@corp.com.au").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(app.visible_keys("o@corp.com").await, Vec::<Value>::new());
+    assert_eq!(app.visible_keys("jo@corp.co").await, Vec::<Value>::new());
     let au = app.create_app("jo@corp.com.au", "au").await;
     assert_eq!(
-        app.login_keys("jo@corp.com.au").await,
+        app.visible_keys("jo@corp.com.au").await,
         vec![json!({"name": "App au", "apiKey": au["apiKey"]})]
     );
     assert_ne!(jo["apiKey"], au["apiKey"]);
@@ -422,8 +423,8 @@ async fn a_non_ascii_email_works_end_to_end() {
         answer["keys"],
         json!([{"name": "App john", "apiKey": key["apiKey"]}])
     );
-    assert_eq!(app.login_keys("JÖHN@example.com").await.len(), 1);
-    assert_eq!(app.login_keys("john@example.com").await.len(), 0);
+    assert_eq!(app.visible_keys("JÖHN@example.com").await.len(), 1);
+    assert_eq!(app.visible_keys("john@example.com").await.len(), 0);
 }
 
 #[tokio::test]
@@ -446,7 +447,7 @@ async fn provisioning_app() -> TestApp {
 #[tokio::test]
 async fn provisioning_creates_a_key_for_a_first_time_reader() {
     let app = provisioning_app().await;
-    let keys = app.login_keys("new@reader.io").await;
+    let keys = app.visible_keys("new@reader.io").await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert_eq!(keys[0]["name"], keyhook::readme::PROVISIONED_LABEL);
     assert!(keys[0]["apiKey"].as_str().unwrap().len() >= 30);
@@ -455,7 +456,7 @@ async fn provisioning_creates_a_key_for_a_first_time_reader() {
 #[tokio::test]
 async fn a_provisioned_key_is_attached_to_the_configured_usage_plan() {
     let app = provisioning_app().await;
-    let keys = app.login_keys("new@reader.io").await;
+    let keys = app.visible_keys("new@reader.io").await;
     let dir = app.stop().await.unwrap();
     let store = LocalStore::open(dir.path(), clock::system()).unwrap();
     let stored = store
@@ -473,8 +474,8 @@ async fn a_provisioned_key_is_attached_to_the_configured_usage_plan() {
 #[tokio::test]
 async fn a_second_login_shows_the_same_provisioned_key() {
     let app = provisioning_app().await;
-    let first = app.login_keys("new@reader.io").await;
-    let second = app.login_keys("new@reader.io").await;
+    let first = app.visible_keys("new@reader.io").await;
+    let second = app.visible_keys("new@reader.io").await;
     assert_eq!(first.len(), 1);
     assert_eq!(first, second);
 }
@@ -485,7 +486,7 @@ async fn fifty_concurrent_first_logins_provision_exactly_one_key() {
     let logins: Vec<_> = (0..50)
         .map(|_| {
             let api = app.api.clone();
-            tokio::spawn(async move { api.login_keys("rush@reader.io").await })
+            tokio::spawn(async move { api.visible_keys("rush@reader.io").await })
         })
         .collect();
     let mut answers = Vec::new();
@@ -495,7 +496,7 @@ async fn fifty_concurrent_first_logins_provision_exactly_one_key() {
     let first = answers[0].clone();
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(answers.iter().all(|a| *a == first), "{answers:?}");
-    assert_eq!(app.login_keys("rush@reader.io").await, first);
+    assert_eq!(app.visible_keys("rush@reader.io").await, first);
 }
 
 #[tokio::test]
@@ -528,12 +529,12 @@ async fn extra_fields_from_the_toml_file_appear_in_the_answer() {
         "#,
     )
     .unwrap();
-    let defaults = common::test_config(dir.path());
+    let defaults = crate::harness::test_config(dir.path());
     config.listen = defaults.listen;
     config.data_dir = defaults.data_dir;
     config.readme.secret = defaults.readme.secret;
     config.sensedia.users = defaults.sensedia.users;
-    let app = TestApp::spawn(config).await.keeping(dir);
+    let app = TestApp::spawn(&config, None).await.keeping(dir);
     app.create_app("dev@corp.com", "app").await;
     let answer = app.login_ok("dev@corp.com").await;
     assert_eq!(answer["isReadOnly"], true);

@@ -2,76 +2,21 @@
 //! a real moto server, and a real proxy between them for pagination and
 //! faults. Every effect is checked in the emulator itself.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
-use keyhook::config::Config;
+use crate::harness::emulator::{app, AwsEnv};
+use crate::harness::moto::Moto;
+use crate::harness::proxy::Fault;
+use crate::harness::TestApp;
 use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::Server;
-use support::emulator::Emulator;
-use support::moto::{sdk_config, Moto};
-use support::proxy::{Fault, Proxy};
-
-/// The emulator, and the proxy keyhook reaches it through.
-struct Env {
-    emu: Emulator,
-    proxy: Proxy,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Emulator;
-    fn deref(&self) -> &Emulator {
-        &self.emu
-    }
-}
-
-impl Env {
-    async fn new(plans: usize) -> Env {
-        let emu = Emulator::new(plans).await;
-        let proxy = Proxy::start(&emu.endpoint).await;
-        Env { emu, proxy }
-    }
-
-    /// keyhook's view of AWS: through the proxy.
-    fn keyhook_sdk(&self) -> SdkConfig {
-        sdk_config(&self.proxy.endpoint)
-    }
-
-    /// The emulator's configuration, plus per-API scopes.
-    fn config(&self, kind: CredentialKind) -> Config {
-        let mut config = self.emu.config(kind);
-        config
-            .aws
-            .api_scopes
-            .insert(self.seed.api_id.clone(), vec![self.seed.scopes[1].clone()]);
-        config
-    }
-
-    async fn spawn(&self, config: &Config) -> Server {
-        let server = Server::spawn(config, Some(self.keyhook_sdk())).await;
-        server.ready().await;
-        server
-    }
-}
-
-fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
-    json!({
-        "appName": format!("App {slug}"),
-        "appSlug": slug,
-        "developer": developer,
-        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
-    })
-}
 
 #[tokio::test]
 async fn api_key_walkthrough_create_login_update_revoke() {
-    let env = Env::new(3).await;
+    let env = AwsEnv::new(3).await;
     let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
     let [p0, p1, p2] = [&env.seed.plans[0], &env.seed.plans[1], &env.seed.plans[2]];
     let dev = "walk@corp.com";
@@ -140,7 +85,7 @@ async fn api_key_walkthrough_create_login_update_revoke() {
     assert!(env.keys_named(dev).await.is_empty());
     assert_eq!(server.login_keys(dev).await, Err(StatusCode::NOT_FOUND));
     // AWS calls are counted by operation and outcome.
-    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let metrics = server.get_as_portal("/metrics").await.text().await.unwrap();
     for op in [
         "CreateApiKey",
         "CreateUsagePlanKey",
@@ -163,7 +108,7 @@ async fn api_key_walkthrough_create_login_update_revoke() {
 
 #[tokio::test]
 async fn client_credentials_walkthrough_create_login_update_revoke() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     let mut config = env.config(CredentialKind::ClientCredentials);
     config.aws.client_api_key = true;
     let server = env.spawn(&config).await;
@@ -249,7 +194,7 @@ async fn client_credentials_walkthrough_create_login_update_revoke() {
 
 #[tokio::test]
 async fn portal_retries_get_the_same_credential_of_both_kinds() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
         let server = env.spawn(&env.config(kind)).await;
         let dev = format!("{kind}@retry.io").replace('_', "-");
@@ -290,7 +235,7 @@ async fn portal_retries_get_the_same_credential_of_both_kinds() {
 
 #[tokio::test]
 async fn readme_provisions_exactly_one_key_attached_to_the_plan() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     let mut config = env.config(CredentialKind::ApiKey);
     config.readme.provision = true;
     config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
@@ -298,11 +243,8 @@ async fn readme_provisions_exactly_one_key_attached_to_the_plan() {
 
     let logins: Vec<_> = (0..20)
         .map(|_| {
-            let base = server.base.clone();
-            tokio::spawn(async move {
-                let s = Server::client_for(&base);
-                s.login_keys("first@timer.io").await.unwrap()
-            })
+            let s = server.api.clone();
+            tokio::spawn(async move { s.login_keys("first@timer.io").await.unwrap() })
         })
         .collect();
     let mut answers = Vec::new();
@@ -331,7 +273,7 @@ async fn readme_provisions_exactly_one_key_attached_to_the_plan() {
 
 #[tokio::test]
 async fn logins_match_the_whole_address_and_find_hand_made_keys() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     let jo = env.hand_made_key("jo@prefix.io", true).await;
     let jo_au = env.hand_made_key("jo@prefix.io.au", true).await;
     env.hand_made_key("jo@prefix.io", false).await;
@@ -355,7 +297,7 @@ async fn logins_match_the_whole_address_and_find_hand_made_keys() {
 
 #[tokio::test]
 async fn the_index_follows_position_across_pages() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     env.proxy.paginate_api_keys(2);
     let mut made = HashMap::new();
     for i in 0..7 {
@@ -383,7 +325,7 @@ async fn the_index_follows_position_across_pages() {
 
 #[tokio::test]
 async fn a_failed_attach_leaves_no_key_behind() {
-    let env = Env::new(2).await;
+    let env = AwsEnv::new(2).await;
     let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
     let plans = [&env.seed.plans[0], &env.seed.plans[1]];
     for (i, fault) in [
@@ -430,7 +372,7 @@ async fn a_failed_attach_leaves_no_key_behind() {
 
 #[tokio::test]
 async fn throttled_aws_never_fails_a_login_the_index_can_answer() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     let value = env.hand_made_key("steady@corp.com", true).await;
     let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
     env.proxy.fail(
@@ -452,7 +394,7 @@ async fn throttled_aws_never_fails_a_login_the_index_can_answer() {
 
 #[tokio::test]
 async fn revoke_can_disable_instead_of_delete() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     let mut config = env.config(CredentialKind::ApiKey);
     config.aws.revoke = RevokeMode::Disable;
     let server = env.spawn(&config).await;
@@ -485,16 +427,16 @@ async fn revoke_can_disable_instead_of_delete() {
 
 #[tokio::test]
 async fn an_unreachable_aws_is_unready_and_answers_503() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     env.proxy.fail(
         "GetApiKeys",
         Fault::Status(503, "ServiceUnavailableException"),
         10_000,
     );
-    let server = Server::spawn(&env.config(CredentialKind::ApiKey), Some(env.keyhook_sdk())).await;
-    let response = server.get("/readyz").await;
+    let server = TestApp::spawn(&env.config(CredentialKind::ApiKey), Some(env.keyhook_sdk())).await;
+    let response = server.get_as_portal("/readyz").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let response = server.get("/v1/health").await;
+    let response = server.get_as_portal("/v1/health").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].as_str().is_some());
@@ -535,7 +477,7 @@ fn check(extra: &[(&str, &str)]) -> (bool, String) {
 
 #[tokio::test]
 async fn check_verifies_the_configured_usage_plan_and_user_pool() {
-    let env = Env::new(1).await;
+    let env = AwsEnv::new(1).await;
     let (ok, text) = check(&[
         ("KEYHOOK_USAGE_PLAN_ID", &env.seed.plans[0]),
         ("KEYHOOK_COGNITO_USER_POOL_ID", &env.seed.pool_id),

@@ -4,18 +4,16 @@
 //! every request the server had accepted is answered, nothing is cut off
 //! mid-answer, new connections are refused, and the process exits 0.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::harness::Process;
+use crate::harness::{base_config, ApiClient, TestApp, README_SECRET};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::{base_config, Server, README_SECRET};
-use support::child::Child;
 
 const REQUESTS: usize = 10_000;
 const CONCURRENCY: usize = 32;
@@ -26,7 +24,7 @@ fn reader(i: usize) -> String {
 }
 
 /// Request `i` of the mix: 70% logins, 10% creates, 5% revokes, 15% health.
-async fn one(server: &Server, i: usize, seeded: &[String]) -> Result<(), String> {
+async fn one(server: &ApiClient, i: usize, seeded: &[String]) -> Result<(), String> {
     let r = i % 20;
     let (what, status, body) = match r {
         0..=13 => {
@@ -44,11 +42,11 @@ async fn one(server: &Server, i: usize, seeded: &[String]) -> Result<(), String>
             ("revoke", response.status(), response.text().await)
         }
         17 | 18 => {
-            let response = server.get("/healthz").await;
+            let response = server.get_as_portal("/healthz").await;
             ("healthz", response.status(), response.text().await)
         }
         _ => {
-            let response = server.get("/v1/health").await;
+            let response = server.get_as_portal("/v1/health").await;
             ("v1/health", response.status(), response.text().await)
         }
     };
@@ -85,7 +83,7 @@ async fn ten_thousand_mixed_requests_with_zero_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = base_config();
     config.data_dir = dir.path().to_path_buf();
-    let server = Server::spawn(&config, None).await;
+    let server = TestApp::spawn(&config, None).await;
     let mut seeded = Vec::new();
     for i in 0..READERS {
         let body =
@@ -104,7 +102,7 @@ async fn ten_thousand_mixed_requests_with_zero_errors() {
     let started = Instant::now();
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
-            let client = Server::client_for(&server.base);
+            let client = server.api.clone();
             let (next, errors, seeded) = (next.clone(), errors.clone(), seeded.clone());
             tokio::spawn(async move {
                 let mut done = 0usize;
@@ -231,15 +229,15 @@ fn burst_request(port: u16, n: usize, signalled: &AtomicBool) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_burst_answers_every_accepted_request_and_exits_0() {
-    let mut child = Child::spawn(&[
+    let mut child = Process::spawn(&[
         ("KEYHOOK_README_SECRET", README_SECRET.to_string()),
         ("KEYHOOK_README_PROVISION", "true".into()),
         ("RUST_LOG", "warn".into()),
     ]);
     child.wait_for("/healthz").await;
-    let port = child.port;
+    let port = child.addr.port();
     // The burst's reader exists, so its logins are plain reads.
-    let setup = Server::client_for(&child.base);
+    let setup = child.api.clone();
     assert_eq!(setup.login_keys("burst@load.io").await.unwrap().len(), 1);
 
     // Requests surely in flight at the signal: headers sent and accepted,

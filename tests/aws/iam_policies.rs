@@ -9,10 +9,12 @@
 //! The test's own calls (seeding, checking effects) go to moto directly and
 //! are not counted: only keyhook talks to AWS through the proxy.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::harness::emulator::{app, Emulator};
+use crate::harness::moto::sdk_config;
+use crate::harness::proxy::Fault;
+use crate::harness::TestApp;
 use aws_config::SdkConfig;
 use keyhook::config::Config;
 use keyhook::credentials::aws::settings::RevokeMode;
@@ -20,10 +22,6 @@ use keyhook::credentials::aws::{app_key, cognito, AwsProvider};
 use keyhook::credentials::{AppId, CredentialKind, Email};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::Server;
-use support::emulator::Emulator;
-use support::moto::sdk_config;
-use support::proxy::{Fault, Proxy};
 
 // ---------------------------------------------------------------------------
 // The deployment kit's view: operations.json and the policy files.
@@ -172,80 +170,46 @@ fn merge(into: &mut BTreeMap<String, usize>, from: BTreeMap<String, usize>) {
 // ---------------------------------------------------------------------------
 // A fresh corner of the shared moto server, and keyhook in front of it.
 
-/// The emulator (seeding and checking, never counted) and the settings
-/// every mode shares.
-struct Env {
-    emu: Emulator,
+/// The settings every mode shares; each test adds its own. `pool`: with
+/// the Cognito user pool and per-API scopes, else API keys only.
+fn config(emu: &Emulator, kind: CredentialKind, pool: bool) -> Config {
+    if pool {
+        return emu.scoped_config(kind);
+    }
+    let mut config = emu.config(kind);
+    config.aws.cognito_user_pool_id = None;
+    config.aws.cognito_domain = None;
+    config.aws.cognito_scopes.clear();
+    config
 }
 
-impl std::ops::Deref for Env {
-    type Target = Emulator;
-    fn deref(&self) -> &Emulator {
-        &self.emu
-    }
-}
-
-impl Env {
-    async fn new(plans: usize) -> Env {
-        Env {
-            emu: Emulator::new(plans).await,
-        }
-    }
-
-    async fn proxy(&self) -> Proxy {
-        Proxy::start(&self.endpoint).await
-    }
-
-    /// The settings every mode shares; each test adds its own.
-    fn config(&self, kind: CredentialKind, pool: bool) -> Config {
-        let mut config = self.emu.config(kind);
-        if pool {
-            config
-                .aws
-                .api_scopes
-                .insert(self.seed.api_id.clone(), vec![self.seed.scopes[1].clone()]);
-        } else {
-            config.aws.cognito_user_pool_id = None;
-            config.aws.cognito_domain = None;
-            config.aws.cognito_scopes.clear();
-        }
-        config
-    }
-
-    async fn spawn(config: &Config, proxy: &Proxy) -> Server {
-        let server = Server::spawn(config, Some(sdk_config(&proxy.endpoint))).await;
-        server.ready().await;
-        server
-    }
-
-    /// An app client named the way keyhook names its own, made directly in
-    /// moto (as another replica or deployment would have).
-    async fn foreign_client(&self, slug: &str, label: &str, owner: &str) -> String {
-        let name = cognito::client_name(
-            &app_key(&AppId::sensedia_slug(slug)),
-            label,
-            &Email::parse(owner).unwrap(),
+/// An app client named the way keyhook names its own, made directly in moto
+/// (as another replica or deployment would have).
+async fn foreign_client(emu: &Emulator, slug: &str, label: &str, owner: &str) -> String {
+    let name = cognito::client_name(
+        &app_key(&AppId::sensedia_slug(slug)),
+        label,
+        &Email::parse(owner).unwrap(),
+    )
+    .unwrap();
+    emu.cognito
+        .create_user_pool_client()
+        .user_pool_id(&emu.seed.pool_id)
+        .client_name(name)
+        .generate_secret(true)
+        .allowed_o_auth_flows(
+            aws_sdk_cognitoidentityprovider::types::OAuthFlowType::ClientCredentials,
         )
-        .unwrap();
-        self.cognito
-            .create_user_pool_client()
-            .user_pool_id(&self.seed.pool_id)
-            .client_name(name)
-            .generate_secret(true)
-            .allowed_o_auth_flows(
-                aws_sdk_cognitoidentityprovider::types::OAuthFlowType::ClientCredentials,
-            )
-            .allowed_o_auth_flows_user_pool_client(true)
-            .allowed_o_auth_scopes(self.seed.scopes[0].clone())
-            .send()
-            .await
-            .unwrap()
-            .user_pool_client()
-            .unwrap()
-            .client_id()
-            .unwrap()
-            .to_string()
-    }
+        .allowed_o_auth_flows_user_pool_client(true)
+        .allowed_o_auth_scopes(emu.seed.scopes[0].clone())
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client()
+        .unwrap()
+        .client_id()
+        .unwrap()
+        .to_string()
 }
 
 /// What `keyhook check` runs, through the proxy.
@@ -261,27 +225,18 @@ async fn verify(config: &Config, sdk: &SdkConfig) {
     assert!(report.is_ok(), "keyhook check fails: {report:?}");
 }
 
-async fn probes(server: &Server) {
+async fn probes(server: &TestApp) {
     for path in ["/healthz", "/readyz", "/v1/health"] {
-        let status = server.get(path).await.status();
+        let status = server.get_as_portal(path).await.status();
         assert!(status.is_success(), "{path}: {status}");
     }
 }
 
-fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
-    json!({
-        "appName": format!("App {slug}"),
-        "appSlug": slug,
-        "developer": developer,
-        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
-    })
-}
-
-async fn status_of(server: &Server, route: &str, body: &Value) -> StatusCode {
+async fn status_of(server: &TestApp, route: &str, body: &Value) -> StatusCode {
     server.sensedia(route, body).await.status()
 }
 
-async fn created(server: &Server, body: &Value) -> Value {
+async fn created(server: &TestApp, body: &Value) -> Value {
     let response = server.sensedia("createCredentials", body).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
@@ -295,19 +250,19 @@ async fn created(server: &Server, body: &Value) -> Value {
 #[tokio::test]
 async fn readme_readonly_calls_only_what_its_policy_grants() {
     let kit = Kit::load();
-    let env = Env::new(1).await;
+    let env = Emulator::new(1).await;
     let proxy = env.proxy().await;
     let known = env.hand_made_key("known@ro.io", true).await;
     env.hand_made_key("known@ro.io", false).await;
     env.hand_made_key("not an email", true).await;
-    let client = env.foreign_client("ro-app", "Reports", "oauth@ro.io").await;
+    let client = foreign_client(&env, "ro-app", "Reports", "oauth@ro.io").await;
 
-    let mut config = env.config(CredentialKind::ApiKey, true);
+    let mut config = config(&env, CredentialKind::ApiKey, true);
     config.readme.provision = false;
     config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
     verify(&config, &sdk_config(&proxy.endpoint)).await;
 
-    let server = Env::spawn(&config, &proxy).await;
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
     // A reader the index knows, twice; one with a Cognito client.
     for _ in 0..2 {
@@ -336,20 +291,19 @@ async fn readme_readonly_calls_only_what_its_policy_grants() {
 #[tokio::test]
 async fn readme_provisioning_calls_only_what_its_policy_grants() {
     let kit = Kit::load();
-    let env = Env::new(1).await;
+    let env = Emulator::new(1).await;
     let proxy = env.proxy().await;
     let plan = env.seed.plans[0].clone();
     let existing = env.hand_made_key("old@prov.io", true).await;
-    env.foreign_client("prov-app", "Reports", "oauth@prov.io")
-        .await;
+    foreign_client(&env, "prov-app", "Reports", "oauth@prov.io").await;
 
-    let mut config = env.config(CredentialKind::ApiKey, true);
+    let mut config = config(&env, CredentialKind::ApiKey, true);
     config.readme.provision = true;
     config.readme.usage_plan_id = Some(plan.clone());
     verify(&config, &sdk_config(&proxy.endpoint)).await;
 
-    let server = Env::spawn(&config, &proxy).await;
-    let second = Env::spawn(&config, &proxy).await;
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+    let second = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
     // First login issues a key; repeat logins show it.
     let first = server.login_keys("first@prov.io").await.unwrap();
@@ -366,12 +320,12 @@ async fn readme_provisioning_calls_only_what_its_policy_grants() {
     // Two replicas, one first-time reader, concurrent logins.
     let logins: Vec<_> = (0..8)
         .map(|i| {
-            let base = if i % 2 == 0 {
-                server.base.clone()
+            let api = if i % 2 == 0 {
+                server.api.clone()
             } else {
-                second.base.clone()
+                second.api.clone()
             };
-            tokio::spawn(async move { Server::client_for(&base).login_keys("race@prov.io").await })
+            tokio::spawn(async move { api.login_keys("race@prov.io").await })
         })
         .collect();
     for login in logins {
@@ -405,15 +359,15 @@ async fn readme_provisioning_calls_only_what_its_policy_grants() {
 #[tokio::test]
 async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
     let kit = Kit::load();
-    let env = Env::new(3).await;
+    let env = Emulator::new(3).await;
     let proxy = env.proxy().await;
     let [p0, p1, p2] = [&env.seed.plans[0], &env.seed.plans[1], &env.seed.plans[2]];
     let api = env.seed.api_id.clone();
     let dev = "dev@keys.io";
 
-    let config = env.config(CredentialKind::ApiKey, false);
+    let config = config(&env, CredentialKind::ApiKey, false);
     verify(&config, &sdk_config(&proxy.endpoint)).await;
-    let server = Env::spawn(&config, &proxy).await;
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
 
     let body = app(dev, "keys1", &api, &[p0, p1]);
@@ -440,7 +394,7 @@ async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
         StatusCode::NO_CONTENT
     );
     // A replica that did not make it finds it (index loaded from AWS).
-    let fresh = Env::spawn(&config, &proxy).await;
+    let fresh = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     assert_eq!(created(&fresh, &body).await["apiKeyId"], key_id.as_str());
     fresh.stop().await;
 
@@ -464,7 +418,7 @@ async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
     // Revoke by disabling.
     let mut config = config.clone();
     config.aws.revoke = RevokeMode::Disable;
-    let server = Env::spawn(&config, &proxy).await;
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     let made = created(&server, &app("dis@keys.io", "keys2", &api, &[p2])).await;
     let by_slug = json!({"appSlug": "keys2", "credentialType": "API_KEY"});
     assert_eq!(
@@ -492,15 +446,15 @@ async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
 #[tokio::test]
 async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
     let kit = Kit::load();
-    let env = Env::new(2).await;
+    let env = Emulator::new(2).await;
     let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
     let api = env.seed.api_id.clone();
 
     // Client credentials alone.
     let proxy = env.proxy().await;
-    let config = env.config(CredentialKind::ClientCredentials, true);
+    let config = config(&env, CredentialKind::ClientCredentials, true);
     verify(&config, &sdk_config(&proxy.endpoint)).await;
-    let server = Env::spawn(&config, &proxy).await;
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
     let dev = "plain@cc.io";
     let body = app(dev, "cc-plain", &api, &[]);
@@ -521,7 +475,7 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
         StatusCode::NO_CONTENT
     );
     // A replica that did not make it: its index describes the client.
-    let fresh = Env::spawn(&config, &proxy).await;
+    let fresh = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     assert_eq!(created(&fresh, &body).await["clientId"], client_id.as_str());
     fresh.stop().await;
     let revoke = json!({"clientId": client_id, "credentialType": "CLIENT_CREDENTIALS"});
@@ -544,7 +498,7 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
     let mut config = config.clone();
     config.aws.client_api_key = true;
     verify(&config, &sdk_config(&proxy.endpoint)).await;
-    let server = Env::spawn(&config, &proxy).await;
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
     let dev = "companion@cc.io";
     let body = app(dev, "cc-key", &api, &[p0]);
@@ -554,7 +508,7 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
         first["customCredentials"]["apiKeyId"].is_string(),
         "{first}"
     );
-    let fresh = Env::spawn(&config, &proxy).await;
+    let fresh = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     assert_eq!(created(&fresh, &body).await["clientId"], client_id.as_str());
     fresh.stop().await;
     let with = |plans: &[&String], name: &str| {

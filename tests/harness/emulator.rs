@@ -4,9 +4,12 @@
 use aws_config::SdkConfig;
 use keyhook::config::{BackendKind, Config};
 use keyhook::credentials::CredentialKind;
+use serde_json::{json, Value};
 
-use super::app::base_config;
+use super::app::TestApp;
+use super::base_config;
 use super::moto::{sdk_config, seed, Moto, Seed};
+use super::proxy::Proxy;
 
 pub struct Emulator {
     pub endpoint: String,
@@ -33,6 +36,11 @@ impl Emulator {
         sdk_config(&self.endpoint)
     }
 
+    /// A fresh proxy in front of this emulator, counting what passes.
+    pub async fn proxy(&self) -> Proxy {
+        Proxy::start(&self.endpoint).await
+    }
+
     /// An in-process keyhook configuration for the aws backend with this
     /// emulator's pool and scopes, small timeouts and no rate limit to speak of.
     pub fn config(&self, kind: CredentialKind) -> Config {
@@ -45,6 +53,17 @@ impl Emulator {
         config.aws.timeout_secs = 2;
         config.aws.max_attempts = 2;
         config.aws.rate_limit = 1000.0;
+        config
+    }
+
+    /// [`Emulator::config`] with per-API scopes: the seed's API asks for the
+    /// second scope.
+    pub fn scoped_config(&self, kind: CredentialKind) -> Config {
+        let mut config = self.config(kind);
+        config
+            .aws
+            .api_scopes
+            .insert(self.seed.api_id.clone(), vec![self.seed.scopes[1].clone()]);
         config
     }
 
@@ -159,4 +178,52 @@ impl Emulator {
             .filter(|(_, name)| name.ends_with(&suffix))
             .collect()
     }
+}
+
+/// An emulator and the proxy keyhook reaches it through: keyhook's calls are
+/// counted (and faulted) there, while seeding and checks go to moto direct.
+pub struct AwsEnv {
+    pub emu: Emulator,
+    pub proxy: Proxy,
+}
+
+impl std::ops::Deref for AwsEnv {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emu
+    }
+}
+
+impl AwsEnv {
+    pub async fn new(plans: usize) -> AwsEnv {
+        let emu = Emulator::new(plans).await;
+        let proxy = emu.proxy().await;
+        AwsEnv { emu, proxy }
+    }
+
+    /// keyhook's view of AWS: through the proxy.
+    pub fn keyhook_sdk(&self) -> SdkConfig {
+        sdk_config(&self.proxy.endpoint)
+    }
+
+    /// The emulator's configuration, with per-API scopes.
+    pub fn config(&self, kind: CredentialKind) -> Config {
+        self.emu.scoped_config(kind)
+    }
+
+    /// keyhook on `config` through the proxy, ready.
+    pub async fn spawn(&self, config: &Config) -> TestApp {
+        TestApp::spawn_ready(config, &self.proxy.endpoint).await
+    }
+}
+
+/// A Sensedia `createCredentials` body: app `slug` of `developer`, asking
+/// for `plans` of `api`.
+pub fn app(developer: &str, slug: &str, api: &str, plans: &[&String]) -> Value {
+    json!({
+        "appName": format!("App {slug}"),
+        "appSlug": slug,
+        "developer": developer,
+        "apis": [{"id": api, "usagePlans": plans.iter().map(|p| json!({"id": p})).collect::<Vec<_>>()}],
+    })
 }

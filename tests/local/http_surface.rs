@@ -1,9 +1,7 @@
 //! The HTTP surface common to every route: health probes, unknown routes and
 //! methods, request ids, and the JSON error format.
 
-mod common;
-
-use common::{basic, TestApp};
+use crate::harness::{basic, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

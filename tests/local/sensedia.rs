@@ -2,9 +2,7 @@
 //! update, revoke and health, Basic auth, bad input, and what each does to
 //! the developer's ReadMe login.
 
-mod common;
-
-use common::{basic, TestApp, SENSEDIA_PASSWORD, SENSEDIA_USER};
+use crate::harness::{basic, TestApp, SENSEDIA_PASSWORD, SENSEDIA_USER};
 use keyhook::credentials::local::LocalStore;
 use keyhook::credentials::{CredentialKind, CredentialProvider, Email};
 use reqwest::{Response, StatusCode};
@@ -84,7 +82,7 @@ async fn creating_the_same_app_slug_twice_returns_the_same_credential() {
     retry["appName"] = json!("renamed meanwhile");
     let second = app.create(&retry).await;
     assert_eq!(first, second);
-    assert_eq!(app.login_keys("email@mycompany.com").await.len(), 1);
+    assert_eq!(app.visible_keys("email@mycompany.com").await.len(), 1);
 }
 
 #[tokio::test]
@@ -100,7 +98,7 @@ async fn without_a_slug_the_same_developer_and_app_name_return_the_same_credenti
         .create(&json!({"appName": "Reports", "developer": "dev@corp.com"}))
         .await;
     assert_ne!(first["apiKeyId"], other_app["apiKeyId"]);
-    assert_eq!(app.login_keys("dev@corp.com").await.len(), 2);
+    assert_eq!(app.visible_keys("dev@corp.com").await.len(), 2);
 }
 
 #[tokio::test]
@@ -118,7 +116,7 @@ async fn twenty_concurrent_identical_creates_issue_one_credential() {
     }
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         vec![json!({"name": "my new aws app", "apiKey": answers[0]["apiKey"]})]
     );
 }
@@ -145,7 +143,7 @@ async fn update_resyncs_the_label_and_answers_204_with_an_empty_body() {
     update["apiKey"] = created["apiKey"].clone();
     assert_no_content(app.sensedia("updateCredentials", &update).await).await;
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         vec![json!({"name": "my renamed aws app", "apiKey": created["apiKey"]})]
     );
 }
@@ -158,7 +156,7 @@ async fn update_by_app_slug_without_an_id_resyncs_the_label() {
     update["appName"] = json!("renamed by slug");
     assert_no_content(app.sensedia("updateCredentials", &update).await).await;
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         vec![json!({"name": "renamed by slug", "apiKey": created["apiKey"]})]
     );
 }
@@ -206,7 +204,7 @@ async fn revoke_answers_204_and_the_key_leaves_the_readme_login() {
     revoke["apiKeyId"] = created["apiKeyId"].clone();
     assert_no_content(app.sensedia("revokeCredentials", &revoke).await).await;
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         Vec::<Value>::new()
     );
 }
@@ -221,7 +219,7 @@ async fn revoke_by_app_slug_without_an_id_removes_the_key() {
     )
     .await;
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         Vec::<Value>::new()
     );
 }
@@ -254,7 +252,7 @@ async fn a_revoked_app_created_again_gets_a_new_key() {
     let second = app.create(&official_example()).await;
     assert_ne!(first["apiKey"], second["apiKey"]);
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         vec![json!({"name": "my new aws app", "apiKey": second["apiKey"]})]
     );
 }
@@ -289,7 +287,7 @@ async fn assert_refused(authorization: Option<&str>) {
     );
     assert_error(response, StatusCode::UNAUTHORIZED).await;
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         Vec::<Value>::new()
     );
 }
@@ -625,11 +623,11 @@ async fn bad_input_never_changes_stored_credentials() {
         );
     }
     assert_eq!(
-        app.login_keys("email@mycompany.com").await,
+        app.visible_keys("email@mycompany.com").await,
         vec![json!({"name": "my new aws app", "apiKey": created["apiKey"]})]
     );
     assert_eq!(
-        app.login_keys("attacker@evil.io").await,
+        app.visible_keys("attacker@evil.io").await,
         Vec::<Value>::new()
     );
     assert_eq!(app.create(&official_example()).await, created);

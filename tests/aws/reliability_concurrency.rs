@@ -3,17 +3,15 @@
 //! (both credential kinds), and two keyhook *processes* racing on the same
 //! readers. Every effect is checked in the emulator itself.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::harness::emulator::Emulator;
+use crate::harness::proxy::{Fault, Proxy};
+use crate::harness::Process;
+use crate::harness::{ApiClient, TestApp, README_SECRET};
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::{Server, README_SECRET};
-use support::child::Child;
-use support::emulator::Emulator;
-use support::proxy::{Fault, Proxy};
 
 async fn join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = Vec::with_capacity(tasks.len());
@@ -30,13 +28,13 @@ async fn fifty_concurrent_first_logins_leave_one_key_in_aws() {
     let mut config = emu.config(CredentialKind::ApiKey);
     config.readme.provision = true;
     config.readme.usage_plan_id = Some(plan.clone());
-    let server = Server::spawn(&config, Some(emu.sdk())).await;
+    let server = TestApp::spawn(&config, Some(emu.sdk())).await;
     server.ready().await;
 
     let reader = "storm@first.io";
     let logins = (0..50)
         .map(|_| {
-            let client = Server::client_for(&server.base);
+            let client = server.api.clone();
             tokio::spawn(async move {
                 let response = client.login(reader).await;
                 let status = response.status();
@@ -76,7 +74,7 @@ async fn twenty_concurrent_identical_creates_make_one_credential_of_each_kind() 
     for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
         let mut config = emu.config(kind);
         config.aws.client_api_key = true;
-        let server = Server::spawn(&config, Some(emu.sdk())).await;
+        let server = TestApp::spawn(&config, Some(emu.sdk())).await;
         server.ready().await;
         let developer = format!("{}@same.io", kind.as_str().replace('_', "-"));
         let body = json!({
@@ -87,7 +85,7 @@ async fn twenty_concurrent_identical_creates_make_one_credential_of_each_kind() 
         });
         let calls = (0..20)
             .map(|_| {
-                let client = Server::client_for(&server.base);
+                let client = server.api.clone();
                 let body = body.clone();
                 tokio::spawn(async move {
                     let response = client.sensedia("createCredentials", &body).await;
@@ -138,8 +136,8 @@ async fn twenty_concurrent_identical_creates_make_one_credential_of_each_kind() 
 }
 
 /// A keyhook process on the aws backend, provisioning first-time readers.
-fn replica(endpoint: &str, plan: &str) -> Child {
-    Child::spawn(&[
+fn replica(endpoint: &str, plan: &str) -> Process {
+    Process::spawn(&[
         ("KEYHOOK_BACKEND", "aws".into()),
         ("AWS_ENDPOINT_URL", endpoint.into()),
         ("AWS_REGION", "us-east-1".into()),
@@ -155,7 +153,7 @@ fn replica(endpoint: &str, plan: &str) -> Child {
 }
 
 /// The `keys` both replicas show `reader`, raced: both logins start together.
-async fn race(a: &Server, b: &Server, reader: &str) -> [Vec<Value>; 2] {
+async fn race(a: &ApiClient, b: &ApiClient, reader: &str) -> [Vec<Value>; 2] {
     let (ra, rb) = tokio::join!(a.login_keys(reader), b.login_keys(reader));
     [ra.unwrap(), rb.unwrap()]
 }
@@ -172,7 +170,7 @@ async fn race_rounds(skewed: bool, next_logins: bool, rounds: usize) -> Vec<Stri
     let mut b = replica(&proxy_b.endpoint, &plan);
     a.wait_for("/readyz").await;
     b.wait_for("/readyz").await;
-    let (ca, cb) = (Server::client_for(&a.base), Server::client_for(&b.base));
+    let (ca, cb) = (a.api.clone(), b.api.clone());
     let mut failures = Vec::new();
     for round in 0..rounds {
         if skewed {

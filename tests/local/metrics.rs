@@ -2,12 +2,10 @@
 //! signature failures by reason, credentials issued; and it can be moved to
 //! a listener of its own.
 
-mod support;
-
+use crate::harness::{base_config, TestApp};
 use keyhook::app::{Application, Dependencies};
 use reqwest::StatusCode;
 use serde_json::json;
-use support::app::{base_config, Server};
 
 fn local_config(dir: &tempfile::TempDir) -> keyhook::config::Config {
     let mut config = base_config();
@@ -31,7 +29,7 @@ fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
 #[tokio::test]
 async fn metrics_count_requests_signature_failures_and_credentials() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::spawn(&local_config(&dir), None).await;
+    let server = TestApp::spawn(&local_config(&dir), None).await;
     let created = server
         .sensedia(
             "createCredentials",
@@ -50,7 +48,7 @@ async fn metrics_count_requests_signature_failures_and_credentials() {
         .unwrap();
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
 
-    let text = server.get("/metrics").await.text().await.unwrap();
+    let text = server.get_as_portal("/metrics").await.text().await.unwrap();
     let login_ok = [("route", "/readme/webhook"), ("status", "200")];
     assert!(
         sample(&text, "keyhook_http_requests_total", &login_ok).unwrap() >= 1.0,

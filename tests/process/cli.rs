@@ -5,16 +5,13 @@
 //! directory, so neither the caller's `KEYHOOK_*` variables nor the
 //! repository's `config/keyhook.toml` leak in.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{basic, parse_response, raw_http};
+use crate::harness::{basic, parse_response, Process};
 use serde_json::{json, Value};
 
 const SECRET: &str = "cli-readme-secret";
@@ -220,143 +217,28 @@ fn check_rejects_a_missing_explicit_config_file() {
     assert!(text(&output.stderr).contains("missing.toml"));
 }
 
-/// `keyhook serve` as a child process, its stderr (JSON logs) read line by
-/// line on a thread.
-struct Served {
-    child: Option<Child>,
-    lines: Receiver<String>,
-    addr: SocketAddr,
+/// `keyhook serve` in `cwd` on `data_dir`, with both front doors open and
+/// info logs (the harness reads its address from them).
+fn serve(cwd: &Path, data_dir: &Path) -> Process {
+    Process::spawn_in(
+        cwd,
+        &[
+            ("KEYHOOK_DATA_DIR", data_dir.display().to_string()),
+            ("KEYHOOK_README_SECRET", SECRET.into()),
+            ("KEYHOOK_SENSEDIA_USERS", PORTAL.into()),
+            ("RUST_LOG", "info".into()),
+        ],
+    )
 }
 
-impl Served {
-    fn start(cwd: &Path, data_dir: &Path) -> Served {
-        let mut child = keyhook(cwd)
-            .arg("serve")
-            .env("KEYHOOK_LISTEN", "127.0.0.1:0")
-            .env("KEYHOOK_DATA_DIR", data_dir)
-            .env("KEYHOOK_README_SECRET", SECRET)
-            .env("KEYHOOK_SENSEDIA_USERS", PORTAL)
-            .env("KEYHOOK_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("keyhook serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut served = Served {
-            child: Some(child),
-            lines,
-            addr: "0.0.0.0:0".parse().unwrap(),
-        };
-        let listening = served.wait_for_log("keyhook listening");
-        served.addr = listening["addr"].as_str().unwrap().parse().unwrap();
-        served
-    }
-
-    /// Waits for the log event whose message is `message`.
-    fn wait_for_log(&self, message: &str) -> Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(PATIENCE)
-                .unwrap_or_else(|e| panic!("no `{message}` in the log: {e}"));
-            if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                if event["message"] == message {
-                    return event;
-                }
-            }
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        raw_http(
-            self.addr,
-            format!("GET {path} HTTP/1.1\r\nHost: keyhook\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-    }
-
-    fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
-        let mut request = format!("POST {path} HTTP/1.1\r\nHost: keyhook\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ));
-        let (status, body) = raw_http(self.addr, request.as_bytes());
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    fn create(&self, slug: &str, developer: &str) -> Value {
-        let body =
-            json!({"appName": format!("App {slug}"), "appSlug": slug, "developer": developer});
-        let (status, answer) = self.post(
-            "/v1/createCredentials",
-            &[("Authorization", &basic(PORTAL))],
-            &body.to_string(),
-        );
-        assert_eq!(status, 200, "{answer}");
-        answer
-    }
-
-    fn login(&self, email: &str) -> (u16, Value) {
-        let body = json!({ "email": email }).to_string();
-        let signature =
-            keyhook::readme::signature::sign(SECRET, keyhook::clock::now_ms(), body.as_bytes());
-        self.post(
-            "/readme/webhook",
-            &[("ReadMe-Signature", &signature)],
-            &body,
-        )
-    }
-
-    fn terminate(&self) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit (bounded by [`PATIENCE`]).
-    fn wait(mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        rx.recv_timeout(PATIENCE)
-            .expect("keyhook exits")
-            .expect("wait succeeds")
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        // A failed test must not leave its server behind.
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-#[test]
-fn serve_answers_healthz_and_exits_0_on_sigterm() {
+#[tokio::test]
+async fn serve_answers_healthz_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(dir.path(), &dir.path().join("data"));
-    let (status, body) = served.get("/healthz");
-    assert_eq!(status, 200);
+    let served = serve(dir.path(), &dir.path().join("data"));
+    let response = served.get("/healthz").await;
+    assert_eq!(response.status(), 200);
     assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap(),
+        response.json::<Value>().await.unwrap(),
         json!({"status": "ok"})
     );
     served.terminate();
@@ -367,7 +249,7 @@ fn serve_answers_healthz_and_exits_0_on_sigterm() {
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(dir.path(), &dir.path().join("data"));
+    let served = serve(dir.path(), &dir.path().join("data"));
     let body = json!({"appName": "In flight", "appSlug": "inflight", "developer": "dev@corp.com"})
         .to_string();
     let mut stream = TcpStream::connect(served.addr).unwrap();
@@ -406,18 +288,17 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     assert_eq!(exit.code(), Some(0), "{exit:?}");
 }
 
-#[test]
-fn a_credential_survives_a_server_restart_on_the_same_data_dir() {
+#[tokio::test]
+async fn a_credential_survives_a_server_restart_on_the_same_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let first = Served::start(dir.path(), &data);
-    let created = first.create("durable", "durable@corp.com");
+    let first = serve(dir.path(), &data);
+    let created = first.create_app("durable@corp.com", "durable").await;
     first.terminate();
     assert_eq!(first.wait().code(), Some(0));
 
-    let second = Served::start(dir.path(), &data);
-    let (status, answer) = second.login("durable@corp.com");
-    assert_eq!(status, 200, "{answer}");
+    let second = serve(dir.path(), &data);
+    let answer = second.login_ok("durable@corp.com").await;
     assert_eq!(
         answer["keys"],
         json!([{"name": "App durable", "apiKey": created["apiKey"]}])
@@ -426,24 +307,26 @@ fn a_credential_survives_a_server_restart_on_the_same_data_dir() {
     assert_eq!(second.wait().code(), Some(0));
 }
 
-#[test]
-fn a_revocation_survives_a_server_restart() {
+#[tokio::test]
+async fn a_revocation_survives_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let first = Served::start(dir.path(), &data);
-    let created = first.create("gone", "gone@corp.com");
-    let (status, _) = first.post(
-        "/v1/revokeCredentials",
-        &[("Authorization", &basic(PORTAL))],
-        &json!({"apiKeyId": created["apiKeyId"]}).to_string(),
-    );
-    assert_eq!(status, 204);
+    let first = serve(dir.path(), &data);
+    let created = first.create_app("gone@corp.com", "gone").await;
+    let response = first
+        .sensedia(
+            "revokeCredentials",
+            &json!({"apiKeyId": created["apiKeyId"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
     first.terminate();
     assert_eq!(first.wait().code(), Some(0));
 
-    let second = Served::start(dir.path(), &data);
-    let (status, answer) = second.login("gone@corp.com");
-    assert_eq!(status, 404, "{answer}");
+    let second = serve(dir.path(), &data);
+    let response = second.login("gone@corp.com").await;
+    let status = response.status();
+    assert_eq!(status, 404, "{}", response.text().await.unwrap());
     second.terminate();
     assert_eq!(second.wait().code(), Some(0));
 }

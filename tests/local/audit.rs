@@ -2,13 +2,11 @@
 //! structured event under `keyhook::audit`, naming who asked, the owner, the
 //! app and the credential, and never its secret.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::harness::{base_config, TestApp};
 use serde_json::{json, Value};
-use support::app::{base_config, Server};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -41,7 +39,7 @@ async fn every_credential_change_is_one_audit_event_without_the_secret() {
     let mut config = base_config();
     config.data_dir = dir.path().to_path_buf();
     config.readme.provision = true;
-    let server = Server::spawn(&config, None).await;
+    let server = TestApp::spawn(&config, None).await;
     let app = json!({"appName": "Audited", "appSlug": "audited1", "developer": "aud@corp.com"});
     let created: Value = server
         .sensedia("createCredentials", &app)

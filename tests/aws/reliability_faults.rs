@@ -10,19 +10,17 @@
 //! and no stray app client: whatever the failed step left is the state the
 //! precondition made, and a retry of the step converges.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::harness::emulator::Emulator;
+use crate::harness::moto::sdk_config;
+use crate::harness::proxy::{Fault, Proxy};
+use crate::harness::TestApp;
 use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::app::Server;
-use support::emulator::Emulator;
-use support::moto::sdk_config;
-use support::proxy::{Fault, Proxy};
 
 /// How long a delayed call is held: past the 1 s operation timeout, so
 /// every attempt times out (the proxy then drops the abandoned call with its
@@ -200,7 +198,7 @@ impl Case {
     }
 
     /// Makes what the flow starts from, with no fault.
-    async fn precondition(&self, server: &Server) -> Result<Made, String> {
+    async fn precondition(&self, server: &TestApp) -> Result<Made, String> {
         let (flow, ..) = self.row;
         let mut made = Made::default();
         match flow {
@@ -227,7 +225,7 @@ impl Case {
             }
             ClientReplay => {
                 // Another replica (straight to moto) made it.
-                let other = Server::spawn(&self.config(), Some(self.emu.sdk())).await;
+                let other = TestApp::spawn(&self.config(), Some(self.emu.sdk())).await;
                 other.ready().await;
                 let created = create_ok(&other, &self.body(0, "Fault app")).await;
                 other.stop().await;
@@ -243,7 +241,7 @@ impl Case {
     }
 
     /// The step under fault.
-    async fn step(&self, server: &Server, made: &Made) -> reqwest::Response {
+    async fn step(&self, server: &TestApp, made: &Made) -> reqwest::Response {
         let (flow, ..) = self.row;
         match flow {
             KeyCreate | ClientCreate | ClientReplay => {
@@ -283,7 +281,7 @@ impl Case {
 
     /// What AWS holds for the owner once the failed step is over: nothing
     /// new, nothing half-made; then a retry without fault converges.
-    async fn check_state(&self, server: &Server, made: &Made) -> Result<(), String> {
+    async fn check_state(&self, server: &TestApp, made: &Made) -> Result<(), String> {
         let (flow, ..) = self.row;
         let emu = &self.emu;
         let keys = emu.keys_named(&self.owner).await;
@@ -391,7 +389,7 @@ impl Case {
     async fn run(self) -> Result<(), String> {
         let (flow, op, skip, expect) = self.row;
         let proxy = Proxy::start(&self.emu.endpoint).await;
-        let server = Server::spawn(&self.config(), Some(sdk_config(&proxy.endpoint))).await;
+        let server = TestApp::spawn(&self.config(), Some(sdk_config(&proxy.endpoint))).await;
         server.ready().await;
         let made = self.precondition(&server).await?;
         proxy.reset_calls();
@@ -504,7 +502,7 @@ async fn a_failed_reread_after_a_create_leaves_no_credential_behind() {
     run_table("r", reread_table()).await;
 }
 
-async fn create_ok(server: &Server, body: &Value) -> Result<Value, String> {
+async fn create_ok(server: &TestApp, body: &Value) -> Result<Value, String> {
     let response = server.sensedia("createCredentials", body).await;
     let status = response.status();
     let value: Value = response.json().await.map_err(|e| e.to_string())?;

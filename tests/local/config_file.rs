@@ -3,12 +3,12 @@
 //! document every setting with its variable and true default; the tables
 //! are generated from the settings' one description
 //! (`keyhook::config::settings()`), so the documentation cannot drift from
-//! the code. `BLESS=1 cargo test --test config_file` rewrites the tables.
+//! the code. `BLESS=1 cargo test --test local config_file` rewrites the tables.
 
 use keyhook::config::{settings, Config};
 use keyhook::setting::{Read, Setting};
 
-const FILE: &str = include_str!("../config/keyhook.toml");
+const FILE: &str = include_str!("../../config/keyhook.toml");
 
 /// The file with every `# key = value` line (a documented default)
 /// uncommented; `## ...` examples stay comments.
@@ -167,7 +167,7 @@ fn the_documentation_names_no_unknown_variable() {
     }
 }
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 const TABLE_HEADER: &str = "| variable | meaning | default |\n|---|---|---|\n";
 
 /// A README table of variables, from the description.
@@ -213,7 +213,7 @@ fn the_readme_tables_are_generated_from_the_description() {
             if std::env::var_os("BLESS").is_none() {
                 panic!(
                     "README.md's table is not the one the settings describe; \
-                     run `BLESS=1 cargo test --test config_file`.\nfound:\n{found}\nexpected:\n{expected}"
+                     run `BLESS=1 cargo test --test local config_file`.\nfound:\n{found}\nexpected:\n{expected}"
                 );
             }
             text.replace_range(start..start + len, &expected);

@@ -1,7 +1,5 @@
 //! In-process TLS: with KEYHOOK_TLS_CERT/KEY keyhook speaks HTTPS itself.
 
-mod support;
-
 use std::sync::Arc;
 
 use keyhook::app::{Application, Dependencies, StartupError};
@@ -33,7 +31,7 @@ fn self_signed() -> Pem {
 async fn serves_https_with_the_configured_certificate() {
     let pem = self_signed();
     let data = tempfile::tempdir().unwrap();
-    let mut config = support::app::base_config();
+    let mut config = crate::harness::base_config();
     config.data_dir = data.path().to_path_buf();
     config.tls_cert = Some(pem.cert.clone());
     config.tls_key = Some(pem.key.clone());
@@ -81,7 +79,7 @@ async fn serves_https_with_the_configured_certificate() {
 #[tokio::test]
 async fn an_unreadable_certificate_stops_startup_with_a_clear_error() {
     let data = tempfile::tempdir().unwrap();
-    let mut config = support::app::base_config();
+    let mut config = crate::harness::base_config();
     config.data_dir = data.path().to_path_buf();
     config.tls_cert = Some(data.path().join("missing.pem"));
     config.tls_key = Some(data.path().join("missing-key.pem"));

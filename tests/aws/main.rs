@@ -1,0 +1,12 @@
+//! The suites of the AWS backend, against one moto server per run (started
+//! by the harness), through a counting, fault-injecting proxy: behaviour,
+//! least-privilege IAM policies, faults, and replicas racing.
+
+#[allow(dead_code, unused_imports)] // each binary uses a part of the shared harness
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod aws;
+mod iam_policies;
+mod reliability_concurrency;
+mod reliability_faults;

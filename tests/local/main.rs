@@ -1,0 +1,16 @@
+//! The suites that need nothing but keyhook in-process on the embedded
+//! store: both front doors, the HTTP surface, audit log, metrics, TLS,
+//! hostile input, and the shipped configuration file.
+
+#[allow(dead_code, unused_imports)] // each binary uses a part of the shared harness
+#[path = "../harness/mod.rs"]
+mod harness;
+
+mod audit;
+mod config_file;
+mod http_surface;
+mod metrics;
+mod readme;
+mod reliability_hostile;
+mod sensedia;
+mod tls;
