@@ -1,20 +1,21 @@
 //! The IAM policies cannot drift from the code. For each deployment mode
 //! keyhook runs its real flows on the AWS backend against moto, through the
-//! recording proxy, and every AWS operation the proxy saw keyhook call must
-//! be listed for that mode in `deploy/iam/operations.json`, with the IAM
-//! action and resource it names granted by that mode's policy file. What a
-//! policy grants that the flows never called is printed, not failed: some
-//! grants cover paths only a race or a fault takes.
-//!
-//! The test's own calls (seeding, checking effects) go to moto directly and
-//! are not counted: only keyhook talks to AWS through the proxy.
+//! recording proxy, and every request the proxy saw keyhook send must be
+//! allowed by that mode's policy file, rendered for the test's user pool and
+//! usage plans, as AWS would authorize it: the action and the resource ARN
+//! its method and path (API Gateway) or its `X-Amz-Target` and `UserPoolId`
+//! (Cognito) name (`iam.rs` evaluates the policy). Each operation must also
+//! be listed for that mode in `deploy/iam/operations.json`. What a policy
+//! grants that the flows never called is printed, not failed: some grants
+//! cover paths only a race or a fault takes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::harness::emulator::{app, Emulator};
 use crate::harness::moto::sdk_config;
-use crate::harness::proxy::Fault;
+use crate::harness::proxy::{Call, Fault};
 use crate::harness::TestApp;
+use crate::iam::{self, Deployment};
 use aws_config::SdkConfig;
 use keyhook::config::Config;
 use keyhook::credentials::aws::settings::RevokeMode;
@@ -29,8 +30,10 @@ use serde_json::{json, Value};
 struct Kit {
     /// `apigateway:GetApiKeys` → its entry.
     operations: BTreeMap<String, Value>,
-    /// mode → the (action, resource) pairs its policy allows.
+    /// mode → the (action, resource) pairs its policy names, as written.
     granted: BTreeMap<String, BTreeSet<(String, String)>>,
+    /// mode → its policy document (a template).
+    policies: BTreeMap<String, Value>,
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -60,6 +63,7 @@ impl Kit {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut granted = BTreeMap::new();
+        let mut policies = BTreeMap::new();
         for (mode, file) in doc["policies"]
             .as_object()
             .expect("operations.json: `policies` is an object")
@@ -77,10 +81,12 @@ impl Kit {
                 }
             }
             granted.insert(mode.clone(), pairs);
+            policies.insert(mode.clone(), policy);
         }
         Kit {
             operations,
             granted,
+            policies,
         }
     }
 
@@ -118,35 +124,58 @@ impl Kit {
             .collect()
     }
 
-    /// Fails unless every operation keyhook called is listed for one of
-    /// `modes` in operations.json and granted by that mode's policy; prints
-    /// what those modes grant that was never called.
-    fn assert_covers(&self, label: &str, modes: &[&str], calls: &BTreeMap<String, usize>) {
-        println!("[{label}] keyhook called, as policies {modes:?}: {calls:?}");
+    /// Fails unless every request keyhook sent is allowed by the policies
+    /// of `modes` (attached together, rendered for `deployment`) as AWS
+    /// would authorize it: its action and the resource its method and path
+    /// (API Gateway) or its `UserPoolId` (Cognito) name. Also fails unless
+    /// each operation is listed for one of `modes` in operations.json with
+    /// grants the mode's policy names. Prints what those modes grant that
+    /// was never called.
+    fn assert_covers(&self, label: &str, modes: &[&str], calls: &[Call], deployment: &Deployment) {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for call in calls {
+            *counts.entry(call.operation.clone()).or_default() += 1;
+        }
+        println!("[{label}] keyhook called, as policies {modes:?}: {counts:?}");
         assert!(!calls.is_empty(), "[{label}] the proxy saw no AWS call");
-        let mut problems = Vec::new();
-        for operation in calls.keys() {
+        let mut problems = BTreeSet::new();
+        for call in calls {
+            for (action, resource) in iam::authorizations(call) {
+                let allowed = modes.iter().any(|mode| {
+                    let policy = self.policies.get(*mode).expect("a policy for every mode");
+                    iam::allows(policy, deployment, &action, &resource)
+                });
+                if !allowed {
+                    problems.insert(format!(
+                        "{} {} ({}): no policy of {modes:?} allows {action} on {resource}",
+                        call.method, call.path, call.operation
+                    ));
+                }
+            }
+        }
+        for operation in counts.keys() {
             let Some((key, entry)) = self.entry(operation) else {
-                problems.push(format!(
+                problems.insert(format!(
                     "keyhook called {operation}, which deploy/iam/operations.json does not list"
                 ));
                 continue;
             };
             let listed = Self::modes_of(entry);
             let Some(mode) = modes.iter().find(|m| listed.iter().any(|l| l == *m)) else {
-                problems.push(format!(
+                problems.insert(format!(
                     "keyhook called {key}, but operations.json lists it only for {listed:?}, not {modes:?}"
                 ));
                 continue;
             };
             for missing in self.missing_grants(mode, entry) {
-                problems.push(format!("{key}: the {mode} policy does not grant {missing}"));
+                problems.insert(format!("{key}: the {mode} policy does not grant {missing}"));
             }
         }
         for mode in modes {
             for (key, entry) in &self.operations {
                 let operation = key.rsplit(':').next().unwrap_or(key);
-                if Self::modes_of(entry).iter().any(|m| m == mode) && !calls.contains_key(operation)
+                if Self::modes_of(entry).iter().any(|m| m == mode)
+                    && !counts.contains_key(operation)
                 {
                     let when = entry["when"][*mode].as_str().unwrap_or("no `when` given");
                     println!("[{label}] note: {mode} grants {key}, never called here ({when})");
@@ -156,14 +185,17 @@ impl Kit {
         assert!(
             problems.is_empty(),
             "[{label}] the IAM policies have drifted from the code:\n  {}",
-            problems.join("\n  ")
+            problems.into_iter().collect::<Vec<_>>().join("\n  ")
         );
     }
 }
 
-fn merge(into: &mut BTreeMap<String, usize>, from: BTreeMap<String, usize>) {
-    for (op, n) in from {
-        *into.entry(op).or_default() += n;
+/// The deployment the policies are rendered for: this test's user pool and
+/// usage plans.
+fn deployment(env: &Emulator) -> Deployment {
+    Deployment {
+        user_pool_id: env.seed.pool_id.clone(),
+        usage_plans: env.seed.plans.clone(),
     }
 }
 
@@ -284,7 +316,12 @@ async fn readme_readonly_calls_only_what_its_policy_grants() {
     );
     server.stop().await;
 
-    kit.assert_covers("readme-readonly", &["readme-readonly"], &proxy.counts());
+    kit.assert_covers(
+        "readme-readonly",
+        &["readme-readonly"],
+        &proxy.requests(),
+        &deployment(&env),
+    );
 }
 
 /// ReadMe logins that issue a key to first-time readers, on a usage plan.
@@ -339,7 +376,16 @@ async fn readme_provisioning_calls_only_what_its_policy_grants() {
         10,
     );
     let response = server.login("orphan@prov.io").await;
-    assert!(response.status().is_server_error(), "{}", response.status());
+    // AWS refused (a 4xx): 502, naming the operation and AWS's error code.
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let error = response.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("CreateUsagePlanKey failed: BadRequestException (HTTP 400)"),
+        "{error}"
+    );
     proxy.clear_faults();
     assert!(env.keys_named("orphan@prov.io").await.is_empty());
     assert_eq!(server.login_keys("orphan@prov.io").await.unwrap().len(), 1);
@@ -350,7 +396,8 @@ async fn readme_provisioning_calls_only_what_its_policy_grants() {
     kit.assert_covers(
         "readme-provisioning",
         &["readme-provisioning"],
-        &proxy.counts(),
+        &proxy.requests(),
+        &deployment(&env),
     );
 }
 
@@ -436,7 +483,12 @@ async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
     probes(&server).await;
     server.stop().await;
 
-    kit.assert_covers("sensedia-api-keys", &["sensedia-api-keys"], &proxy.counts());
+    kit.assert_covers(
+        "sensedia-api-keys",
+        &["sensedia-api-keys"],
+        &proxy.requests(),
+        &deployment(&env),
+    );
 }
 
 /// Sensedia apps get Cognito app clients. Without companion API keys the
@@ -486,11 +538,12 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
         );
     }
     server.stop().await;
-    let plain = proxy.counts();
+    let plain = proxy.requests();
     kit.assert_covers(
         "sensedia-client-credentials",
         &["sensedia-client-credentials"],
         &plain,
+        &deployment(&env),
     );
 
     // With a companion API key on the app's usage plans.
@@ -537,11 +590,11 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
     );
     assert!(env.keys_named(dev).await.is_empty());
     server.stop().await;
-    let mut all = plain;
-    merge(&mut all, proxy.counts());
+    let all: Vec<Call> = plain.into_iter().chain(proxy.requests()).collect();
     kit.assert_covers(
         "sensedia-client-credentials + client_api_key",
         &["sensedia-client-credentials", "sensedia-api-keys"],
         &all,
+        &deployment(&env),
     );
 }

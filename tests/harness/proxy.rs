@@ -31,9 +31,26 @@ struct Rule {
     remaining: usize,
 }
 
+/// One request keyhook sent, as the proxy saw it: enough to tell which IAM
+/// action and resource AWS would authorize it as.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub operation: String,
+    /// The status the proxy answered (0: the connection was dropped).
+    pub status: u16,
+    pub method: String,
+    pub path: String,
+    /// Cognito's `X-Amz-Target` operation (`CreateUserPoolClient`).
+    pub target: Option<String>,
+    /// Cognito's `UserPoolId`, from the JSON body.
+    pub user_pool_id: Option<String>,
+    /// API Gateway request bodies carrying `tags` (a create that tags).
+    pub tagged: bool,
+}
+
 #[derive(Default)]
 struct State {
-    calls: Vec<(String, u16)>,
+    calls: Vec<Call>,
     rules: Vec<Rule>,
     page_size: Option<usize>,
     pages_served: usize,
@@ -175,6 +192,14 @@ impl Proxy {
 
     /// Every operation seen so far, with the status the proxy answered.
     pub fn calls(&self) -> Vec<(String, u16)> {
+        self.requests()
+            .into_iter()
+            .map(|c| (c.operation, c.status))
+            .collect()
+    }
+
+    /// Every request seen so far, in full.
+    pub fn requests(&self) -> Vec<Call> {
         self.state.lock().unwrap().calls.clone()
     }
 
@@ -204,20 +229,36 @@ impl Proxy {
         client: &reqwest::Client,
         upstream: &str,
     ) -> Result<Response<Full<Bytes>>, std::io::Error> {
-        let method = request.method().as_str().to_string();
-        let path = request.uri().path().to_string();
-        let target = request
-            .headers()
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        let method = parts.method.as_str().to_string();
+        let path = parts.uri.path().to_string();
+        let target = parts
+            .headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let op = operation(&method, &path, target.as_deref());
+        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let seen = Call {
+            operation: op.clone(),
+            status: 0,
+            target: target.as_ref().map(|t| operation(&method, &path, Some(t))),
+            user_pool_id: json["UserPoolId"].as_str().map(str::to_string),
+            tagged: target.is_none() && json["tags"].as_object().is_some_and(|t| !t.is_empty()),
+            method,
+            path,
+        };
         let over_quota = {
             let mut state = self.state.lock().unwrap();
             state.quota.as_mut().is_some_and(|quota| !quota.take())
         };
         if over_quota {
-            self.record(&op, 429);
+            self.record(&seen, 429);
             return Ok(Response::builder()
                 .status(429)
                 .header("content-type", "application/json")
@@ -241,7 +282,7 @@ impl Proxy {
         };
         match fault {
             Some(Fault::Status(status, error_type)) => {
-                self.record(&op, status);
+                self.record(&seen, status);
                 let body = serde_json::json!({"message": "injected by the test proxy", "__type": error_type});
                 return Ok(Response::builder()
                     .status(status)
@@ -251,7 +292,7 @@ impl Proxy {
                     .unwrap());
             }
             Some(Fault::Drop) => {
-                self.record(&op, 0);
+                self.record(&seen, 0);
                 // An error from the service makes hyper close the connection
                 // without an answer.
                 return Err(std::io::Error::other("dropped by the test proxy"));
@@ -260,17 +301,12 @@ impl Proxy {
             None => {}
         }
 
-        let query = request.uri().query().map(str::to_string);
-        let headers = request.headers().clone();
-        let body = request
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
+        let query = parts.uri.query().map(str::to_string);
+        let headers = parts.headers;
+        let method = &seen.method;
         let page_size = self.state.lock().unwrap().page_size;
         let paginate = op == "GetApiKeys" && page_size.is_some();
-        let mut url = reqwest::Url::parse(&format!("{upstream}{path}")).unwrap();
+        let mut url = reqwest::Url::parse(&format!("{upstream}{}", seen.path)).unwrap();
         if let Some(query) = &query {
             url.set_query(Some(query));
         }
@@ -297,7 +333,7 @@ impl Proxy {
         let answer = match forward.body(body.to_vec()).send().await {
             Ok(answer) => answer,
             Err(err) => {
-                self.record(&op, 502);
+                self.record(&seen, 502);
                 return Ok(Response::builder()
                     .status(502)
                     .body(Full::new(Bytes::from(err.to_string())))
@@ -315,7 +351,7 @@ impl Proxy {
         if paginate && status == 200 {
             bytes = self.page(&bytes, position, page_size.unwrap_or(usize::MAX));
         }
-        self.record(&op, status);
+        self.record(&seen, status);
         Ok(response.body(Full::new(bytes)).unwrap())
     }
 
@@ -336,11 +372,10 @@ impl Proxy {
         Bytes::from(doc.to_string())
     }
 
-    fn record(&self, op: &str, status: u16) {
-        self.state
-            .lock()
-            .unwrap()
-            .calls
-            .push((op.to_string(), status));
+    fn record(&self, seen: &Call, status: u16) {
+        self.state.lock().unwrap().calls.push(Call {
+            status,
+            ..seen.clone()
+        });
     }
 }

@@ -1,0 +1,193 @@
+//! A small IAM policy evaluator for the policy test: which action and
+//! resource AWS authorizes a request as, and whether a policy document's
+//! `Allow` statements grant it (IAM's `*` and `?` wildcards; action names
+//! compare case-insensitively, resources exactly). keyhook's policies use
+//! neither `Deny`, `NotAction`, `NotResource` nor conditions; a policy that
+//! does is refused rather than misread.
+
+use serde_json::Value;
+
+use crate::harness::proxy::Call;
+
+/// The region and account the emulator answers for (moto's defaults).
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+
+/// The (action, resource ARN) pairs AWS checks for `call`.
+pub fn authorizations(call: &Call) -> Vec<(String, String)> {
+    match &call.target {
+        Some(operation) => {
+            let pool = call.user_pool_id.as_deref().unwrap_or("(no UserPoolId)");
+            vec![(
+                format!("cognito-idp:{operation}"),
+                format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{pool}"),
+            )]
+        }
+        None => {
+            let mut pairs = vec![(
+                format!("apigateway:{}", call.method),
+                format!("arn:aws:apigateway:{REGION}::{}", call.path),
+            )];
+            if call.tagged {
+                // The new key's ARN is not known before the call; any id
+                // stands for it.
+                pairs.push((
+                    "apigateway:PUT".to_string(),
+                    format!("arn:aws:apigateway:{REGION}::/tags/arn%3Aaws%3Aapigateway%3A{REGION}%3A%3A%2Fapikeys%2Fnewkey"),
+                ));
+            }
+            pairs
+        }
+    }
+}
+
+/// IAM's glob: `*` any run of characters, `?` any one character.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What a policy template's placeholders stand for in one deployment. As
+/// `deploy/iam/render.py` does, a resource naming `${UsagePlanId}` stands
+/// once for each plan.
+pub struct Deployment {
+    pub user_pool_id: String,
+    pub usage_plans: Vec<String>,
+}
+
+impl Deployment {
+    /// The resources `template` renders to.
+    pub fn render(&self, template: &str) -> Vec<String> {
+        let fixed = template
+            .replace("${Region}", REGION)
+            .replace("${AccountId}", ACCOUNT)
+            .replace("${UserPoolId}", &self.user_pool_id);
+        let rendered: Vec<String> = if fixed.contains("${UsagePlanId}") {
+            self.usage_plans
+                .iter()
+                .map(|plan| fixed.replace("${UsagePlanId}", plan))
+                .collect()
+        } else {
+            vec![fixed]
+        };
+        for resource in &rendered {
+            assert!(
+                !resource.contains("${"),
+                "no value for a placeholder in {template}"
+            );
+        }
+        rendered
+    }
+}
+
+/// Whether `policy` (a template, rendered for `deployment`) allows `action`
+/// on `resource`.
+pub fn allows(policy: &Value, deployment: &Deployment, action: &str, resource: &str) -> bool {
+    policy["Statement"]
+        .as_array()
+        .expect("Statement list")
+        .iter()
+        .any(|statement| {
+            for unsupported in ["NotAction", "NotResource", "Condition"] {
+                assert!(
+                    statement.get(unsupported).is_none(),
+                    "this evaluator does not read {unsupported}"
+                );
+            }
+            match statement["Effect"].as_str() {
+                Some("Allow") => {}
+                Some("Deny") => panic!("this evaluator does not read Deny statements"),
+                other => panic!("statement Effect {other:?}"),
+            }
+            strings(&statement["Action"])
+                .iter()
+                .any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+                && strings(&statement["Resource"])
+                    .iter()
+                    .flat_map(|r| deployment.render(r))
+                    .any(|r| glob(&r, resource))
+        })
+}
+
+#[test]
+fn globs_and_statements_match_like_iam() {
+    assert!(glob(
+        "arn:aws:apigateway:*::/apikeys/*",
+        "arn:aws:apigateway:us-east-1::/apikeys/abc"
+    ));
+    assert!(!glob(
+        "arn:aws:apigateway:*::/apikeys",
+        "arn:aws:apigateway:us-east-1::/apikeys/abc"
+    ));
+    assert!(glob("apigateway:*", "apigateway:GET"));
+    assert!(glob("a?c", "abc") && !glob("a?c", "ac"));
+    assert!(glob("*", "") && glob("a*", "a") && !glob("a*b", "ab/c"));
+    let policy = serde_json::json!({"Statement": [
+        {"Effect": "Allow", "Action": ["apigateway:POST"], "Resource": "arn:aws:apigateway:${Region}::/usageplans/${UsagePlanId}/keys"},
+        {"Effect": "Allow", "Action": "cognito-idp:DescribeUserPool", "Resource": ["arn:aws:cognito-idp:${Region}:${AccountId}:userpool/${UserPoolId}"]},
+    ]});
+    let deployment = Deployment {
+        user_pool_id: "us-east-1_pool".into(),
+        usage_plans: vec!["p1".into(), "p2".into()],
+    };
+    let plan_keys = |plan: &str| format!("arn:aws:apigateway:{REGION}::/usageplans/{plan}/keys");
+    assert!(allows(
+        &policy,
+        &deployment,
+        "apigateway:POST",
+        &plan_keys("p2")
+    ));
+    assert!(!allows(
+        &policy,
+        &deployment,
+        "apigateway:POST",
+        &plan_keys("p3")
+    ));
+    assert!(!allows(
+        &policy,
+        &deployment,
+        "apigateway:DELETE",
+        &plan_keys("p1")
+    ));
+    let pool = |id: &str| format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{id}");
+    assert!(allows(
+        &policy,
+        &deployment,
+        "cognito-idp:describeuserpool",
+        &pool("us-east-1_pool")
+    ));
+    assert!(!allows(
+        &policy,
+        &deployment,
+        "cognito-idp:DescribeUserPool",
+        &pool("us-east-1_other")
+    ));
+}
