@@ -64,7 +64,8 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-fn strings(value: &Value) -> Vec<String> {
+/// A policy or operations.json field that is one string or a list of them.
+pub fn strings(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items

@@ -15,7 +15,7 @@ use crate::harness::emulator::{app, Emulator};
 use crate::harness::moto::sdk_config;
 use crate::harness::proxy::{Call, Fault};
 use crate::harness::TestApp;
-use crate::iam::{self, Deployment};
+use crate::iam::{self, strings, Deployment};
 use aws_config::SdkConfig;
 use keyhook::config::Config;
 use keyhook::credentials::aws::settings::RevokeMode;
@@ -34,17 +34,6 @@ struct Kit {
     granted: BTreeMap<String, BTreeSet<(String, String)>>,
     /// mode → its policy document (a template).
     policies: BTreeMap<String, Value>,
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 impl Kit {
