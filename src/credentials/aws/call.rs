@@ -108,7 +108,7 @@ impl AwsError {
         self.kind == AwsErrorKind::Conflict
     }
 
-    fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    fn classify<E: OperationError>(
         operation: &'static str,
         err: SdkError<E, HttpResponse>,
     ) -> Self {
@@ -161,6 +161,10 @@ impl From<AwsError> for CredentialError {
 /// What every SDK call returns.
 type SdkResult<T, E> = std::result::Result<T, SdkError<E, HttpResponse>>;
 
+/// The error of any SDK operation: what [`AwsError::classify`] reads.
+pub(crate) trait OperationError: ProvideErrorMetadata + std::error::Error + 'static {}
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> OperationError for E {}
+
 /// Every AWS call goes through here: the token bucket, the error sorting,
 /// and the per-operation counters behind `/metrics`.
 pub(crate) struct Aws {
@@ -182,14 +186,11 @@ impl Aws {
     }
 
     /// Calls without taking a token: for a caller that already took one.
-    pub(super) async fn run<T, E>(
+    pub(super) async fn run<T, E: OperationError>(
         &self,
         operation: &'static str,
         call: impl Future<Output = SdkResult<T, E>>,
-    ) -> std::result::Result<T, AwsError>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
+    ) -> std::result::Result<T, AwsError> {
         match call.await {
             Ok(out) => {
                 Self::record(operation, "ok");
@@ -205,27 +206,21 @@ impl Aws {
     }
 
     /// Waits for the bucket, then calls.
-    pub(super) async fn call<T, E>(
+    pub(super) async fn call<T, E: OperationError>(
         &self,
         operation: &'static str,
         call: impl Future<Output = SdkResult<T, E>>,
-    ) -> std::result::Result<T, AwsError>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
+    ) -> std::result::Result<T, AwsError> {
         self.limiter.acquire().await;
         self.run(operation, call).await
     }
 
     /// As `call`, with "not found" as `None`.
-    pub(super) async fn call_opt<T, E>(
+    pub(super) async fn call_opt<T, E: OperationError>(
         &self,
         operation: &'static str,
         call: impl Future<Output = SdkResult<T, E>>,
-    ) -> std::result::Result<Option<T>, AwsError>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
+    ) -> std::result::Result<Option<T>, AwsError> {
         match self.call(operation, call).await {
             Ok(out) => Ok(Some(out)),
             Err(err) if err.kind == AwsErrorKind::NotFound => Ok(None),
