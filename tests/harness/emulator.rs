@@ -1,19 +1,24 @@
 //! What the emulator holds, read straight from moto (not through keyhook or
 //! a proxy): the reliability tests check every effect there.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 use keyhook::config::{BackendKind, Config};
 use keyhook::credentials::CredentialKind;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::app::TestApp;
 use super::base_config;
 use super::moto::{sdk_config, seed, Moto, Seed};
-use super::proxy::Proxy;
+use super::proxy::{Fault, Proxy};
 
 pub struct Emulator {
     pub endpoint: String,
-    pub seed: Seed,
+    pub seed: Arc<Seed>,
     pub apigw: aws_sdk_apigateway::Client,
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
 }
@@ -26,9 +31,21 @@ impl Emulator {
         let direct = sdk_config(&moto.endpoint);
         Emulator {
             endpoint: moto.endpoint.clone(),
-            seed: seed(&direct, plans).await,
+            seed: Arc::new(seed(&direct, plans).await),
             apigw: aws_sdk_apigateway::Client::new(&direct),
             cognito: aws_sdk_cognitoidentityprovider::Client::new(&direct),
+        }
+    }
+
+    /// The same resources, read through `proxy`: a test of the reads
+    /// themselves (the proxy can paginate where moto does not).
+    pub fn through(&self, proxy: &Proxy) -> Emulator {
+        let sdk = sdk_config(&proxy.endpoint);
+        Emulator {
+            endpoint: proxy.endpoint.clone(),
+            seed: Arc::clone(&self.seed),
+            apigw: aws_sdk_apigateway::Client::new(&sdk),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
         }
     }
 
@@ -98,35 +115,44 @@ impl Emulator {
             .to_string()
     }
 
-    /// Every API key named `owner` (enabled or not).
+    /// Every API key named `owner` (enabled or not), from every page.
     pub async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
-        self.apigw
-            .get_api_keys()
-            .include_values(true)
-            .limit(500)
-            .send()
-            .await
-            .unwrap()
-            .items()
-            .iter()
-            .filter(|k| k.name() == Some(owner))
-            .cloned()
-            .collect()
+        every_page("GetApiKeys", |position| async move {
+            let page = self
+                .apigw
+                .get_api_keys()
+                .include_values(true)
+                .limit(500)
+                .set_position(position)
+                .send()
+                .await
+                .unwrap();
+            (page.items().to_vec(), page.position().map(str::to_string))
+        })
+        .await
+        .into_iter()
+        .filter(|k| k.name() == Some(owner))
+        .collect()
     }
 
-    /// The ids of the keys attached to `plan`.
+    /// The ids of the keys attached to `plan`, from every page.
     pub async fn plan_key_ids(&self, plan: &str) -> Vec<String> {
-        self.apigw
-            .get_usage_plan_keys()
-            .usage_plan_id(plan)
-            .limit(500)
-            .send()
-            .await
-            .unwrap()
-            .items()
-            .iter()
-            .filter_map(|k| k.id().map(str::to_string))
-            .collect()
+        every_page("GetUsagePlanKeys", |position| async move {
+            let page = self
+                .apigw
+                .get_usage_plan_keys()
+                .usage_plan_id(plan)
+                .limit(500)
+                .set_position(position)
+                .send()
+                .await
+                .unwrap();
+            (page.items().to_vec(), page.position().map(str::to_string))
+        })
+        .await
+        .iter()
+        .filter_map(|k| k.id().map(str::to_string))
+        .collect()
     }
 
     /// The plans (of this test's seed) `key_id` is attached to.
@@ -140,32 +166,27 @@ impl Emulator {
         plans
     }
 
-    /// Every app client in the pool: id and name.
+    /// Every app client in the pool: id and name, from every page.
     pub async fn clients(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        every_page("ListUserPoolClients", |token| async move {
             let page = self
                 .cognito
                 .list_user_pool_clients()
                 .user_pool_id(&self.seed.pool_id)
                 .max_results(60)
-                .set_next_token(token.clone())
+                .set_next_token(token)
                 .send()
                 .await
                 .unwrap();
-            out.extend(page.user_pool_clients().iter().map(|c| {
+            let clients = page.user_pool_clients().iter().map(|c| {
                 (
                     c.client_id().unwrap().to_string(),
                     c.client_name().unwrap_or_default().to_string(),
                 )
-            }));
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_string()),
-                _ => break,
-            }
-        }
-        out
+            });
+            (clients.collect(), page.next_token().map(str::to_string))
+        })
+        .await
     }
 
     /// The app clients keyhook made for `owner` (their name ends with the
@@ -177,6 +198,76 @@ impl Emulator {
             .into_iter()
             .filter(|(_, name)| name.ends_with(&suffix))
             .collect()
+    }
+}
+
+/// Every item of a paginated listing: `fetch` gets the token of the page to
+/// read (`position` or `nextToken`, none for the first) and answers the
+/// page's items and the next token. moto answers API Gateway listings in one
+/// page whatever their `limit`, AWS does not: a "nothing left behind" check
+/// reading one page would pass without looking. A token that comes back
+/// twice would loop forever, so it fails the test instead.
+async fn every_page<T, F, Fut>(operation: &str, mut fetch: F) -> Vec<T>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = (Vec<T>, Option<String>)>,
+{
+    let mut items = Vec::new();
+    let mut seen = HashSet::new();
+    let mut token = None;
+    loop {
+        let (page, next) = fetch(token.take()).await;
+        items.extend(page);
+        match next.filter(|next| !next.is_empty()) {
+            Some(next) => {
+                assert!(
+                    seen.insert(next.clone()),
+                    "{operation} answered the page token {next:?} twice"
+                );
+                token = Some(next);
+            }
+            None => return items,
+        }
+    }
+}
+
+/// What keyhook answers when every attempt of `operation` meets `fault`
+/// (README, "AWS backend" → "Failures"; sorted in
+/// `src/credentials/aws/call.rs`): `503` and "<operation> is unavailable:
+/// ..." for what is worth trying later (throttling, a 5xx, no answer, a
+/// timeout), `502` and "<operation> failed: ..." for a refusal. The phrase
+/// is how the JSON `error` starts. A delay is taken to outlast keyhook's
+/// timeout.
+pub fn expected_failure(fault: &Fault, operation: &str) -> (StatusCode, String) {
+    let unavailable = |detail: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{operation} is unavailable: {detail}"),
+        )
+    };
+    match fault {
+        Fault::Status(_, "NotFoundException" | "ResourceNotFoundException") => {
+            panic!("a NotFound is an answer keyhook acts on, not a failure")
+        }
+        Fault::Status(status, code)
+            if *status == 429
+                || *status >= 500
+                || matches!(
+                    *code,
+                    "TooManyRequestsException"
+                        | "ThrottlingException"
+                        | "Throttling"
+                        | "LimitExceededException"
+                ) =>
+        {
+            unavailable(&format!("{code} (HTTP {status})"))
+        }
+        Fault::Status(status, code) => (
+            StatusCode::BAD_GATEWAY,
+            format!("{operation} failed: {code} (HTTP {status})"),
+        ),
+        Fault::Drop => unavailable("could not reach AWS"),
+        Fault::Delay(_) => unavailable("timed out"),
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Call {
 #[derive(Default)]
 struct State {
     calls: Vec<Call>,
+    /// Calls a fault was injected into, on arrival (a held call its caller
+    /// abandons is recorded nowhere else).
+    faulted: Vec<String>,
     rules: Vec<Rule>,
     page_size: Option<usize>,
     pages_served: usize,
@@ -212,6 +215,12 @@ impl Proxy {
         counts
     }
 
+    /// How many calls of `operation` a fault was injected into.
+    pub fn faulted(&self, operation: &str) -> usize {
+        let state = self.state.lock().unwrap();
+        state.faulted.iter().filter(|op| *op == operation).count()
+    }
+
     pub fn count(&self, operation: &str) -> usize {
         self.calls()
             .iter()
@@ -220,7 +229,9 @@ impl Proxy {
     }
 
     pub fn reset_calls(&self) {
-        self.state.lock().unwrap().calls.clear();
+        let mut state = self.state.lock().unwrap();
+        state.calls.clear();
+        state.faulted.clear();
     }
 
     async fn handle(
@@ -278,6 +289,9 @@ impl Proxy {
                     rule.remaining -= 1;
                     rule.fault.clone()
                 });
+            if fault.is_some() {
+                state.faulted.push(op.clone());
+            }
             fault
         };
         match fault {
