@@ -1,27 +1,69 @@
-//! Request decoding shared by both front doors: the raw body under the
-//! configured limit, and JSON with errors sorted into 400/415/422.
+//! Extractors shared by both front doors, whose rejection is [`ApiError`]:
+//! the raw body under the configured limit, and JSON with errors sorted into
+//! 400/413/415/422.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Turns the body extractor's rejection into our error. Axum reports an
+/// The configured limit on request bodies. It travels in the request's
+/// extensions so the 413 can name it.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit(usize);
+
+/// Refuses, on every route of `router`, a body larger than `limit` bytes.
+pub fn limit_bodies(router: Router, limit: usize) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(BodyLimit(limit)))
+}
+
+/// Takes the request's headers and reads its whole body. Axum reports an
 /// over-limit body as 413; anything else is a broken request.
-pub fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(limit)
-        } else {
-            ApiError::BadRequest("request body could not be read".into())
-        }
-    })
+pub(crate) async fn headers_and_body<S: Send + Sync>(
+    mut request: Request,
+    state: &S,
+) -> Result<(HeaderMap, Bytes), ApiError> {
+    // Reading the body needs only the extensions (the limit).
+    let headers = std::mem::take(request.headers_mut());
+    let limit = request.extensions().get::<BodyLimit>().copied();
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE {
+                return ApiError::BadRequest("request body could not be read".into());
+            }
+            match limit {
+                Some(BodyLimit(limit)) => ApiError::PayloadTooLarge(limit),
+                // Only a router built without `limit_bodies` gets here.
+                None => ApiError::Internal,
+            }
+        })?;
+    Ok((headers, body))
+}
+
+/// A JSON request body: `application/json` (or `+json`), at most the
+/// configured size, decoded into `T`. Checked in that order: size (413),
+/// content type (415), syntax (400), shape (422).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (headers, body) = headers_and_body(request, state).await?;
+        require_json(&headers)?;
+        json(&body).map(JsonBody)
+    }
 }
 
 /// `application/json`, with or without parameters, or any `+json` type.
-pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

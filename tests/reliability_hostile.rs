@@ -1107,19 +1107,19 @@ proptest! {
         value in json_value(),
     ) {
         use keyhook::credentials::CredentialKind;
-        use keyhook::sensedia::model::{CreateCredentialsRequest, CredentialRequest};
+        use keyhook::sensedia::model::{App, CreateCredentialsRequest, CredentialRequest};
         let json_text = value.to_string();
         for input in [bytes.as_slice(), text.as_bytes(), json_text.as_bytes()] {
             if let Ok(request) = keyhook::extract::json::<CreateCredentialsRequest>(input) {
                 for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
-                    let _ = request.app.spec(kind);
+                    let _ = App::try_from(&request.app).map(|app| app.spec(kind));
                 }
             }
             if let Ok(request) = keyhook::extract::json::<CredentialRequest>(input) {
                 for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
                     let _ = request.kind(kind);
                     let _ = request.target(kind);
-                    let _ = request.app.spec(kind);
+                    let _ = App::try_from(&request.app).map(|app| app.spec(kind));
                 }
             }
         }

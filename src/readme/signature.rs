@@ -24,15 +24,24 @@ const MAX_TAGS: usize = 8;
 /// The three answers the official SDKs give, word for word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("Missing Signature")]
+    #[error("{}", self.message())]
     Missing,
-    #[error("Expired Signature")]
+    #[error("{}", self.message())]
     Expired,
-    #[error("Invalid Signature")]
+    #[error("{}", self.message())]
     Invalid,
 }
 
 impl SignatureError {
+    /// The answer's text, as the official SDKs word it.
+    pub fn message(self) -> &'static str {
+        match self {
+            SignatureError::Missing => "Missing Signature",
+            SignatureError::Expired => "Expired Signature",
+            SignatureError::Invalid => "Invalid Signature",
+        }
+    }
+
     /// A short label for metrics and logs.
     pub fn reason(self) -> &'static str {
         match self {
