@@ -155,4 +155,46 @@ mod tests {
         let failure = response.extensions().get::<Failure>().unwrap();
         assert_eq!(failure.0, "no such route");
     }
+
+    #[test]
+    fn failures_are_logged_from_the_response_by_status() {
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        let responses = tracing::subscriber::with_default(subscriber, || {
+            let internal = ApiError::Internal.into_response();
+            assert!(lines.0.lock().unwrap().is_empty(), "into_response logged");
+            [
+                log_failure(internal),
+                log_failure(ApiError::NotFound("no such route".into()).into_response()),
+                log_failure(StatusCode::NO_CONTENT.into_response()),
+            ]
+        });
+        assert_eq!(responses.map(|r| r.status().as_u16()), [500, 404, 204]);
+        let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let logged: Vec<&str> = logged.lines().collect();
+        assert_eq!(logged.len(), 2, "{logged:?}");
+        assert!(logged[0].contains("ERROR") && logged[0].contains("request failed"));
+        assert!(logged[0].contains("internal error"));
+        assert!(logged[1].contains("DEBUG") && logged[1].contains("request rejected"));
+        assert!(logged[1].contains("no such route"));
+    }
 }

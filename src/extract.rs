@@ -180,4 +180,40 @@ mod tests {
             Err(ApiError::Unprocessable(_))
         ));
     }
+
+    /// What a route taking `JsonBody` answers, limited to 16 bytes.
+    async fn answer(content_type: &str, body: &'static [u8]) -> (StatusCode, String) {
+        use axum::routing::post;
+        use tower::ServiceExt;
+
+        let route = Router::new().route(
+            "/",
+            post(|JsonBody(body): JsonBody<Body>| async move { body.email }),
+        );
+        let request = axum::http::Request::post("/")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = limit_bodies(route, 16).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn json_body_checks_size_then_type_then_syntax_then_shape() {
+        let (status, body) = answer("text/plain", b"{\"email\":\"a@b.c\"} ").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body, r#"{"error":"request body is larger than 16 bytes"}"#);
+        let (status, _) = answer("text/plain", b"{").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (status, _) = answer("application/json", b"{").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = answer("application/json", b"{}").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, body) = answer("application/json", b"{\"email\":\"a@b\"}").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "a@b"));
+    }
 }

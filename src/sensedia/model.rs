@@ -440,4 +440,72 @@ mod tests {
             })
         );
     }
+
+    /// Whatever the portal (or anyone) sends, decoding and checking it never
+    /// panics.
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// JSON values shaped like the portal's requests, with wrong types mixed in.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)),
+                "[ -~\\PC]{0,40}".prop_map(Value::from),
+                "[a-z0-9._-]{1,12}@[a-z0-9.-]{1,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                let keys = prop_oneof![
+                    Just("appName".to_string()),
+                    Just("appSlug".to_string()),
+                    Just("developer".to_string()),
+                    Just("apis".to_string()),
+                    Just("id".to_string()),
+                    Just("usagePlans".to_string()),
+                    Just("credentialType".to_string()),
+                    Just("apiKeyId".to_string()),
+                    Just("clientId".to_string()),
+                    Just("customCredentials".to_string()),
+                    "[a-zA-Z]{1,8}",
+                ];
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::btree_map(keys, inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn request_decoders_never_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..512),
+                text in any::<String>(),
+                value in json_value(),
+            ) {
+                let json_text = value.to_string();
+                for input in [bytes.as_slice(), text.as_bytes(), json_text.as_bytes()] {
+                    if let Ok(request) = crate::extract::json::<CreateCredentialsRequest>(input) {
+                        for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
+                            let _ = App::try_from(&request.app).map(|app| app.spec(kind));
+                        }
+                    }
+                    if let Ok(request) = crate::extract::json::<CredentialRequest>(input) {
+                        for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
+                            let _ = request.kind(kind);
+                            let _ = request.target(kind);
+                            let _ = App::try_from(&request.app).map(|app| app.spec(kind));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
