@@ -16,7 +16,7 @@ use crate::error::ApiError;
 struct BodyLimit(usize);
 
 /// Refuses, on every route of `router`, a body larger than `limit` bytes.
-pub fn limit_bodies(router: Router, limit: usize) -> Router {
+pub(crate) fn limit_bodies(router: Router, limit: usize) -> Router {
     router
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(BodyLimit(limit)))
