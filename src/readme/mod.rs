@@ -87,13 +87,14 @@ impl ReadmeDoor {
     }
 }
 
-/// A login ReadMe signed: the reader's address, verified and parsed.
+/// A login ReadMe signed: the reader's address, verified and parsed. Only
+/// the extractor makes one, so holding one means the signature was checked.
 #[derive(Debug)]
 pub struct SignedLogin {
     /// The address the credentials belong to.
-    pub email: Email,
+    email: Email,
     /// The address as ReadMe sent it (trimmed), which the answer repeats.
-    pub as_sent: String,
+    as_sent: String,
 }
 
 /// Checked in this order: body size (413), a configured secret (503), the
