@@ -1,125 +1,233 @@
-//! Micro-benchmarks of the request decode / response encode path of both
-//! front doors, without the network and the backend:
-//! - ReadMe: decode the login body, parse the email, build the answer for a
-//!   reader with one and with three credentials, encode it;
-//! - Sensedia: decode a `createCredentials` request into a credential spec,
-//!   encode the `createCredentials` response.
+//! Micro-benchmarks of both front doors through the code that serves them,
+//! without the network: the real router (every layer, the extractors, the
+//! handlers) on a local store in a temporary directory, driven in-process.
+//! - ReadMe: a signed login (signature check, decode, lookup, answer,
+//!   encode) for a reader with one and with three credentials; and the
+//!   `SignedLogin` extractor alone (signature check and decode);
+//! - Sensedia: a `createCredentials` request decoded by the door's extractor
+//!   into a credential spec; its response encoded as the handler does; and
+//!   a whole retried `createCredentials` (Basic auth, decode, lookup, encode).
+//!
+//! No tracing subscriber is installed, so the per-request log lines cost
+//! nothing here; the metrics recorder is, as in the server.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use keyhook::credentials::{AppId, Credential, CredentialKind, Email, Origin, Secret};
-use keyhook::readme::answer;
-use keyhook::secret::Redacted;
-use keyhook::sensedia::model::{CreateCredentialsRequest, CreateCredentialsResponse};
-use serde_json::{json, Map, Value};
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequest;
+use axum::http::{header, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Json, Router};
+use base64::Engine;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use keyhook::config::Config;
+use keyhook::credentials::local::LocalStore;
+use keyhook::credentials::{
+    AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
+};
+use keyhook::extract::JsonBody;
+use keyhook::readme::{ReadmeDoor, SignedLogin};
+use keyhook::sensedia::model::{App, CreateCredentialsRequest, CreateCredentialsResponse};
+use serde_json::{json, Value};
+use tokio::runtime::Runtime;
+use tower::ServiceExt;
 
-/// The login body as ReadMe sends it (compact JSON).
-const LOGIN: &[u8] = br#"{"email":"dev@corp.com"}"#;
+/// The instant the bench's clock is stopped at; signatures are made at it.
+const T: i64 = 1_700_000_000_000;
+const SECRET: &str = "bench-readme-secret";
+const PORTAL: &str = "portal:portal-pw";
+
+/// Login bodies as ReadMe sends them (compact JSON).
+const LOGIN_1: &[u8] = br#"{"email":"one@corp.com"}"#;
+const LOGIN_3: &[u8] = br#"{"email":"three@corp.com"}"#;
 
 /// The portal's documented example request.
 const CREATE: &[u8] = br#"{"appName":"my new aws app","appSlug":"590d83b5c05f","developer":"Email@MyCompany.com","apis":[{"id":"5aba4csvd4","usagePlans":[{"id":"1el57v"}]},{"id":"6bcb5dtwe5","usagePlans":[{"id":"1el57v"},{"id":"2fm68w"}]}]}"#;
 
-/// The server's own login request shape (private in `keyhook::readme`).
-#[derive(serde::Deserialize)]
-struct LoginRequest {
-    email: String,
+fn config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.readme.secret = vec![SECRET.to_string().into()];
+    // Fields a deployment adds to every answer.
+    config.readme.response = json!({"isReadOnly": true, "parameters": {"region": "eu-west-1"}})
+        .as_object()
+        .cloned()
+        .unwrap();
+    config.sensedia.users = vec![PORTAL.parse().unwrap()];
+    config
 }
 
-fn api_key(id: &str, label: &str) -> Credential {
-    Credential {
-        id: id.into(),
-        owner: Email::parse("dev@corp.com").unwrap(),
-        app: AppId::sensedia_slug(id),
+fn spec(owner: &str, slug: &str, label: &str, kind: CredentialKind) -> CredentialSpec {
+    CredentialSpec {
+        kind,
+        owner: Email::parse(owner).unwrap(),
+        app: AppId::sensedia_slug(slug),
         label: label.into(),
         origin: Origin::Sensedia,
-        secret: Secret::ApiKey {
-            value: Redacted::new("cX6Xbj4CjcYpT1v2dF0mQx8rLz3nKw9aHs5uBe7g".into()),
-        },
-        usage_plans: vec!["1el57v".into()],
         api_ids: vec!["5aba4csvd4".into()],
-        custom: BTreeMap::new(),
-        created_at_ms: 1_700_000_000_000,
+        usage_plans: vec!["1el57v".into()],
     }
 }
 
-fn client(id: &str, label: &str) -> Credential {
-    let mut custom = BTreeMap::new();
-    custom.insert(
-        "tokenEndpoint".to_string(),
-        Redacted::new("https://auth.corp.com/oauth2/token".to_string()),
-    );
-    custom.insert(
-        "scopes".to_string(),
-        Redacted::new("https://api.corp.com/read https://api.corp.com/write".to_string()),
-    );
-    Credential {
-        secret: Secret::ClientCredentials {
-            client_secret: Redacted::new(
-                "1q2w3e4r5t6y7u8i9o0p1q2w3e4r5t6y7u8i9o0p1q2w3e4r5t".into(),
-            ),
-            scopes: vec![],
-        },
-        custom,
-        ..api_key(id, label)
+/// A store where one@ has one API key and three@ has two API keys of the
+/// same app name (so labels are disambiguated) and a client.
+async fn seeded_store(dir: &tempfile::TempDir) -> Arc<dyn CredentialProvider> {
+    let store = LocalStore::open(dir.path(), keyhook::clock::fixed(T)).unwrap();
+    for spec in [
+        spec(
+            "one@corp.com",
+            "one1",
+            "Billing app",
+            CredentialKind::ApiKey,
+        ),
+        spec(
+            "three@corp.com",
+            "three1",
+            "Billing app",
+            CredentialKind::ApiKey,
+        ),
+        spec(
+            "three@corp.com",
+            "three2",
+            "Billing app",
+            CredentialKind::ApiKey,
+        ),
+        spec(
+            "three@corp.com",
+            "three3",
+            "Reports",
+            CredentialKind::ClientCredentials,
+        ),
+    ] {
+        store.create(&spec).await.unwrap();
     }
+    Arc::new(store)
 }
 
-/// Decode, validate, answer, encode: what a login does besides the lookup.
-fn login(body: &[u8], credentials: &[Credential], extra: &Map<String, Value>) -> Vec<u8> {
-    let request: LoginRequest = keyhook::extract::json(body).unwrap();
-    let email = Email::parse(&request.email).unwrap();
-    black_box(&email);
-    let answer = answer::build(request.email.trim(), credentials, extra);
-    serde_json::to_vec(&answer).unwrap()
+fn login(body: &'static [u8]) -> Request<Body> {
+    Request::post("/readme/webhook")
+        .header(
+            "readme-signature",
+            keyhook::readme::signature::sign(SECRET, T, body),
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn create() -> Request<Body> {
+    let basic = base64::engine::general_purpose::STANDARD.encode(PORTAL);
+    Request::post("/v1/createCredentials")
+        .header(header::AUTHORIZATION, format!("Basic {basic}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(CREATE))
+        .unwrap()
+}
+
+/// Serves one request and reads the whole answer.
+async fn serve(router: &Router, request: Request<Body>) -> (StatusCode, Bytes) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, body)
+}
+
+/// Fails the bench rather than time an error answer.
+fn keys_in(rt: &Runtime, router: &Router, request: Request<Body>) -> usize {
+    let (status, body) = rt.block_on(serve(router, request));
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    answer["keys"].as_array().unwrap().len()
 }
 
 fn codec(c: &mut Criterion) {
-    let extra = Map::new();
-    let mut configured = Map::new();
-    configured.insert("isReadOnly".into(), json!(true));
-    configured.insert("parameters".into(), json!({"region": "eu-west-1"}));
-    let one = vec![api_key("1p98czde94", "Billing app")];
-    let three = vec![
-        api_key("1p98czde94", "Billing app"),
-        api_key("7g2kq0xv1b", "Billing app"),
-        client("4l3e8u6p2v9r1c5t7n0m2k4j6h", "Reports"),
-    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir);
+    let provider = rt.block_on(seeded_store(&dir));
+    keyhook::metrics::handle();
+    let clock = keyhook::clock::fixed(T);
+    let router = keyhook::app::router(&config, Arc::clone(&provider), Arc::clone(&clock));
+    let door = Arc::new(ReadmeDoor::new(
+        &config.readme,
+        Arc::clone(&provider),
+        clock,
+    ));
 
-    c.bench_function("readme/login_decode", |b| {
-        b.iter(|| {
-            let request: LoginRequest = keyhook::extract::json(black_box(LOGIN)).unwrap();
-            Email::parse(&request.email).unwrap()
-        })
+    assert_eq!(keys_in(&rt, &router, login(LOGIN_1)), 1);
+    assert_eq!(keys_in(&rt, &router, login(LOGIN_3)), 3);
+    c.bench_function("readme/login_1_key", |b| {
+        b.iter_batched(
+            || login(LOGIN_1),
+            |request| rt.block_on(serve(&router, request)),
+            BatchSize::SmallInput,
+        )
     });
-    c.bench_function("readme/login_decode_answer_encode_1_key", |b| {
-        b.iter(|| login(black_box(LOGIN), black_box(&one), &extra))
+    c.bench_function("readme/login_3_keys", |b| {
+        b.iter_batched(
+            || login(LOGIN_3),
+            |request| rt.block_on(serve(&router, request)),
+            BatchSize::SmallInput,
+        )
     });
-    c.bench_function(
-        "readme/login_decode_answer_encode_3_keys_extra_fields",
-        |b| b.iter(|| login(black_box(LOGIN), black_box(&three), &configured)),
-    );
+    c.bench_function("readme/signed_login_extract", |b| {
+        b.iter_batched(
+            || login(LOGIN_1),
+            |request| {
+                rt.block_on(SignedLogin::from_request(request, &door))
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
 
-    let credential = api_key("1p98czde94", "my new aws app");
     c.bench_function("sensedia/create_decode_to_spec", |b| {
-        b.iter(|| {
-            let request: CreateCredentialsRequest =
-                keyhook::extract::json(black_box(CREATE)).unwrap();
-            request.app.spec(CredentialKind::ApiKey).unwrap()
-        })
+        b.iter_batched(
+            create,
+            |request| {
+                let JsonBody(request) = rt
+                    .block_on(JsonBody::<CreateCredentialsRequest>::from_request(
+                        request,
+                        &(),
+                    ))
+                    .unwrap();
+                App::try_from(&request.app)
+                    .unwrap()
+                    .spec(CredentialKind::ApiKey)
+            },
+            BatchSize::SmallInput,
+        )
     });
+
+    // The first create issues the key; the ones timed find it (a retry).
+    let (status, body) = rt.block_on(serve(&router, create()));
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let developer = Email::parse("email@mycompany.com").unwrap();
+    let credential = rt.block_on(provider.find_by_owner(&developer)).unwrap()[0].clone();
     c.bench_function("sensedia/create_response_encode", |b| {
-        b.iter(|| serde_json::to_vec(&CreateCredentialsResponse::from(black_box(&credential))))
-    });
-    c.bench_function("sensedia/create_decode_and_encode", |b| {
         b.iter(|| {
-            let request: CreateCredentialsRequest =
-                keyhook::extract::json(black_box(CREATE)).unwrap();
-            let spec = request.app.spec(CredentialKind::ApiKey).unwrap();
-            black_box(spec);
-            serde_json::to_vec(&CreateCredentialsResponse::from(&credential)).unwrap()
+            let response = Json(CreateCredentialsResponse::from(black_box(&credential)));
+            rt.block_on(axum::body::to_bytes(
+                response.into_response().into_body(),
+                usize::MAX,
+            ))
+            .unwrap()
         })
+    });
+    c.bench_function("sensedia/create_retried", |b| {
+        b.iter_batched(
+            create,
+            |request| rt.block_on(serve(&router, request)),
+            BatchSize::SmallInput,
+        )
     });
 }
 

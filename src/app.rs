@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, Response};
 use axum::response::IntoResponse;
 use axum::{middleware, Router};
@@ -23,10 +23,10 @@ use crate::config::{BackendKind, Config};
 use crate::credentials::aws::{load_sdk_config, AwsProvider};
 use crate::credentials::local::LocalStore;
 use crate::credentials::{CredentialError, CredentialProvider};
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 use crate::readme::{self, ReadmeDoor};
 use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
-use crate::{health, metrics};
+use crate::{extract, health, metrics};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// A caller's request id longer than this is replaced by one of ours.
@@ -73,18 +73,17 @@ pub async fn provider(
 }
 
 /// The HTTP application: both front doors, health, and the cross-cutting
-/// layers (request ids, one log line per request, panics as JSON 500s).
+/// layers (request ids, one log line per request, error logging, panics as
+/// JSON 500s, the body limit).
 pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clock) -> Router {
     let readme = Arc::new(ReadmeDoor::new(
         &config.readme,
         Arc::clone(&provider),
         clock,
-        config.body_limit,
     ));
     let sensedia = Arc::new(SensediaDoor::new(
         Arc::clone(&provider),
         config.sensedia.credential_type,
-        config.body_limit,
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 
@@ -95,10 +94,10 @@ pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clo
     if config.metrics_listen.is_none() {
         router = router.merge(metrics::router());
     }
-    router
+    let router = router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(config.body_limit))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    extract::limit_bodies(router, config.body_limit)
         .layer(middleware::from_fn(metrics::track))
         .layer(
             ServiceBuilder::new()
@@ -112,6 +111,9 @@ pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clo
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Inside the request's span, and outside the panic catcher
+                // so a panic's 500 is logged too.
+                .map_response(error::log_failure)
                 .layer(CatchPanicLayer::custom(|_panic| {
                     // The payload is not logged: it could quote anything.
                     ApiError::Internal.into_response()

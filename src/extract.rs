@@ -1,27 +1,69 @@
-//! Request decoding shared by both front doors: the raw body under the
-//! configured limit, and JSON with errors sorted into 400/415/422.
+//! Extractors shared by both front doors, whose rejection is [`ApiError`]:
+//! the raw body under the configured limit, and JSON with errors sorted into
+//! 400/413/415/422.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Turns the body extractor's rejection into our error. Axum reports an
+/// The configured limit on request bodies. It travels in the request's
+/// extensions so the 413 can name it.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit(usize);
+
+/// Refuses, on every route of `router`, a body larger than `limit` bytes.
+pub(crate) fn limit_bodies(router: Router, limit: usize) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(BodyLimit(limit)))
+}
+
+/// Takes the request's headers and reads its whole body. Axum reports an
 /// over-limit body as 413; anything else is a broken request.
-pub fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(limit)
-        } else {
-            ApiError::BadRequest("request body could not be read".into())
-        }
-    })
+pub(crate) async fn headers_and_body<S: Send + Sync>(
+    mut request: Request,
+    state: &S,
+) -> Result<(HeaderMap, Bytes), ApiError> {
+    // Reading the body needs only the extensions (the limit).
+    let headers = std::mem::take(request.headers_mut());
+    let limit = request.extensions().get::<BodyLimit>().copied();
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE {
+                return ApiError::BadRequest("request body could not be read".into());
+            }
+            match limit {
+                Some(BodyLimit(limit)) => ApiError::PayloadTooLarge(limit),
+                // Only a router built without `limit_bodies` gets here.
+                None => ApiError::Internal,
+            }
+        })?;
+    Ok((headers, body))
+}
+
+/// A JSON request body: `application/json` (or `+json`), at most the
+/// configured size, decoded into `T`. Checked in that order: size (413),
+/// content type (415), syntax (400), shape (422).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (headers, body) = headers_and_body(request, state).await?;
+        require_json(&headers)?;
+        json(&body).map(JsonBody)
+    }
 }
 
 /// `application/json`, with or without parameters, or any `+json` type.
-pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -44,7 +86,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Decodes a JSON body: syntax errors (including invalid UTF-8 and nesting
 /// deeper than serde_json's limit) are 400, well-formed JSON of the wrong
 /// shape is 422.
-pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_json::from_slice(bytes).map_err(|err| {
         use serde_json::error::Category;
         match err.classify() {
@@ -137,5 +179,41 @@ mod tests {
             json::<Body>(b" [\"a@b\"]"),
             Err(ApiError::Unprocessable(_))
         ));
+    }
+
+    /// What a route taking `JsonBody` answers, limited to 16 bytes.
+    async fn answer(content_type: &str, body: &'static [u8]) -> (StatusCode, String) {
+        use axum::routing::post;
+        use tower::ServiceExt;
+
+        let route = Router::new().route(
+            "/",
+            post(|JsonBody(body): JsonBody<Body>| async move { body.email }),
+        );
+        let request = axum::http::Request::post("/")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = limit_bodies(route, 16).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn json_body_checks_size_then_type_then_syntax_then_shape() {
+        let (status, body) = answer("text/plain", b"{\"email\":\"a@b.c\"} ").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body, r#"{"error":"request body is larger than 16 bytes"}"#);
+        let (status, _) = answer("text/plain", b"{").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (status, _) = answer("application/json", b"{").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = answer("application/json", b"{}").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, body) = answer("application/json", b"{\"email\":\"a@b\"}").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "a@b"));
     }
 }

@@ -8,9 +8,7 @@ pub mod signature;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -25,7 +23,7 @@ use crate::error::ApiError;
 use crate::extract;
 use crate::telemetry::audit;
 use settings::ReadmeSettings;
-use signature::Verifier;
+use signature::{SignatureError, Verifier};
 
 /// Label of the key keyhook provisions for a first-time reader.
 pub const PROVISIONED_LABEL: &str = "Personal API key";
@@ -43,7 +41,6 @@ pub struct ReadmeDoor {
     extra_fields: serde_json::Map<String, Value>,
     provider: Arc<dyn CredentialProvider>,
     clock: Clock,
-    body_limit: usize,
 }
 
 impl ReadmeDoor {
@@ -51,7 +48,6 @@ impl ReadmeDoor {
         config: &ReadmeSettings,
         provider: Arc<dyn CredentialProvider>,
         clock: Clock,
-        body_limit: usize,
     ) -> Self {
         ReadmeDoor {
             verifier: (!config.secret.is_empty())
@@ -61,24 +57,12 @@ impl ReadmeDoor {
             extra_fields: config.response.clone(),
             provider,
             clock,
-            body_limit,
         }
     }
 
-    /// Verifies a login and answers with the reader's credentials.
-    pub async fn login(&self, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-        let verifier = self.verifier.as_ref().ok_or(ApiError::NotConfigured(
-            "the ReadMe webhook secret is not configured (KEYHOOK_README_SECRET)",
-        ))?;
-        signature_header(headers)
-            .and_then(|header| verifier.verify(header, body, (self.clock)()))
-            .inspect_err(|e| crate::metrics::signature_failure(e.reason()))?;
-
-        extract::require_json(headers)?;
-        let request: LoginRequest = extract::json(body)?;
-        let email = Email::parse(&request.email)
-            .map_err(|e| ApiError::Unprocessable(format!("invalid email: {e}")))?;
-
+    /// Answers a verified login with the reader's credentials.
+    pub async fn login(&self, login: SignedLogin) -> Result<Value, ApiError> {
+        let SignedLogin { email, as_sent } = login;
         let mut credentials = self.provider.find_by_owner(&email).await?;
         if credentials.is_empty() {
             if !self.provision {
@@ -89,7 +73,7 @@ impl ReadmeDoor {
             let spec = CredentialSpec {
                 kind: CredentialKind::ApiKey,
                 app: AppId::readme_reader(&email),
-                owner: email.clone(),
+                owner: email,
                 label: PROVISIONED_LABEL.to_string(),
                 origin: Origin::Readme,
                 api_ids: Vec::new(),
@@ -99,36 +83,77 @@ impl ReadmeDoor {
             audit::created(Origin::Readme, &credential, created);
             credentials.push(credential);
         }
-        Ok(answer::build(
-            request.email.trim(),
-            &credentials,
-            &self.extra_fields,
-        ))
+        Ok(answer::build(&as_sent, &credentials, &self.extra_fields))
+    }
+}
+
+/// A login ReadMe signed: the reader's address, verified and parsed. Only
+/// the extractor makes one, so holding one means the signature was checked.
+#[derive(Debug)]
+pub struct SignedLogin {
+    /// The address the credentials belong to.
+    email: Email,
+    /// The address as ReadMe sent it (trimmed), which the answer repeats.
+    as_sent: String,
+}
+
+/// Checked in this order: body size (413), a configured secret (503), the
+/// signature over the raw bytes (401, before any parsing), content type
+/// (415), JSON (400/422), the address (422).
+impl FromRequest<Arc<ReadmeDoor>> for SignedLogin {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, door: &Arc<ReadmeDoor>) -> Result<Self, ApiError> {
+        let (headers, body) = extract::headers_and_body(request, door).await?;
+        let verifier = door.verifier.as_ref().ok_or(ApiError::NotConfigured(
+            "the ReadMe webhook secret is not configured (KEYHOOK_README_SECRET)",
+        ))?;
+        signature_header(&headers)
+            .and_then(|header| verifier.verify(header, &body, (door.clock)()))
+            .inspect_err(|e| crate::metrics::signature_failure(e.reason()))?;
+
+        extract::require_json(&headers)?;
+        let request: LoginRequest = extract::json(&body)?;
+        let email = Email::parse(&request.email)
+            .map_err(|e| ApiError::Unprocessable(format!("invalid email: {e}")))?;
+        Ok(SignedLogin {
+            email,
+            as_sent: request.email.trim().to_string(),
+        })
+    }
+}
+
+/// A bad signature is a 401 with the official SDKs' wording, and no Basic
+/// challenge: ReadMe has no credentials to offer.
+impl From<SignatureError> for ApiError {
+    fn from(err: SignatureError) -> Self {
+        ApiError::Unauthorized {
+            message: err.message(),
+            basic_challenge: false,
+        }
     }
 }
 
 /// The `ReadMe-Signature` header (any case). Several headers of that name:
 /// none of them is taken as the signature rather than guess which one
 /// ReadMe meant.
-fn signature_header(headers: &HeaderMap) -> Result<Option<&str>, signature::SignatureError> {
+fn signature_header(headers: &HeaderMap) -> Result<Option<&str>, SignatureError> {
     let mut values = headers.get_all(signature::HEADER).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => value
             .to_str()
             .map(Some)
-            .map_err(|_| signature::SignatureError::Invalid),
+            .map_err(|_| SignatureError::Invalid),
         (None, _) => Ok(None),
-        (Some(_), Some(_)) => Err(signature::SignatureError::Invalid),
+        (Some(_), Some(_)) => Err(SignatureError::Invalid),
     }
 }
 
 async fn webhook(
     State(door): State<Arc<ReadmeDoor>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    login: SignedLogin,
 ) -> Result<Json<Value>, ApiError> {
-    let body = extract::body(body, door.body_limit)?;
-    door.login(&headers, &body).await.map(Json)
+    door.login(login).await.map(Json)
 }
 
 pub fn router(door: Arc<ReadmeDoor>) -> Router {

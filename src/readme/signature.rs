@@ -24,15 +24,24 @@ const MAX_TAGS: usize = 8;
 /// The three answers the official SDKs give, word for word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("Missing Signature")]
+    #[error("{}", self.message())]
     Missing,
-    #[error("Expired Signature")]
+    #[error("{}", self.message())]
     Expired,
-    #[error("Invalid Signature")]
+    #[error("{}", self.message())]
     Invalid,
 }
 
 impl SignatureError {
+    /// The answer's text, as the official SDKs word it.
+    pub fn message(self) -> &'static str {
+        match self {
+            SignatureError::Missing => "Missing Signature",
+            SignatureError::Expired => "Expired Signature",
+            SignatureError::Invalid => "Invalid Signature",
+        }
+    }
+
     /// A short label for metrics and logs.
     pub fn reason(self) -> &'static str {
         match self {
@@ -321,5 +330,88 @@ mod tests {
             v.verify(Some(&header), b"x", T),
             Err(SignatureError::Invalid)
         );
+    }
+
+    /// Arbitrary and header-shaped input: parsing and verifying never panic,
+    /// and signing round-trips through verifying.
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn verifier(secrets: &[String], tolerance_secs: u64) -> Verifier {
+            Verifier::new(
+                secrets.iter().map(|s| Redacted::new(s.clone())).collect(),
+                tolerance_secs,
+            )
+        }
+
+        /// Strings shaped like signature headers, to reach past the first checks.
+        fn header_like() -> impl Strategy<Value = String> {
+            let entry = prop_oneof![
+                "t ?= ?-?[0-9]{0,22}",
+                "v0 ?= ?[0-9a-fA-F]{0,66}",
+                "v[0-9] ?=[ -~]{0,10}",
+                "[ -~]{0,12}",
+                "[\\PC]{0,6}",
+            ];
+            proptest::collection::vec(entry, 0..12).prop_map(|parts| parts.join(","))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn parse_header_never_panics(header in any::<String>(), shaped in header_like()) {
+                let _ = parse_header(&header);
+                if let Ok(parsed) = parse_header(&shaped) {
+                    prop_assert!(!parsed.tags.is_empty() && parsed.tags.len() <= 8);
+                    prop_assert!(parsed.timestamp_ms >= 0);
+                }
+            }
+
+            #[test]
+            fn verify_never_panics(
+                header in prop_oneof![any::<String>(), header_like()],
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                now in any::<i64>(),
+                tolerance in any::<u64>(),
+                secrets in proptest::collection::vec(any::<String>(), 0..3),
+            ) {
+                let v = verifier(&secrets, tolerance);
+                let _ = v.verify(Some(&header), &body, now);
+                let _ = v.verify(None, &body, now);
+            }
+
+            #[test]
+            fn sign_then_verify_round_trips(
+                secret in ".{1,64}",
+                other in ".{1,64}",
+                body in proptest::collection::vec(any::<u8>(), 0..512),
+                t in 0i64..4_102_444_800_000,
+                skew in -1_800_000i64..=1_800_000,
+            ) {
+                let header = sign(&secret, t, &body);
+                let now = t + skew;
+                prop_assert_eq!(verifier(std::slice::from_ref(&secret), 1800).verify(Some(&header), &body, now), Ok(()));
+                // Rotation: any configured secret verifies.
+                prop_assert_eq!(verifier(&[other.clone(), secret.clone()], 1800).verify(Some(&header), &body, now), Ok(()));
+                if other != secret {
+                    prop_assert_eq!(
+                        verifier(&[other], 1800).verify(Some(&header), &body, now),
+                        Err(SignatureError::Invalid)
+                    );
+                }
+                let mut tampered = body.clone();
+                tampered.push(b' ');
+                prop_assert_eq!(
+                    verifier(std::slice::from_ref(&secret), 1800).verify(Some(&header), &tampered, now),
+                    Err(SignatureError::Invalid)
+                );
+                prop_assert_eq!(
+                    verifier(&[secret], 1800).verify(Some(&header), &body, t + 1_800_001),
+                    Err(SignatureError::Expired)
+                );
+            }
+        }
     }
 }

@@ -19,6 +19,26 @@ use crate::error::ApiError;
 /// An `Authorization` header longer than this is not one we issued.
 const MAX_HEADER_LEN: usize = 4096;
 
+/// The presented credentials are missing, malformed or match no pair.
+/// Deliberately one answer: the caller learns nothing about which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", Self::MESSAGE)]
+pub struct AuthRequired;
+
+impl AuthRequired {
+    const MESSAGE: &'static str = "authentication required";
+}
+
+/// A 401 that asks for Basic credentials.
+impl From<AuthRequired> for ApiError {
+    fn from(_: AuthRequired) -> Self {
+        ApiError::Unauthorized {
+            message: AuthRequired::MESSAGE,
+            basic_challenge: true,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct BasicAuth {
     digests: Vec<[u8; 32]>,
@@ -40,25 +60,25 @@ impl BasicAuth {
     }
 
     /// Checks the request's `Authorization` header.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthRequired> {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let value = match (values.next(), values.next()) {
             (Some(value), None) => value.as_bytes(),
-            _ => return Err(ApiError::Unauthorized),
+            _ => return Err(AuthRequired),
         };
         if value.len() > MAX_HEADER_LEN {
-            return Err(ApiError::Unauthorized);
+            return Err(AuthRequired);
         }
-        let value = std::str::from_utf8(value).map_err(|_| ApiError::Unauthorized)?;
-        let (scheme, encoded) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
+        let value = std::str::from_utf8(value).map_err(|_| AuthRequired)?;
+        let (scheme, encoded) = value.trim().split_once(' ').ok_or(AuthRequired)?;
         if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(ApiError::Unauthorized);
+            return Err(AuthRequired);
         }
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
-            .map_err(|_| ApiError::Unauthorized)?;
+            .map_err(|_| AuthRequired)?;
         if !decoded.contains(&b':') {
-            return Err(ApiError::Unauthorized);
+            return Err(AuthRequired);
         }
         let presented = digest(&decoded);
         let mut matched = subtle::Choice::from(0u8);
@@ -68,7 +88,7 @@ impl BasicAuth {
         if bool::from(matched) {
             Ok(())
         } else {
-            Err(ApiError::Unauthorized)
+            Err(AuthRequired)
         }
     }
 }
@@ -87,7 +107,7 @@ pub async fn require(
     };
     match auth.check(request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(err) => err.into_response(),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 
@@ -155,7 +175,7 @@ mod tests {
         ];
         for case in cases {
             assert!(
-                matches!(auth().check(&headers(&case)), Err(ApiError::Unauthorized)),
+                matches!(auth().check(&headers(&case)), Err(AuthRequired)),
                 "{}",
                 String::from_utf8_lossy(&case)
             );

@@ -8,39 +8,29 @@ pub mod settings;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde::de::DeserializeOwned;
 
 use crate::credentials::{CredentialKind, CredentialProvider, Origin};
 use crate::error::ApiError;
-use crate::extract;
+use crate::extract::JsonBody;
 use crate::telemetry::audit;
 use auth::BasicAuth;
-use model::{CreateCredentialsRequest, CreateCredentialsResponse, CredentialRequest};
+use model::{
+    App, CreateCredentialsRequest, CreateCredentialsResponse, CredentialRequest, InvalidRequest,
+};
 
 pub struct SensediaDoor {
     provider: Arc<dyn CredentialProvider>,
     /// What `createCredentials` issues (`KEYHOOK_SENSEDIA_CREDENTIAL_TYPE`).
     kind: CredentialKind,
-    body_limit: usize,
 }
 
 impl SensediaDoor {
-    pub fn new(
-        provider: Arc<dyn CredentialProvider>,
-        kind: CredentialKind,
-        body_limit: usize,
-    ) -> Self {
-        SensediaDoor {
-            provider,
-            kind,
-            body_limit,
-        }
+    pub fn new(provider: Arc<dyn CredentialProvider>, kind: CredentialKind) -> Self {
+        SensediaDoor { provider, kind }
     }
 
     /// Issues the app's credential, or hands back the one already issued to
@@ -49,7 +39,7 @@ impl SensediaDoor {
         &self,
         request: CreateCredentialsRequest,
     ) -> Result<CreateCredentialsResponse, ApiError> {
-        let spec = request.app.spec(self.kind)?;
+        let spec = App::try_from(&request.app)?.spec(self.kind);
         let (credential, created) = self.provider.create(&spec).await?;
         audit::created(Origin::Sensedia, &credential, created);
         Ok(CreateCredentialsResponse::from(&credential))
@@ -58,7 +48,7 @@ impl SensediaDoor {
     /// Re-syncs the credential with the app as it is now.
     pub async fn update(&self, request: CredentialRequest) -> Result<(), ApiError> {
         let target = request.target(self.kind)?;
-        let spec = request.app.spec(request.kind(self.kind)?)?;
+        let spec = App::try_from(&request.app)?.spec(target.kind());
         let credential = self.provider.update(&target, &spec).await?;
         audit::updated(Origin::Sensedia, &credential);
         Ok(())
@@ -75,15 +65,12 @@ impl SensediaDoor {
     pub async fn health(&self) -> Result<(), ApiError> {
         self.provider.health().await.map_err(ApiError::Unhealthy)
     }
+}
 
-    fn decode<T: DeserializeOwned>(
-        &self,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Result<T, ApiError> {
-        let body = extract::body(body, self.body_limit)?;
-        extract::require_json(headers)?;
-        extract::json(&body)
+/// The portal sent well-formed JSON whose fields cannot be used.
+impl From<InvalidRequest> for ApiError {
+    fn from(err: InvalidRequest) -> Self {
+        ApiError::Unprocessable(err.to_string())
     }
 }
 
@@ -91,27 +78,24 @@ type Door = State<Arc<SensediaDoor>>;
 
 async fn create_credentials(
     State(door): Door,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request): JsonBody<CreateCredentialsRequest>,
 ) -> Result<Json<CreateCredentialsResponse>, ApiError> {
-    door.create(door.decode(&headers, body)?).await.map(Json)
+    door.create(request).await.map(Json)
 }
 
 async fn update_credentials(
     State(door): Door,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request): JsonBody<CredentialRequest>,
 ) -> Result<StatusCode, ApiError> {
-    door.update(door.decode(&headers, body)?).await?;
+    door.update(request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn revoke_credentials(
     State(door): Door,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request): JsonBody<CredentialRequest>,
 ) -> Result<StatusCode, ApiError> {
-    door.revoke(door.decode(&headers, body)?).await?;
+    door.revoke(request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,6 +1,7 @@
 //! The Sensedia wire types (`CreateCredentialsRequest` and friends) and their
 //! translation into the credential model. Unknown fields are ignored: the
-//! portal's spec has grown before.
+//! portal's spec has grown before. What the portal sent is checked once, into
+//! an [`App`] or a [`CredentialRef`]; a refusal is an [`InvalidRequest`].
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::credentials::{
-    AppId, Credential, CredentialKind, CredentialRef, CredentialSpec, Email, Origin, Secret,
+    AppId, Credential, CredentialKind, CredentialRef, CredentialSpec, Email, InvalidEmail, Origin,
+    Secret,
 };
-use crate::error::ApiError;
 
 const MAX_APP_NAME: usize = 256;
 const MAX_ID_LEN: usize = 128;
@@ -119,19 +120,38 @@ pub fn wire_kind(kind: CredentialKind) -> &'static str {
     }
 }
 
-fn parse_wire_kind(raw: &str) -> Result<CredentialKind, ApiError> {
+/// Why a request's fields were refused (the door answers 422 with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("developer: {0}")]
+    Developer(#[source] InvalidEmail),
+    #[error("appName must be at most {MAX_APP_NAME} characters, without control characters")]
+    AppName,
+    #[error("{0} must be 1 to {MAX_ID_LEN} letters, digits, '-' or '_'")]
+    Id(&'static str),
+    #[error("at most {MAX_APIS} apis per app")]
+    TooManyApis,
+    #[error("at most {MAX_PLANS} usage plans per app")]
+    TooManyPlans,
+    #[error("credentialType must be API_KEY or CLIENT_CREDENTIALS")]
+    CredentialType,
+    #[error("name the credential: apiKeyId or clientId, appSlug, or developer and appName")]
+    NoTarget,
+}
+
+fn parse_wire_kind(raw: &str) -> Result<CredentialKind, InvalidRequest> {
     match raw {
         "API_KEY" => Ok(CredentialKind::ApiKey),
         "CLIENT_CREDENTIALS" => Ok(CredentialKind::ClientCredentials),
-        _ => Err(ApiError::Unprocessable(
-            "credentialType must be API_KEY or CLIENT_CREDENTIALS".into(),
-        )),
+        _ => Err(InvalidRequest::CredentialType),
     }
 }
 
 /// AWS ids (REST APIs, usage plans, keys, app clients) are short and plain;
 /// anything else is refused before it reaches a backend.
-fn check_id(field: &str, id: &str) -> Result<String, ApiError> {
+fn check_id(field: &'static str, id: &str) -> Result<String, InvalidRequest> {
     let id = id.trim();
     if id.is_empty()
         || id.len() > MAX_ID_LEN
@@ -139,9 +159,7 @@ fn check_id(field: &str, id: &str) -> Result<String, ApiError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(ApiError::Unprocessable(format!(
-            "{field} must be 1 to {MAX_ID_LEN} letters, digits, '-' or '_'"
-        )));
+        return Err(InvalidRequest::Id(field));
     }
     Ok(id.to_string())
 }
@@ -150,28 +168,81 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// An app as the portal described it, checked: everything its credential
+/// needs but the kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub owner: Email,
+    /// The app's name, the credential's label.
+    pub label: String,
+    pub identity: AppId,
+    pub api_ids: Vec<String>,
+    pub plans: Vec<String>,
+}
+
+impl App {
+    /// The credential of this kind the app should have.
+    pub fn spec(self, kind: CredentialKind) -> CredentialSpec {
+        CredentialSpec {
+            kind,
+            owner: self.owner,
+            app: self.identity,
+            label: self.label,
+            origin: Origin::Sensedia,
+            api_ids: self.api_ids,
+            usage_plans: self.plans,
+        }
+    }
+}
+
+/// Checks the fields in the order the portal's mistakes are reported:
+/// developer, appName, appSlug, apis.
+impl TryFrom<&AppFields> for App {
+    type Error = InvalidRequest;
+
+    fn try_from(fields: &AppFields) -> Result<Self, InvalidRequest> {
+        let owner = fields.developer()?;
+        let label = fields.app_name()?.to_string();
+        let identity = match fields.slug()? {
+            Some(slug) => slug,
+            None => AppId::sensedia_named(&owner, &label),
+        };
+        let (api_ids, plans) = fields.api_ids_and_plans()?;
+        Ok(App {
+            owner,
+            label,
+            identity,
+            api_ids,
+            plans,
+        })
+    }
+}
+
 impl AppFields {
-    fn developer(&self) -> Result<Email, ApiError> {
-        let raw = non_empty(&self.developer)
-            .ok_or_else(|| ApiError::Unprocessable("developer is required".into()))?;
-        Email::parse(raw).map_err(|e| ApiError::Unprocessable(format!("developer: {e}")))
+    fn developer(&self) -> Result<Email, InvalidRequest> {
+        let raw = non_empty(&self.developer).ok_or(InvalidRequest::Missing("developer"))?;
+        Email::parse(raw).map_err(InvalidRequest::Developer)
     }
 
-    fn app_name(&self) -> Result<&str, ApiError> {
-        let name = non_empty(&self.app_name)
-            .ok_or_else(|| ApiError::Unprocessable("appName is required".into()))?;
+    fn app_name(&self) -> Result<&str, InvalidRequest> {
+        let name = non_empty(&self.app_name).ok_or(InvalidRequest::Missing("appName"))?;
         if name.chars().count() > MAX_APP_NAME || name.chars().any(char::is_control) {
-            return Err(ApiError::Unprocessable(format!(
-                "appName must be at most {MAX_APP_NAME} characters, without control characters"
-            )));
+            return Err(InvalidRequest::AppName);
         }
         Ok(name)
     }
 
-    /// The app's identity: its slug, or its developer and name.
-    fn identity(&self) -> Result<Option<AppId>, ApiError> {
-        if let Some(slug) = non_empty(&self.app_slug) {
-            return Ok(Some(AppId::sensedia_slug(&check_id("appSlug", slug)?)));
+    fn slug(&self) -> Result<Option<AppId>, InvalidRequest> {
+        non_empty(&self.app_slug)
+            .map(|slug| Ok(AppId::sensedia_slug(&check_id("appSlug", slug)?)))
+            .transpose()
+    }
+
+    /// The app's identity, when the fields name one: its slug, or its
+    /// developer and name.
+    fn identity(&self) -> Result<Option<AppId>, InvalidRequest> {
+        if let Some(slug) = self.slug()? {
+            return Ok(Some(slug));
         }
         match (non_empty(&self.developer), non_empty(&self.app_name)) {
             (Some(_), Some(_)) => Ok(Some(AppId::sensedia_named(
@@ -182,11 +253,9 @@ impl AppFields {
         }
     }
 
-    fn api_ids_and_plans(&self) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    fn api_ids_and_plans(&self) -> Result<(Vec<String>, Vec<String>), InvalidRequest> {
         if self.apis.len() > MAX_APIS {
-            return Err(ApiError::Unprocessable(format!(
-                "at most {MAX_APIS} apis per app"
-            )));
+            return Err(InvalidRequest::TooManyApis);
         }
         let mut api_ids = Vec::new();
         let mut plans = Vec::new();
@@ -203,37 +272,16 @@ impl AppFields {
             }
         }
         if plans.len() > MAX_PLANS {
-            return Err(ApiError::Unprocessable(format!(
-                "at most {MAX_PLANS} usage plans per app"
-            )));
+            return Err(InvalidRequest::TooManyPlans);
         }
         Ok((api_ids, plans))
-    }
-
-    /// The credential this app should have.
-    pub fn spec(&self, kind: CredentialKind) -> Result<CredentialSpec, ApiError> {
-        let owner = self.developer()?;
-        let label = self.app_name()?.to_string();
-        let app = self
-            .identity()?
-            .expect("developer and appName were checked above");
-        let (api_ids, usage_plans) = self.api_ids_and_plans()?;
-        Ok(CredentialSpec {
-            kind,
-            owner,
-            app,
-            label,
-            origin: Origin::Sensedia,
-            api_ids,
-            usage_plans,
-        })
     }
 }
 
 impl CredentialRequest {
     /// Which kind the request speaks of: its `credentialType`, else the kind
     /// its id implies, else the configured default.
-    pub fn kind(&self, default: CredentialKind) -> Result<CredentialKind, ApiError> {
+    pub fn kind(&self, default: CredentialKind) -> Result<CredentialKind, InvalidRequest> {
         let fields = &self.credential;
         if let Some(raw) = non_empty(&fields.credential_type) {
             return parse_wire_kind(raw);
@@ -248,7 +296,7 @@ impl CredentialRequest {
     }
 
     /// Names the credential: by the id the portal stored, else by the app.
-    pub fn target(&self, default: CredentialKind) -> Result<CredentialRef, ApiError> {
+    pub fn target(&self, default: CredentialKind) -> Result<CredentialRef, InvalidRequest> {
         let kind = self.kind(default)?;
         let id = match kind {
             CredentialKind::ApiKey => non_empty(&self.credential.api_key_id)
@@ -263,10 +311,7 @@ impl CredentialRequest {
         }
         match self.app.identity()? {
             Some(app) => Ok(CredentialRef::App(app, kind)),
-            None => Err(ApiError::Unprocessable(
-                "name the credential: apiKeyId or clientId, appSlug, or developer and appName"
-                    .into(),
-            )),
+            None => Err(InvalidRequest::NoTarget),
         }
     }
 }
@@ -274,6 +319,7 @@ impl CredentialRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
     use serde_json::json;
 
     fn request(value: Value) -> CredentialRequest {
@@ -293,7 +339,9 @@ mod tests {
             "somethingNew": {"ignored": true}
         }))
         .unwrap();
-        let spec = req.app.spec(CredentialKind::ApiKey).unwrap();
+        let spec = App::try_from(&req.app)
+            .unwrap()
+            .spec(CredentialKind::ApiKey);
         assert_eq!(spec.owner.as_str(), "email@mycompany.com");
         assert_eq!(spec.app.as_str(), "slug:590d83b5c05f");
         assert_eq!(spec.label, "my new aws app");
@@ -328,7 +376,7 @@ mod tests {
             let req = request(body.clone());
             assert!(
                 matches!(
-                    req.app.spec(CredentialKind::ApiKey),
+                    App::try_from(&req.app).map_err(ApiError::from),
                     Err(ApiError::Unprocessable(_))
                 ),
                 "{body}"
@@ -391,5 +439,73 @@ mod tests {
                 "customCredentials": {"scopes": "a b"}
             })
         );
+    }
+
+    /// Whatever the portal (or anyone) sends, decoding and checking it never
+    /// panics.
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// JSON values shaped like the portal's requests, with wrong types mixed in.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)),
+                "[ -~\\PC]{0,40}".prop_map(Value::from),
+                "[a-z0-9._-]{1,12}@[a-z0-9.-]{1,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                let keys = prop_oneof![
+                    Just("appName".to_string()),
+                    Just("appSlug".to_string()),
+                    Just("developer".to_string()),
+                    Just("apis".to_string()),
+                    Just("id".to_string()),
+                    Just("usagePlans".to_string()),
+                    Just("credentialType".to_string()),
+                    Just("apiKeyId".to_string()),
+                    Just("clientId".to_string()),
+                    Just("customCredentials".to_string()),
+                    "[a-zA-Z]{1,8}",
+                ];
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::btree_map(keys, inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn request_decoders_never_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..512),
+                text in any::<String>(),
+                value in json_value(),
+            ) {
+                let json_text = value.to_string();
+                for input in [bytes.as_slice(), text.as_bytes(), json_text.as_bytes()] {
+                    if let Ok(request) = crate::extract::json::<CreateCredentialsRequest>(input) {
+                        for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
+                            let _ = App::try_from(&request.app).map(|app| app.spec(kind));
+                        }
+                    }
+                    if let Ok(request) = crate::extract::json::<CredentialRequest>(input) {
+                        for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
+                            let _ = request.kind(kind);
+                            let _ = request.target(kind);
+                            let _ = App::try_from(&request.app).map(|app| app.spec(kind));
+                        }
+                    }
+                }
+            }
+        }
     }
 }
