@@ -6,6 +6,9 @@
 //! checked in both directions, whitespace around entries tolerated, any of
 //! several `v0` entries and any of several secrets accepted, and tags compared
 //! in constant time.
+//!
+//! (Past 400 lines only with its unit and property tests, kept beside the
+//! parser they pin down.)
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

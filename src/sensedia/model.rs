@@ -2,6 +2,9 @@
 //! translation into the credential model. Unknown fields are ignored: the
 //! portal's spec has grown before. What the portal sent is checked once, into
 //! an [`App`] or a [`CredentialRef`]; a refusal is an [`InvalidRequest`].
+//!
+//! (Past 400 lines only with its unit and property tests, kept beside the
+//! decoding they pin down.)
 
 use std::collections::BTreeMap;
 
