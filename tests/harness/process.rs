@@ -200,8 +200,9 @@ impl Process {
                 return found;
             }
             let left = deadline.saturating_duration_since(Instant::now());
+            let ended = log.closed && log.stdout_closed;
             assert!(
-                !(log.closed && log.stdout_closed) && !left.is_zero(),
+                !ended && !left.is_zero(),
                 "no `{what}` in keyhook's log: {}",
                 tail(&log.lines)
             );
