@@ -24,6 +24,20 @@ use super::client::ApiClient;
 /// these only stop a broken test from hanging.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The variables that put keyhook on its AWS backend against `endpoint`
+/// (moto, or a proxy in front of it) with moto's test credentials and no
+/// rate limit to speak of.
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KEYHOOK_BACKEND", "aws".into()),
+        ("AWS_ENDPOINT_URL", endpoint.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("KEYHOOK_AWS_RATE_LIMIT", "1000".into()),
+    ]
+}
+
 /// How to start one process.
 pub struct Launch<'a> {
     /// The binary: the one cargo built for this test unless set.

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::harness::emulator::{app, Emulator};
+use crate::harness::process::aws_env;
 use crate::harness::proxy::{Fault, Proxy};
 use crate::harness::{ApiClient, Process, README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
 use reqwest::StatusCode;
@@ -178,6 +179,16 @@ async fn requests_signature_failures_and_credential_changes_are_counted_once() {
     assert_eq!(aws_delta(&before, &after), BTreeMap::new());
 }
 
+/// The `keyhook_aws_calls_total` series `step` changes, with their change.
+async fn aws_calls_during(
+    server: &ApiClient,
+    step: impl std::future::Future<Output = ()>,
+) -> BTreeMap<(String, String), f64> {
+    let before = Scrape::of(server).await;
+    step.await;
+    aws_delta(&before, &Scrape::of(server).await)
+}
+
 /// `(operation, outcome, change)` rows as [`aws_delta`] gives them.
 fn calls(rows: &[(&str, &str, f64)]) -> BTreeMap<(String, String), f64> {
     (rows.iter())
@@ -191,13 +202,8 @@ async fn aws_calls_are_counted_once_per_call_by_operation_and_outcome() {
     let proxy = Proxy::start(&emu.endpoint).await;
     let plan = &emu.seed.plans[0];
     let mut env = portal_env();
+    env.extend(aws_env(&proxy.endpoint));
     env.extend([
-        ("KEYHOOK_BACKEND", "aws".to_string()),
-        ("AWS_ENDPOINT_URL", proxy.endpoint.clone()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("KEYHOOK_AWS_RATE_LIMIT", "1000".into()),
         ("KEYHOOK_AWS_MAX_ATTEMPTS", "2".into()),
         // No background refresh may add calls to a step.
         ("KEYHOOK_INDEX_REFRESH_SECS", "3600".into()),
@@ -206,14 +212,22 @@ async fn aws_calls_are_counted_once_per_call_by_operation_and_outcome() {
     server.wait_for("/readyz").await;
     let api = &emu.seed.api_id;
     let create = |slug: &str| app("aws@corp.com", slug, api, &[plan]);
+    // A create of app `slug`, answered `status`.
+    let create_answered = |slug: &'static str, status: StatusCode| {
+        let (server, body) = (&server, create(slug));
+        async move {
+            let response = server.sensedia("createCredentials", &body).await;
+            assert_eq!(response.status(), status, "{slug}");
+        }
+    };
 
     // Every call answered: `ok`. A create looks for the app's key, makes
     // it, attaches it, and re-reads (a racing replica's key would show).
-    let before = Scrape::of(&server).await;
-    server.create(&create("calls-ok")).await;
-    let after = Scrape::of(&server).await;
+    let step = async {
+        server.create(&create("calls-ok")).await;
+    };
     assert_eq!(
-        aws_delta(&before, &after),
+        aws_calls_during(&server, step).await,
         calls(&[
             ("CreateApiKey", "ok", 1.0),
             ("CreateUsagePlanKey", "ok", 1.0),
@@ -228,11 +242,9 @@ async fn aws_calls_are_counted_once_per_call_by_operation_and_outcome() {
         Fault::Status(409, "ConflictException"),
         1,
     );
-    let before = Scrape::of(&server).await;
-    server.create(&create("calls-conflict")).await;
-    let after = Scrape::of(&server).await;
+    let step = create_answered("calls-conflict", StatusCode::OK);
     assert_eq!(
-        aws_delta(&before, &after),
+        aws_calls_during(&server, step).await,
         calls(&[
             ("CreateApiKey", "ok", 1.0),
             ("CreateUsagePlanKey", "conflict", 1.0),
@@ -247,50 +259,38 @@ async fn aws_calls_are_counted_once_per_call_by_operation_and_outcome() {
         Fault::Status(429, "TooManyRequestsException"),
     ] {
         proxy.fail("CreateApiKey", fault.clone(), 2);
-        let (sent, before) = (proxy.count("CreateApiKey"), Scrape::of(&server).await);
-        let failed = server
-            .sensedia("createCredentials", &create("calls-unavailable"))
-            .await;
+        let sent = proxy.count("CreateApiKey");
+        let step = create_answered("calls-unavailable", StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
-            failed.status(),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{fault:?}"
-        );
-        let after = Scrape::of(&server).await;
-        assert_eq!(proxy.count("CreateApiKey") - sent, 2, "the SDK retried");
-        assert_eq!(
-            aws_delta(&before, &after),
+            aws_calls_during(&server, step).await,
             calls(&[
                 ("CreateApiKey", "unavailable", 1.0),
                 ("GetApiKeys", "ok", 1.0),
             ]),
             "{fault:?}"
         );
+        assert_eq!(proxy.count("CreateApiKey") - sent, 2, "the SDK retried");
     }
 
     // A 400: `error`, and not retried.
     proxy.fail("CreateApiKey", Fault::Status(400, "BadRequestException"), 1);
-    let (sent, before) = (proxy.count("CreateApiKey"), Scrape::of(&server).await);
-    let failed = server
-        .sensedia("createCredentials", &create("calls-error"))
-        .await;
-    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
-    let after = Scrape::of(&server).await;
-    assert_eq!(proxy.count("CreateApiKey") - sent, 1);
+    let sent = proxy.count("CreateApiKey");
+    let step = create_answered("calls-error", StatusCode::BAD_GATEWAY);
     assert_eq!(
-        aws_delta(&before, &after),
+        aws_calls_during(&server, step).await,
         calls(&[("CreateApiKey", "error", 1.0), ("GetApiKeys", "ok", 1.0)])
     );
+    assert_eq!(proxy.count("CreateApiKey") - sent, 1);
 
     // Revoking a key id neither keyhook nor AWS knows: `GetApiKey` answers
     // 404, `not_found`, and the revoke is 204 as the README documents.
-    let before = Scrape::of(&server).await;
-    let unknown = json!({"apiKeyId": "nosuchkey1", "credentialType": "API_KEY"});
-    let revoked = server.sensedia("revokeCredentials", &unknown).await;
-    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    let after = Scrape::of(&server).await;
+    let step = async {
+        let unknown = json!({"apiKeyId": "nosuchkey1", "credentialType": "API_KEY"});
+        let revoked = server.sensedia("revokeCredentials", &unknown).await;
+        assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    };
     assert_eq!(
-        aws_delta(&before, &after),
+        aws_calls_during(&server, step).await,
         calls(&[("GetApiKey", "not_found", 1.0)])
     );
 }

@@ -39,13 +39,8 @@ fn base_env() -> Vec<(&'static str, String)> {
 
 fn aws_env(emu: &Emulator) -> Vec<(&'static str, String)> {
     let mut env = base_env();
+    env.extend(crate::harness::process::aws_env(&emu.endpoint));
     env.extend([
-        ("KEYHOOK_BACKEND", "aws".to_string()),
-        ("AWS_ENDPOINT_URL", emu.endpoint.clone()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("KEYHOOK_AWS_RATE_LIMIT", "1000".into()),
         ("KEYHOOK_USAGE_PLAN_ID", emu.seed.plans[0].clone()),
         ("KEYHOOK_COGNITO_USER_POOL_ID", emu.seed.pool_id.clone()),
         ("KEYHOOK_COGNITO_DOMAIN", "https://auth.keyhook.test".into()),
