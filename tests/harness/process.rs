@@ -3,7 +3,8 @@
 //! `RUST_LOG` never leak in), in a working directory of its own so no
 //! `config/keyhook.toml` is picked up. It listens on `127.0.0.1:0`; the
 //! bound address is read from its "keyhook listening" log line, so no port
-//! is ever guessed. Its stderr (JSON logs) is read line by line on a thread.
+//! is ever guessed. Its stderr (JSON logs) and its stdout are read line by
+//! line on threads of their own.
 //! The process is killed when the handle is dropped, so a failing test
 //! leaves nothing running.
 
@@ -22,6 +23,20 @@ use super::client::ApiClient;
 /// Bounds for a debug build on a loaded machine; conditions are awaited,
 /// these only stop a broken test from hanging.
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The variables that put keyhook on its AWS backend against `endpoint`
+/// (moto, or a proxy in front of it) with moto's test credentials and no
+/// rate limit to speak of.
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KEYHOOK_BACKEND", "aws".into()),
+        ("AWS_ENDPOINT_URL", endpoint.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("KEYHOOK_AWS_RATE_LIMIT", "1000".into()),
+    ]
+}
 
 /// How to start one process.
 pub struct Launch<'a> {
@@ -49,12 +64,16 @@ impl Default for Launch<'_> {
     }
 }
 
-/// What the stderr thread has read.
+/// What the reading threads have read.
 #[derive(Default)]
 struct Log {
+    /// stderr.
     lines: Vec<String>,
+    stdout: Vec<String>,
     addr: Option<SocketAddr>,
+    /// stderr reached its end.
     closed: bool,
+    stdout_closed: bool,
 }
 
 /// A running `keyhook serve`; derefs to an [`ApiClient`] that signs with
@@ -129,11 +148,24 @@ impl Process {
             .env_clear()
             .envs(&vars)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start keyhook");
         let log: Arc<(Mutex<Log>, Condvar)> = Arc::default();
+        let stdout = child.stdout.take().unwrap();
+        let (keep, shared) = (launch.keep_logs, Arc::clone(&log));
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if keep {
+                    shared.0.lock().unwrap().stdout.push(line);
+                }
+            }
+            let (state, changed) = &*shared;
+            state.lock().unwrap().stdout_closed = true;
+            changed.notify_all();
+        });
         let stderr = child.stderr.take().unwrap();
         let (keep, shared) = (launch.keep_logs, Arc::clone(&log));
         std::thread::spawn(move || {
@@ -182,8 +214,9 @@ impl Process {
                 return found;
             }
             let left = deadline.saturating_duration_since(Instant::now());
+            let ended = log.closed && log.stdout_closed;
             assert!(
-                !log.closed && !left.is_zero(),
+                !ended && !left.is_zero(),
                 "no `{what}` in keyhook's log: {}",
                 tail(&log.lines)
             );
@@ -263,6 +296,10 @@ impl Process {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                self.wait_until(
+                    |log| (log.closed && log.stdout_closed).then_some(()),
+                    "the end of stdout and stderr",
+                );
                 return status;
             }
             assert!(Instant::now() < deadline, "keyhook did not exit in time");
@@ -279,6 +316,14 @@ impl Process {
     /// only when the launch kept its logs).
     pub fn logs(&self) -> String {
         let mut text = self.log.0.lock().unwrap().lines.join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// Every line the process has written to stdout so far (none kept
+    /// unless the launch kept its logs).
+    pub fn stdout(&self) -> String {
+        let mut text = self.log.0.lock().unwrap().stdout.join("\n");
         text.push('\n');
         text
     }

@@ -79,6 +79,19 @@ async fn every_credential_change_is_one_audit_event_without_the_secret() {
         ],
         "{text}"
     );
+    // The app as the credential model records it: the Sensedia slug, or
+    // the provisioned reader.
+    let apps: Vec<&Value> = events.iter().map(|e| &e["app"]).collect();
+    assert_eq!(
+        apps,
+        [
+            "slug:audited1",
+            "slug:audited1",
+            "slug:audited1",
+            "readme:reader@corp.com"
+        ],
+        "{text}"
+    );
     assert_eq!(events[0]["owner"], "aud@corp.com");
     assert_eq!(events[0]["credential_id"], created["apiKeyId"]);
     assert_eq!(events[2]["owner"], "aud@corp.com");

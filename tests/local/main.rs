@@ -1,5 +1,5 @@
 //! The suites that need nothing but keyhook in-process on the embedded
-//! store: both front doors, the HTTP surface, audit log, metrics, TLS,
+//! store: both front doors, the HTTP surface, audit log, TLS,
 //! hostile input, and the shipped configuration file.
 
 #[allow(dead_code, unused_imports)] // each binary uses a part of the shared harness
@@ -9,7 +9,6 @@ mod harness;
 mod audit;
 mod config_file;
 mod http_surface;
-mod metrics;
 mod readme;
 mod reliability_hostile;
 mod sensedia;

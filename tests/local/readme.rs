@@ -350,6 +350,36 @@ async fn every_key_of_a_reader_is_listed_with_a_distinct_label() {
     assert_ne!(keys[0]["name"], keys[1]["name"]);
 }
 
+/// README: "Labels are made distinct for ReadMe's dropdown": two apps of
+/// one reader with the same name are told apart by their credential id; a
+/// name used once is left alone.
+#[tokio::test]
+async fn apps_with_the_same_name_get_labels_told_apart_by_credential_id() {
+    let app = TestApp::local().await;
+    let first = app
+        .create(
+            &json!({"appName": "Billing", "appSlug": "billing-eu", "developer": "dev@corp.com"}),
+        )
+        .await;
+    let second = app
+        .create(
+            &json!({"appName": "Billing", "appSlug": "billing-us", "developer": "dev@corp.com"}),
+        )
+        .await;
+    let third = app
+        .create(&json!({"appName": "Reports", "appSlug": "reports", "developer": "dev@corp.com"}))
+        .await;
+    let mut keys = app.visible_keys("dev@corp.com").await;
+    keys.sort_by_key(|k| k["name"].as_str().unwrap_or_default().to_string());
+    let mut expected = vec![
+        json!({"name": format!("Billing ({})", first["apiKeyId"].as_str().unwrap()), "apiKey": first["apiKey"]}),
+        json!({"name": format!("Billing ({})", second["apiKeyId"].as_str().unwrap()), "apiKey": second["apiKey"]}),
+        json!({"name": "Reports", "apiKey": third["apiKey"]}),
+    ];
+    expected.sort_by_key(|k| k["name"].as_str().unwrap_or_default().to_string());
+    assert_eq!(keys, expected);
+}
+
 #[tokio::test]
 async fn a_client_credentials_credential_appears_as_name_user_and_pass() {
     let app = TestApp::local_with(|c| {

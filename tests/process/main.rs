@@ -1,10 +1,12 @@
 //! The real `keyhook` binary: its commands, `serve` as a child process
-//! (signals, restarts, trace logs without secrets), and load.
+//! (signals, restarts, trace logs without secrets), its `/metrics`
+//! (read from the process under test alone, so counts are exact), and load.
 
 #[allow(dead_code, unused_imports)] // each binary uses a part of the shared harness
 #[path = "../harness/mod.rs"]
 mod harness;
 
 mod cli;
+mod metrics;
 mod reliability_load;
 mod reliability_secrets;

@@ -1,7 +1,8 @@
 //! No secret in the logs, at the most verbose level. Representative flows,
 //! error paths included, run against the real binary with `RUST_LOG=trace`
 //! and JSON logs (so dependencies' logs, hyper's and the AWS SDK's, are on
-//! too); then no secret may appear anywhere in what it wrote: no API key
+//! too); then no secret may appear anywhere in what it wrote, on stderr or
+//! stdout: no API key
 //! value or client secret it issued, no configured ReadMe secret, no
 //! Basic-auth password (nor its Base64 form), and no wrong password tried.
 
@@ -38,13 +39,8 @@ fn base_env() -> Vec<(&'static str, String)> {
 
 fn aws_env(emu: &Emulator) -> Vec<(&'static str, String)> {
     let mut env = base_env();
+    env.extend(crate::harness::process::aws_env(&emu.endpoint));
     env.extend([
-        ("KEYHOOK_BACKEND", "aws".to_string()),
-        ("AWS_ENDPOINT_URL", emu.endpoint.clone()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("KEYHOOK_AWS_RATE_LIMIT", "1000".into()),
         ("KEYHOOK_USAGE_PLAN_ID", emu.seed.plans[0].clone()),
         ("KEYHOOK_COGNITO_USER_POOL_ID", emu.seed.pool_id.clone()),
         ("KEYHOOK_COGNITO_DOMAIN", "https://auth.keyhook.test".into()),
@@ -225,12 +221,14 @@ impl Run {
 }
 
 /// Stops the process, then asserts that its logs are verbose (dependencies
-/// at trace level included) and hold none of `issued` nor the configured
-/// and attempted secrets.
+/// at trace level included) and that neither they (stderr) nor anything it
+/// printed on stdout hold any of `issued` nor the configured and attempted
+/// secrets.
 fn assert_no_secret(mut child: Process, issued: &[String], dependency_targets: &[&str]) {
     child.terminate();
     assert!(child.wait_exit(Duration::from_secs(10)).success());
     let logs = child.logs();
+    let stdout = child.stdout();
     assert!(
         logs.contains(r#""level":"TRACE""#),
         "not at trace level: {logs:.2000}"
@@ -283,19 +281,24 @@ fn assert_no_secret(mut child: Process, issued: &[String], dependency_targets: &
     let mut leaks = Vec::new();
     for secret in &secrets {
         assert!(secret.len() >= 16, "{secret} is not unmistakable");
-        for line in logs.lines().filter(|l| l.contains(secret.as_str())) {
-            let target = serde_json::from_str::<Value>(line)
-                .ok()
-                .and_then(|v| v["target"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            leaks.push(format!("{secret} in a log line of {target}: {line:.600}"));
+        for (stream, text) in [("stderr", &logs), ("stdout", &stdout)] {
+            for line in text.lines().filter(|l| l.contains(secret.as_str())) {
+                let target = serde_json::from_str::<Value>(line)
+                    .ok()
+                    .and_then(|v| v["target"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                leaks.push(format!(
+                    "{secret} in a {stream} line of {target}: {line:.600}"
+                ));
+            }
         }
     }
     assert!(
         leaks.is_empty(),
-        "{} secret occurrences in {} bytes of logs:\n{}",
+        "{} secret occurrences in {} bytes of stderr and {} of stdout:\n{}",
         leaks.len(),
         logs.len(),
+        stdout.len(),
         leaks.join("\n")
     );
 }
