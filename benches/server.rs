@@ -464,15 +464,10 @@ async fn seed_key(apigw: &aws_sdk_apigateway::Client, email: &str) -> String {
     out.value().expect("a key value").to_string()
 }
 
+/// keyhook on its AWS backend against `endpoint`, on default settings
+/// but `extra`.
 fn aws_env(endpoint: &str, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = vec![
-        ("KEYHOOK_BACKEND", "aws".into()),
-        ("AWS_ENDPOINT_URL", endpoint.into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-    ];
+    let mut env = harness::process::aws_connection(endpoint);
     env.extend_from_slice(extra);
     env
 }

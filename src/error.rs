@@ -3,7 +3,7 @@
 //!
 //! Messages are written for the caller and never carry a secret: provider
 //! errors name the failing operation, not the values involved. Turning an
-//! error into a response has no side effect; [`log_failure`], a layer of the
+//! error into a response has no side effect; `log_failure`, a layer of the
 //! router, logs it from the response.
 
 use axum::http::{header, HeaderValue, Response, StatusCode};

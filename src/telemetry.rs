@@ -20,7 +20,7 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The log filter: `RUST_LOG` (default `info`), with [`CAPPED`] applied last.
+/// The log filter: `RUST_LOG` (default `info`), with `CAPPED` applied last.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     let mut filter = rust_log
         .and_then(|spec| EnvFilter::try_new(spec).ok())

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::harness::emulator::Emulator;
+use crate::harness::process::aws_env;
 use crate::harness::proxy::{Fault, Proxy};
 use crate::harness::Process;
 use crate::harness::{ApiClient, TestApp, README_SECRET};
@@ -137,19 +138,15 @@ async fn twenty_concurrent_identical_creates_make_one_credential_of_each_kind() 
 
 /// A keyhook process on the aws backend, provisioning first-time readers.
 fn replica(endpoint: &str, plan: &str) -> Process {
-    Process::spawn(&[
-        ("KEYHOOK_BACKEND", "aws".into()),
-        ("AWS_ENDPOINT_URL", endpoint.into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+    let mut env = aws_env(endpoint);
+    env.extend([
         ("KEYHOOK_README_SECRET", README_SECRET.into()),
         ("KEYHOOK_README_PROVISION", "true".into()),
         ("KEYHOOK_USAGE_PLAN_ID", plan.into()),
-        ("KEYHOOK_AWS_RATE_LIMIT", "1000".into()),
         ("KEYHOOK_AWS_TIMEOUT_SECS", "5".into()),
         ("RUST_LOG", "warn".into()),
-    ])
+    ]);
+    Process::spawn(&env)
 }
 
 /// The `keys` both replicas show `reader`, raced: both logins start together.

@@ -25,17 +25,23 @@ use super::client::ApiClient;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The variables that put keyhook on its AWS backend against `endpoint`
-/// (moto, or a proxy in front of it) with moto's test credentials and no
-/// rate limit to speak of.
-pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+/// (moto, or a proxy in front of it) with moto's test credentials, on
+/// keyhook's default settings (the benches measure those).
+pub fn aws_connection(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("KEYHOOK_BACKEND", "aws".into()),
         ("AWS_ENDPOINT_URL", endpoint.into()),
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("KEYHOOK_AWS_RATE_LIMIT", "1000".into()),
     ]
+}
+
+/// As [`aws_connection`], with no rate limit to speak of (tests).
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    let mut env = aws_connection(endpoint);
+    env.push(("KEYHOOK_AWS_RATE_LIMIT", "1000".into()));
+    env
 }
 
 /// How to start one process.
