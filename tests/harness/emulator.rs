@@ -23,6 +23,27 @@ pub struct Emulator {
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
 }
 
+/// Every item of an API Gateway listing: `$request` (a request builder of
+/// the SDK, whose listings share no trait) sent page after page, following
+/// `position` through [`every_page`].
+macro_rules! apigateway_pages {
+    ($operation:literal, $request:expr) => {
+        every_page($operation, |position| {
+            let request = $request;
+            async move {
+                let page = request
+                    .limit(500)
+                    .set_position(position)
+                    .send()
+                    .await
+                    .unwrap();
+                (page.items().to_vec(), page.position().map(str::to_string))
+            }
+        })
+        .await
+    };
+}
+
 impl Emulator {
     /// The shared moto, with fresh resources (`plans` usage plans, a REST
     /// API, a user pool with a resource server) for this test.
@@ -117,39 +138,18 @@ impl Emulator {
 
     /// Every API key named `owner` (enabled or not), from every page.
     pub async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
-        every_page("GetApiKeys", |position| async move {
-            let page = self
-                .apigw
-                .get_api_keys()
-                .include_values(true)
-                .limit(500)
-                .set_position(position)
-                .send()
-                .await
-                .unwrap();
-            (page.items().to_vec(), page.position().map(str::to_string))
-        })
-        .await
-        .into_iter()
-        .filter(|k| k.name() == Some(owner))
-        .collect()
+        apigateway_pages!("GetApiKeys", self.apigw.get_api_keys().include_values(true))
+            .into_iter()
+            .filter(|k| k.name() == Some(owner))
+            .collect()
     }
 
     /// The ids of the keys attached to `plan`, from every page.
     pub async fn plan_key_ids(&self, plan: &str) -> Vec<String> {
-        every_page("GetUsagePlanKeys", |position| async move {
-            let page = self
-                .apigw
-                .get_usage_plan_keys()
-                .usage_plan_id(plan)
-                .limit(500)
-                .set_position(position)
-                .send()
-                .await
-                .unwrap();
-            (page.items().to_vec(), page.position().map(str::to_string))
-        })
-        .await
+        apigateway_pages!(
+            "GetUsagePlanKeys",
+            self.apigw.get_usage_plan_keys().usage_plan_id(plan)
+        )
         .iter()
         .filter_map(|k| k.id().map(str::to_string))
         .collect()
