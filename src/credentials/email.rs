@@ -119,6 +119,7 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
         #[test]
         fn parse_never_panics_and_normalises(raw in proptest::prelude::any::<String>(), shaped in "[ -~\\PC]{0,20}@[ -~\\PC]{0,20}") {
             for input in [&raw, &shaped] {

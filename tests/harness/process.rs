@@ -144,9 +144,11 @@ impl Process {
             vars.insert(k.to_string(), v.clone());
         }
         // The address is read from an info line: keep it when the test
-        // quiets everything else.
+        // quiets everything else. `trace`, not `info`: a test that logs
+        // everything (the secrets scan) must not lose this module's debug
+        // and trace events.
         if let Some(filter) = vars.get_mut("RUST_LOG") {
-            filter.push_str(",keyhook::app=info");
+            filter.push_str(",keyhook::app=trace");
         }
         let mut child = Command::new(&launch.bin)
             .arg("serve")

@@ -116,11 +116,14 @@ fn every_setting_is_in_the_config_file_with_its_variable_and_default() {
             wrong.push(format!("{}: not in its table", setting.key));
             continue;
         };
-        if !paragraph_of(&lines, at)
-            .iter()
-            .any(|l| l.contains(setting.var))
-        {
+        let paragraph = paragraph_of(&lines, at);
+        if !paragraph.iter().any(|l| l.contains(setting.var)) {
             wrong.push(format!("{}: {} not beside it", setting.key, setting.var));
+        }
+        // Secrets belong in files mounted by the orchestrator: show how.
+        let file_var = format!("{}_FILE", setting.var);
+        if setting.secret && !paragraph.iter().any(|l| l.contains(&file_var)) {
+            wrong.push(format!("{}: {file_var} not beside it", setting.key));
         }
         // The value itself is checked by the tests above: uncommented, the
         // defaults must build `Config::default()`.
