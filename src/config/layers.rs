@@ -145,10 +145,15 @@ fn setting_at(e: &figment::Error) -> Option<&'static Setting> {
 /// secret setting gets only the messages keyhook writes (which never do).
 fn message(e: &figment::Error) -> String {
     let secret = setting_at(e).is_some_and(|s| s.secret);
-    if secret && !matches!(e.kind, Kind::Message(_)) {
-        "invalid value (not shown: the setting is secret)".to_string()
-    } else {
-        e.kind.to_string()
+    match &e.kind {
+        Kind::Message(message) => message.clone(),
+        _ if secret => "invalid value (not shown: the setting is secret)".to_string(),
+        // figment's own wording doubles the backticks of the choices.
+        Kind::UnknownVariant(found, choices) => {
+            let choices: Vec<String> = choices.iter().map(|c| format!("`{c}`")).collect();
+            format!("expected {}, got `{found}`", choices.join(" or "))
+        }
+        kind => kind.to_string(),
     }
 }
 

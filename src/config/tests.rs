@@ -309,3 +309,18 @@ fn the_cognito_domain_loses_its_trailing_slash_from_either_layer() {
     let c = load(None, &[("KEYHOOK_COGNITO_DOMAIN", " https://b.example/ ")]).unwrap();
     assert_eq!(c.aws.cognito_domain.as_deref(), Some("https://b.example"));
 }
+
+#[test]
+fn an_unknown_choice_names_the_choices_once_quoted() {
+    let err = load(None, &[("KEYHOOK_BACKEND", "gcp")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "KEYHOOK_BACKEND: expected `local` or `aws`, got `gcp`");
+    let err = load(Some("backend = \"gcp\""), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expected `local` or `aws`, got `gcp` (key `backend`)"),
+        "{err}"
+    );
+}
