@@ -1,17 +1,21 @@
 //! Every error a request can end in, and the one place that turns each into
 //! an HTTP answer: a status and a JSON body `{"error": "..."}`.
 //!
-//! Messages are written for the caller and never carry a secret: provider
-//! errors name the failing operation, not the values involved. Turning an
-//! error into a response has no side effect; `log_failure`, a layer of the
-//! router, logs it from the response.
+//! Messages are written for the caller and never carry a secret. A backend
+//! failure answers only what the caller can act on: the failing operation
+//! and a kind from the closed set [`FailureKind`], in a fixed sentence plus
+//! `kind` and `operation` fields. What the backend itself said (AWS's code
+//! and message, which name the role ARN and the account) goes to the log,
+//! in the request's span and so with its request id: turning an error into
+//! a response has no side effect; `log_failure`, a layer of the router,
+//! logs it from the response.
 
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use crate::credentials::CredentialError;
+use crate::credentials::{CredentialError, FailureKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,7 +42,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error(transparent)]
     Credential(#[from] CredentialError),
-    /// A health probe found the backend unusable.
+    /// A health probe found the backend unusable: answered as
+    /// `{"status":"unready","reason":<kind>}`.
     #[error("backend unavailable: {0}")]
     Unhealthy(CredentialError),
     #[error("internal error")]
@@ -59,8 +64,8 @@ impl ApiError {
             ApiError::Credential(err) => match err {
                 CredentialError::NotFound(_) => StatusCode::NOT_FOUND,
                 CredentialError::Invalid(_) => StatusCode::CONFLICT,
+                CredentialError::Failed { kind, .. } => failure_status(*kind),
                 CredentialError::Backend { .. } => StatusCode::BAD_GATEWAY,
-                CredentialError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,8 +73,47 @@ impl ApiError {
     }
 }
 
-/// The message of the error a response was made from, riding in the
-/// response's extensions to [`log_failure`].
+/// `503` for what is worth trying later, `502` for a refusal or an answer
+/// that cannot be used (README, "AWS backend" → "Failures").
+fn failure_status(kind: FailureKind) -> StatusCode {
+    match kind {
+        FailureKind::Starting
+        | FailureKind::AwsUnavailable
+        | FailureKind::AwsThrottled
+        | FailureKind::AwsTimeout => StatusCode::SERVICE_UNAVAILABLE,
+        FailureKind::AwsAccessDenied
+        | FailureKind::AwsNotFound
+        | FailureKind::AwsRefused
+        | FailureKind::BackendFailed
+        | FailureKind::StorageFailed => StatusCode::BAD_GATEWAY,
+    }
+}
+
+impl ApiError {
+    /// The JSON body: built from the operation and kind alone for a backend
+    /// failure, never from the backend's own words.
+    fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::Unhealthy(err) => {
+                let reason = err.failure().map_or(FailureKind::BackendFailed, |(_, k)| k);
+                json!({ "status": "unready", "reason": reason.as_str() })
+            }
+            ApiError::Credential(err) => match err.failure() {
+                Some((operation, kind)) => json!({
+                    "error": format!("{operation} failed: {}", kind.sentence()),
+                    "kind": kind.as_str(),
+                    "operation": operation,
+                }),
+                None => json!({ "error": self.to_string() }),
+            },
+            _ => json!({ "error": self.to_string() }),
+        }
+    }
+}
+
+/// The whole message of the error a response was made from, the backend's
+/// own words included, riding in the response's extensions to
+/// [`log_failure`].
 #[derive(Debug, Clone)]
 pub(crate) struct Failure(String);
 
@@ -77,7 +121,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         let status = self.status();
         let message = self.to_string();
-        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        let mut response = (status, Json(self.body())).into_response();
         if matches!(
             self,
             ApiError::Unauthorized {
@@ -113,19 +157,68 @@ pub(crate) fn log_failure<B>(response: Response<B>) -> Response<B> {
 mod tests {
     use super::*;
 
+    const DENIED: &str = "AccessDeniedException (HTTP 403): User: \
+        arn:aws:sts::123456789012:assumed-role/keyhook/x is not authorized";
+
+    async fn body_of(response: axum::response::Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     #[test]
-    fn backend_errors_map_to_gateway_statuses() {
+    fn every_failure_kind_maps_to_the_documented_status() {
+        for kind in FailureKind::ALL {
+            let err = ApiError::from(CredentialError::Failed {
+                operation: "GetApiKeys",
+                kind,
+                detail: "d".into(),
+            });
+            let want = match kind.as_str() {
+                "starting" | "aws_unavailable" | "aws_throttled" | "aws_timeout" => 503,
+                _ => 502,
+            };
+            assert_eq!(err.status().as_u16(), want, "{kind}");
+        }
         let backend = ApiError::from(CredentialError::Backend {
             operation: "CreateApiKey",
-            detail: "boom".into(),
+            detail: "the answer carried no key id".into(),
         });
         assert_eq!(backend.status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(backend.to_string(), "CreateApiKey failed: boom");
-        let unavailable = ApiError::from(CredentialError::Unavailable {
-            operation: "GetApiKeys",
-            detail: "throttled".into(),
-        });
-        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn a_backend_failure_answers_operation_and_kind_and_logs_the_rest() {
+        let err = CredentialError::Failed {
+            operation: "CreateApiKey",
+            kind: FailureKind::AwsAccessDenied,
+            detail: DENIED.into(),
+        };
+        let response = ApiError::from(err.clone()).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        let logged = response.extensions().get::<Failure>().unwrap().0.clone();
+        assert!(logged.contains(DENIED), "{logged}");
+        assert_eq!(
+            body_of(response).await,
+            json!({
+                "error": "CreateApiKey failed: AWS denied access",
+                "kind": "aws_access_denied",
+                "operation": "CreateApiKey",
+            })
+        );
+        let unready = ApiError::Unhealthy(err).into_response();
+        assert_eq!(unready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(unready
+            .extensions()
+            .get::<Failure>()
+            .unwrap()
+            .0
+            .contains(DENIED));
+        assert_eq!(
+            body_of(unready).await,
+            json!({"status": "unready", "reason": "aws_access_denied"})
+        );
     }
 
     #[test]

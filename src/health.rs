@@ -1,5 +1,7 @@
 //! Liveness and readiness for orchestrators: `/healthz` says the process
-//! answers, `/readyz` that the credential backend can serve.
+//! answers, `/readyz` that the credential backend can serve, or why not in
+//! one word (`{"status":"unready","reason":"aws_access_denied"}`: the probe
+//! is unauthenticated, so the backend's own words go to the log only).
 
 use std::sync::Arc;
 

@@ -62,6 +62,7 @@ impl SensediaDoor {
         Ok(())
     }
 
+    /// As `/readyz`: unready answers the reason in a word, never the detail.
     pub async fn health(&self) -> Result<(), ApiError> {
         self.provider.health().await.map_err(ApiError::Unhealthy)
     }

@@ -7,6 +7,7 @@
 mod harness;
 
 mod aws;
+mod errors;
 mod iam;
 mod iam_policies;
 mod reliability_concurrency;

@@ -232,26 +232,18 @@ where
 }
 
 /// What keyhook answers when every attempt of `operation` meets `fault`
-/// (README, "AWS backend" → "Failures"; sorted in
-/// `src/credentials/aws/call.rs`): `503` and "<operation> is unavailable:
-/// ..." for what is worth trying later (throttling, a 5xx, no answer, a
-/// timeout), `502` and "<operation> failed: ..." for a refusal. The phrase
-/// is how the JSON `error` starts. A delay is taken to outlast keyhook's
-/// timeout.
-pub fn expected_failure(fault: &Fault, operation: &str) -> (StatusCode, String) {
-    let unavailable = |detail: &str| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{operation} is unavailable: {detail}"),
-        )
-    };
-    match fault {
+/// (README, "Responses" and "AWS backend" → "Failures"; sorted in
+/// `src/credentials/aws/call.rs`): the status and the whole JSON body, the
+/// operation and the kind and nothing of AWS's own words. `503` for what is
+/// worth trying later (throttling, a 5xx, no answer, a timeout), `502` for a
+/// refusal. A delay is taken to outlast keyhook's timeout.
+pub fn expected_failure(fault: &Fault, operation: &str) -> (StatusCode, Value) {
+    let (status, kind, sentence) = match fault {
         Fault::Status(_, "NotFoundException" | "ResourceNotFoundException") => {
             panic!("a NotFound is an answer keyhook acts on, not a failure")
         }
         Fault::Status(status, code)
             if *status == 429
-                || *status >= 500
                 || matches!(
                     *code,
                     "TooManyRequestsException"
@@ -260,15 +252,24 @@ pub fn expected_failure(fault: &Fault, operation: &str) -> (StatusCode, String) 
                         | "LimitExceededException"
                 ) =>
         {
-            unavailable(&format!("{code} (HTTP {status})"))
+            (503, "aws_throttled", "AWS is throttling calls")
         }
-        Fault::Status(status, code) => (
-            StatusCode::BAD_GATEWAY,
-            format!("{operation} failed: {code} (HTTP {status})"),
-        ),
-        Fault::Drop => unavailable("could not reach AWS"),
-        Fault::Delay(_) => unavailable("timed out"),
-    }
+        Fault::Status(status, _) if *status >= 500 => {
+            (503, "aws_unavailable", "AWS is unavailable")
+        }
+        Fault::Status(403, _) => (502, "aws_access_denied", "AWS denied access"),
+        Fault::Status(_, _) => (502, "aws_refused", "AWS refused the request"),
+        Fault::Drop => (503, "aws_unavailable", "AWS is unavailable"),
+        Fault::Delay(_) => (503, "aws_timeout", "AWS did not answer in time"),
+    };
+    (
+        StatusCode::from_u16(status).unwrap(),
+        json!({
+            "error": format!("{operation} failed: {sentence}"),
+            "kind": kind,
+            "operation": operation,
+        }),
+    )
 }
 
 /// An emulator and the proxy keyhook reaches it through: keyhook's calls are

@@ -14,6 +14,17 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+/// The message an injected `AccessDenied` carries, as AWS words it: with the
+/// role ARN and the account id, which no answer of keyhook may repeat.
+pub const DENIED_MESSAGE: &str = "User: arn:aws:sts::123456789012:assumed-role/keyhook/x \
+     is not authorized to perform: apigateway:POST on resource: \
+     arn:aws:apigateway:us-east-1::/apikeys";
+
+/// What every other injected error says: the account too, so every fault
+/// test also checks that AWS's words stay out of the answer.
+pub const FAULT_MESSAGE: &str =
+    "injected by the test proxy for arn:aws:iam::123456789012:role/keyhook";
+
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Answer with this status and `x-amzn-ErrorType`.
@@ -297,7 +308,11 @@ impl Proxy {
         match fault {
             Some(Fault::Status(status, error_type)) => {
                 self.record(&seen, status);
-                let body = serde_json::json!({"message": "injected by the test proxy", "__type": error_type});
+                let message = match error_type.contains("AccessDenied") {
+                    true => DENIED_MESSAGE,
+                    false => FAULT_MESSAGE,
+                };
+                let body = serde_json::json!({"message": message, "__type": error_type});
                 return Ok(Response::builder()
                     .status(status)
                     .header("content-type", "application/json")

@@ -7,6 +7,7 @@
 mod harness;
 
 mod cli;
+mod errors;
 mod metrics;
 mod reliability_load;
 mod reliability_secrets;

@@ -10,10 +10,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_apigateway::config::http::HttpResponse;
 use aws_sdk_apigateway::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigateway::operation::RequestId;
 
 use super::limiter::TokenBucket;
 use super::settings::AwsSettings;
-use crate::credentials::CredentialError;
+use crate::credentials::{CredentialError, FailureKind};
 
 /// The standard AWS configuration chain: environment, profile, ECS task
 /// role, IRSA web identity; `AWS_ENDPOINT_URL` for emulators.
@@ -65,16 +66,18 @@ pub(super) fn epoch_ms(date: Option<&aws_sdk_apigateway::primitives::DateTime>) 
 pub(crate) struct AwsError {
     operation: &'static str,
     kind: AwsErrorKind,
+    /// AWS's own account: code, status, request id, message. For the log.
     detail: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AwsErrorKind {
+    /// Acted on by the caller (`call_opt`), or surfaced as `aws_not_found`.
     NotFound,
+    /// Acted on by the caller (`is_conflict`), or surfaced as `aws_refused`.
     Conflict,
-    /// Throttled, timed out, unreachable or a 5xx: worth trying later.
-    Transient,
-    Other,
+    /// One of the [`FailureKind`]s an answer shows.
+    Failed(FailureKind),
 }
 
 impl AwsErrorKind {
@@ -83,22 +86,42 @@ impl AwsErrorKind {
         match self {
             AwsErrorKind::NotFound => "not_found",
             AwsErrorKind::Conflict => "conflict",
-            AwsErrorKind::Transient => "unavailable",
-            AwsErrorKind::Other => "error",
+            AwsErrorKind::Failed(
+                FailureKind::AwsThrottled | FailureKind::AwsTimeout | FailureKind::AwsUnavailable,
+            ) => "unavailable",
+            AwsErrorKind::Failed(_) => "error",
         }
     }
 
     /// Sorts a service error by its code, else by its HTTP status.
     fn of_service_error(code: &str, status: u16) -> Self {
+        let failed = AwsErrorKind::Failed;
         match code {
             "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
             "ConflictException" => AwsErrorKind::Conflict,
             "TooManyRequestsException"
             | "ThrottlingException"
             | "Throttling"
-            | "LimitExceededException" => AwsErrorKind::Transient,
-            _ if status >= 500 || status == 429 => AwsErrorKind::Transient,
-            _ => AwsErrorKind::Other,
+            | "LimitExceededException" => failed(FailureKind::AwsThrottled),
+            "AccessDeniedException"
+            | "AccessDenied"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+            | "MissingAuthenticationTokenException" => failed(FailureKind::AwsAccessDenied),
+            _ if status == 429 => failed(FailureKind::AwsThrottled),
+            _ if status >= 500 => failed(FailureKind::AwsUnavailable),
+            _ if status == 403 => failed(FailureKind::AwsAccessDenied),
+            _ => failed(FailureKind::AwsRefused),
+        }
+    }
+
+    /// What an answer shows of it.
+    fn failure(self) -> FailureKind {
+        match self {
+            AwsErrorKind::NotFound => FailureKind::AwsNotFound,
+            AwsErrorKind::Conflict => FailureKind::AwsRefused,
+            AwsErrorKind::Failed(kind) => kind,
         }
     }
 }
@@ -112,26 +135,32 @@ impl AwsError {
         operation: &'static str,
         err: SdkError<E, HttpResponse>,
     ) -> Self {
+        let failed = AwsErrorKind::Failed;
         let (kind, detail) = match &err {
-            SdkError::TimeoutError(_) => (AwsErrorKind::Transient, "timed out".to_string()),
-            SdkError::DispatchFailure(_) => {
-                (AwsErrorKind::Transient, "could not reach AWS".to_string())
-            }
+            SdkError::TimeoutError(_) => (failed(FailureKind::AwsTimeout), "timed out".to_string()),
+            SdkError::DispatchFailure(_) => (
+                failed(FailureKind::AwsUnavailable),
+                "could not reach AWS".to_string(),
+            ),
             SdkError::ResponseError(_) => (
-                AwsErrorKind::Transient,
+                failed(FailureKind::AwsUnavailable),
                 "AWS sent an unreadable answer".to_string(),
             ),
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let code = err.code().unwrap_or("UnknownError");
-                // AWS messages name resources, never key values or secrets
-                // (keyhook never sends those); cap them anyway.
-                let message: String = err.message().unwrap_or("").chars().take(200).collect();
+                let request_id = err.request_id().unwrap_or("none");
+                // For the log only: AWS messages name the role ARN, the
+                // account and resources, never key values or secrets
+                // (keyhook never sends those); capped anyway.
+                let message: String = err.message().unwrap_or("").chars().take(500).collect();
                 let kind = AwsErrorKind::of_service_error(code, status);
-                (kind, format!("{code} (HTTP {status}): {message}"))
+                let detail =
+                    format!("{code} (HTTP {status}, AWS request id {request_id}): {message}");
+                (kind, detail)
             }
             _ => (
-                AwsErrorKind::Other,
+                failed(FailureKind::BackendFailed),
                 "request could not be built".to_string(),
             ),
         };
@@ -145,15 +174,10 @@ impl AwsError {
 
 impl From<AwsError> for CredentialError {
     fn from(err: AwsError) -> Self {
-        match err.kind {
-            AwsErrorKind::Transient => CredentialError::Unavailable {
-                operation: err.operation,
-                detail: err.detail,
-            },
-            _ => CredentialError::Backend {
-                operation: err.operation,
-                detail: err.detail,
-            },
+        CredentialError::Failed {
+            operation: err.operation,
+            kind: err.kind.failure(),
+            detail: err.detail,
         }
     }
 }
@@ -235,41 +259,57 @@ mod tests {
 
     #[test]
     fn service_errors_are_sorted_by_code_then_status() {
+        use FailureKind as K;
+        let f = AwsErrorKind::Failed;
         for (code, status, kind) in [
             ("NotFoundException", 404, AwsErrorKind::NotFound),
             ("ResourceNotFoundException", 400, AwsErrorKind::NotFound),
             ("ConflictException", 409, AwsErrorKind::Conflict),
-            ("TooManyRequestsException", 429, AwsErrorKind::Transient),
-            ("ThrottlingException", 400, AwsErrorKind::Transient),
-            ("LimitExceededException", 400, AwsErrorKind::Transient),
-            ("InternalFailure", 500, AwsErrorKind::Transient),
-            ("Whatever", 429, AwsErrorKind::Transient),
-            ("AccessDeniedException", 403, AwsErrorKind::Other),
+            ("TooManyRequestsException", 429, f(K::AwsThrottled)),
+            ("ThrottlingException", 400, f(K::AwsThrottled)),
+            ("LimitExceededException", 400, f(K::AwsThrottled)),
+            ("Whatever", 429, f(K::AwsThrottled)),
+            ("InternalFailure", 500, f(K::AwsUnavailable)),
+            ("ServiceUnavailableException", 503, f(K::AwsUnavailable)),
+            ("AccessDeniedException", 403, f(K::AwsAccessDenied)),
+            ("UnrecognizedClientException", 403, f(K::AwsAccessDenied)),
+            ("ExpiredTokenException", 400, f(K::AwsAccessDenied)),
+            ("ForbiddenException", 403, f(K::AwsAccessDenied)),
+            ("BadRequestException", 400, f(K::AwsRefused)),
         ] {
             assert_eq!(AwsErrorKind::of_service_error(code, status), kind, "{code}");
         }
     }
 
     #[test]
-    fn only_transient_errors_are_unavailable() {
+    fn errors_surface_as_their_kind_with_aws_words_kept_for_the_log() {
         let err = |kind| AwsError {
             operation: "GetApiKeys",
             kind,
-            detail: "d".into(),
+            detail: "AccessDeniedException: User: arn:aws:sts::123456789012:x".into(),
         };
-        assert!(matches!(
-            CredentialError::from(err(AwsErrorKind::Transient)),
-            CredentialError::Unavailable { .. }
-        ));
-        for kind in [
-            AwsErrorKind::NotFound,
-            AwsErrorKind::Conflict,
-            AwsErrorKind::Other,
+        for (kind, failure, outcome) in [
+            (
+                AwsErrorKind::NotFound,
+                FailureKind::AwsNotFound,
+                "not_found",
+            ),
+            (AwsErrorKind::Conflict, FailureKind::AwsRefused, "conflict"),
+            (
+                AwsErrorKind::Failed(FailureKind::AwsTimeout),
+                FailureKind::AwsTimeout,
+                "unavailable",
+            ),
+            (
+                AwsErrorKind::Failed(FailureKind::AwsAccessDenied),
+                FailureKind::AwsAccessDenied,
+                "error",
+            ),
         ] {
-            assert!(matches!(
-                CredentialError::from(err(kind)),
-                CredentialError::Backend { .. }
-            ));
+            assert_eq!(kind.outcome(), outcome);
+            let surfaced = CredentialError::from(err(kind));
+            assert_eq!(surfaced.failure(), Some(("GetApiKeys", failure)));
+            assert!(surfaced.to_string().contains("arn:aws:sts"), "{surfaced}");
         }
     }
 }

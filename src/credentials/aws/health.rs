@@ -7,23 +7,29 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{AwsProvider, Inner};
-use crate::credentials::{CredentialError, Result};
+use crate::credentials::{CredentialError, FailureKind, Result};
 
 /// How long a health answer is reused.
 const HEALTH_TTL: Duration = Duration::from_secs(5);
 
 /// The last health answer, and when it was made.
-pub(super) type HealthCache = Option<(Instant, std::result::Result<(), String>)>;
+pub(super) type HealthCache = Option<(Instant, Result<()>)>;
 
 impl Inner {
-    /// Unready until the first load of the owner index; then whether API
-    /// Gateway answers and the user pool (if any) exists.
+    /// Unready until the first load of the owner index (the reason: how the
+    /// last attempt failed, else `starting`); then whether API Gateway
+    /// answers and the user pool (if any) exists. The error keeps AWS's own
+    /// words for the log; the probe's answer shows only its kind.
     pub(super) async fn health(&self) -> Result<()> {
         if !self.owners.is_loaded() {
-            return Err(CredentialError::Unavailable {
-                operation: "load owner index",
-                detail: "the first load from AWS has not finished".into(),
-            });
+            return Err(self
+                .owners
+                .load_failure()
+                .unwrap_or(CredentialError::Failed {
+                    operation: "load owner index",
+                    kind: FailureKind::Starting,
+                    detail: "the first load from AWS has not finished".into(),
+                }));
         }
         let cached = self
             .health
@@ -32,31 +38,25 @@ impl Inner {
             .as_ref()
             .filter(|(at, _)| at.elapsed() < HEALTH_TTL)
             .map(|(_, result)| result.clone());
-        let result = match cached {
-            Some(result) => result,
-            None => {
-                let result = async {
-                    self.keys.ping(&self.aws).await?;
-                    if let Some(clients) = &self.clients {
-                        if !clients.pool_exists(&self.aws).await? {
-                            return Err(CredentialError::Backend {
-                                operation: "DescribeUserPool",
-                                detail: "the user pool does not exist".into(),
-                            });
-                        }
-                    }
-                    Ok(())
+        if let Some(result) = cached {
+            return result;
+        }
+        let result = async {
+            self.keys.ping(&self.aws).await?;
+            if let Some(clients) = &self.clients {
+                if !clients.pool_exists(&self.aws).await? {
+                    return Err(CredentialError::Failed {
+                        operation: "DescribeUserPool",
+                        kind: FailureKind::AwsNotFound,
+                        detail: "the user pool does not exist".into(),
+                    });
                 }
-                .await
-                .map_err(|e: CredentialError| e.to_string());
-                *self.health.lock().expect("health lock") = Some((Instant::now(), result.clone()));
-                result
             }
-        };
-        result.map_err(|detail| CredentialError::Unavailable {
-            operation: "health check",
-            detail,
-        })
+            Ok(())
+        }
+        .await;
+        *self.health.lock().expect("health lock") = Some((Instant::now(), result.clone()));
+        result
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::{apigateway, cognito, create::attach_companion, Inner};
 use crate::credentials::index::Index;
 use crate::credentials::{
-    AppId, Credential, CredentialKind, CredentialRef, Email, Result, AUDIT_TARGET,
+    AppId, Credential, CredentialError, CredentialKind, CredentialRef, Email, Result, AUDIT_TARGET,
 };
 
 /// How old every duplicate of an app's key must be before a refresh settles
@@ -94,6 +94,9 @@ pub(super) struct OwnerIndex {
     misses: Mutex<HashMap<Email, Instant>>,
     /// Set once the first full load has finished.
     loaded: AtomicBool,
+    /// Why the last load failed, until one succeeds: the reason `/readyz`
+    /// gives while unready.
+    load_failure: Mutex<Option<CredentialError>>,
 }
 
 impl OwnerIndex {
@@ -103,6 +106,7 @@ impl OwnerIndex {
             journal: Mutex::new(None),
             misses: Mutex::new(HashMap::new()),
             loaded: AtomicBool::new(false),
+            load_failure: Mutex::new(None),
         }
     }
 
@@ -181,6 +185,10 @@ impl OwnerIndex {
         self.loaded.load(Ordering::Acquire)
     }
 
+    pub(super) fn load_failure(&self) -> Option<CredentialError> {
+        self.load_failure.lock().expect("load failure lock").clone()
+    }
+
     /// Replaces the index with what `listing` finds, keeping the changes
     /// made while it ran; on error, keeps the index as it is. Returns the
     /// number of credentials indexed.
@@ -199,7 +207,10 @@ impl OwnerIndex {
             .expect("journal lock")
             .take()
             .unwrap_or_default();
-        let fresh = merge(listed?, journal);
+        let listed = listed.inspect_err(|err| {
+            *self.load_failure.lock().expect("load failure lock") = Some(err.clone());
+        })?;
+        let fresh = merge(listed, journal);
         let count = fresh.len();
         *index = fresh;
         drop(index);
@@ -300,7 +311,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::credentials::{CredentialError, Origin, Secret};
+    use crate::credentials::{CredentialError, FailureKind, Origin, Secret};
     use crate::secret::Redacted;
 
     const SETTLED: u64 = SETTLE.as_millis() as u64;
@@ -403,13 +414,16 @@ mod tests {
                 "aws:02",
                 2,
             ))));
-            Err(CredentialError::Unavailable {
+            Err(CredentialError::Failed {
                 operation: "GetApiKeys",
+                kind: FailureKind::AwsThrottled,
                 detail: "throttled".into(),
             })
         };
         assert!(owners.refresh(listing).await.is_err());
         assert!(!owners.is_loaded());
+        let why = owners.load_failure().and_then(|e| e.failure());
+        assert_eq!(why, Some(("GetApiKeys", FailureKind::AwsThrottled)));
         assert_eq!(ids(owners.owned_by(&email("jo@corp.com"))), ["k1", "k2"]);
         assert!(owners.journal.lock().unwrap().is_none());
         // Misses are forgotten only by a refresh that succeeded.

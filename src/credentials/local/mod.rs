@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use super::index::Index;
 use super::{
     generate, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
-    CredentialRef, CredentialSpec, Email, Result, Revoked, Secret,
+    CredentialRef, CredentialSpec, Email, FailureKind, Result, Revoked, Secret,
 };
 use crate::clock::Clock;
 use crate::secret::Redacted;
@@ -45,9 +45,13 @@ pub struct LocalStore {
     clock: Clock,
 }
 
+/// A store failure: answered as `storage_failed` and the step that failed;
+/// the underlying error (and the path, which says where the data lives)
+/// goes to the log only.
 fn storage_error(operation: &'static str, err: impl std::fmt::Display) -> CredentialError {
-    CredentialError::Backend {
+    CredentialError::Failed {
         operation,
+        kind: FailureKind::StorageFailed,
         detail: err.to_string(),
     }
 }
