@@ -7,27 +7,12 @@
 use std::time::Duration;
 
 use crate::harness::emulator::{app, expected_failure, AwsEnv};
-use crate::harness::proxy::Fault;
+use crate::harness::proxy::{answer_without_aws_words as answer, Fault};
 use keyhook::credentials::CredentialKind;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const DENIED: Fault = Fault::Status(403, "AccessDeniedException");
-
-/// The status and body of `response`, which says nothing of AWS's message.
-async fn answer(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    for leak in [
-        "arn:",
-        "123456789012",
-        "not authorized",
-        "AccessDeniedException",
-    ] {
-        assert!(!text.contains(leak), "{leak:?} in {text}");
-    }
-    (status, serde_json::from_str(&text).unwrap())
-}
 
 #[tokio::test]
 async fn a_denied_probe_is_unready_for_that_reason_alone() {

@@ -25,6 +25,17 @@ pub const DENIED_MESSAGE: &str = "User: arn:aws:sts::123456789012:assumed-role/k
 pub const FAULT_MESSAGE: &str =
     "injected by the test proxy for arn:aws:iam::123456789012:role/keyhook";
 
+/// The status and JSON body of `response`, after checking that the body
+/// repeats nothing of an injected AWS message.
+pub async fn answer_without_aws_words(response: reqwest::Response) -> (reqwest::StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    for leak in ["arn:", "123456789012", "not authorized", "Exception"] {
+        assert!(!text.contains(leak), "{leak:?} in {text}");
+    }
+    (status, serde_json::from_str(&text).unwrap())
+}
+
 #[derive(Debug, Clone)]
 pub enum Fault {
     /// Answer with this status and `x-amzn-ErrorType`.
