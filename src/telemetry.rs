@@ -91,6 +91,7 @@ pub mod audit {
             Created::New => event("created", origin, credential),
             // A portal retry or a concurrent first login: nothing new.
             Created::Existing => event("create_replayed", origin, credential),
+            Created::Updated => event("updated", origin, credential),
         }
     }
 

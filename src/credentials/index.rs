@@ -74,7 +74,7 @@ impl Index {
 
     pub(crate) fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
         match target {
-            CredentialRef::Id(id, _) => self.by_id.get(id),
+            CredentialRef::Id(id, ..) => self.by_id.get(id),
             CredentialRef::App(app, kind) => self
                 .by_app
                 .get(&(app.clone(), *kind))

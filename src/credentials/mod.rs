@@ -4,8 +4,10 @@
 //! A credential belongs to an *owner* (the developer's email, the key a ReadMe
 //! login looks up) and to an *app* (the Sensedia app, or the ReadMe reader's
 //! own provisioned app). Creating the same app twice yields the same
-//! credential: that is what makes portal retries and concurrent first logins
-//! safe.
+//! credential, brought in step with the request (the credential follows its
+//! app to a new developer): that is what makes portal retries and concurrent
+//! first logins safe. Update and revoke reach only a credential keyhook
+//! issued, through the app it was issued to ([`CredentialRef::admit`]).
 
 pub mod aws;
 mod email;
@@ -93,6 +95,18 @@ impl AppId {
         AppId(format!("readme:{reader}"))
     }
 
+    /// A key made by hand (in the console, not by keyhook): its own app,
+    /// named by its id, so no request can speak for it.
+    pub fn hand_made_key(id: &str) -> Self {
+        AppId(format!("apikey:{id}"))
+    }
+
+    /// Whether keyhook issued the credential of this app (a hand-made key's
+    /// app is its own, see [`AppId::hand_made_key`]).
+    pub fn issued_by_keyhook(&self) -> bool {
+        !self.0.starts_with("apikey:")
+    }
+
     /// Rebuilds an identity read back from storage.
     pub fn from_stored(raw: impl Into<String>) -> Self {
         AppId(raw.into())
@@ -167,6 +181,16 @@ impl Credential {
         }
     }
 
+    /// Whether this credential already is what `spec` asks for (owner,
+    /// label, plans, APIs): a retried create then changes nothing.
+    pub(crate) fn matches(&self, spec: &CredentialSpec) -> bool {
+        self.kind() == spec.kind
+            && self.owner == spec.owner
+            && self.label == spec.label
+            && self.usage_plans == spec.usage_plans
+            && self.api_ids == spec.api_ids
+    }
+
     /// This credential re-synced with `spec`: its owner, label, plans and
     /// APIs. The id, secret and app identity stay (retries are matched on
     /// the app), and so does the kind: a spec of another kind is refused.
@@ -191,35 +215,91 @@ impl Credential {
 
 /// How a caller names an existing credential: by its id when it has one, by
 /// the app it was issued for otherwise; with the kind the caller says it is,
-/// which tells a backend where to look.
+/// which tells a backend where to look. A caller naming an id also says which
+/// app it speaks for, when it does ([`Claim`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialRef {
-    Id(String, CredentialKind),
+    Id(String, CredentialKind, Claim),
     App(AppId, CredentialKind),
+}
+
+/// The app a request naming a credential by id speaks for. A credential is
+/// acted on only through the app it was issued to: anything else is
+/// reported exactly as an unknown id, so a caller cannot learn that a
+/// credential of another app (or one made by hand) exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The request names no app: it acts within the credential's own app.
+    None,
+    /// The request names its app (a slug): the credential must be its.
+    App(AppId),
+    /// The request names its developer and app name, which an edit may just
+    /// have changed: the credential must be of the app so named, or owned by
+    /// that developer (never someone else's).
+    Named(AppId, Email),
 }
 
 impl CredentialRef {
     pub fn kind(&self) -> CredentialKind {
         match self {
-            CredentialRef::Id(_, kind) | CredentialRef::App(_, kind) => *kind,
+            CredentialRef::Id(_, kind, _) | CredentialRef::App(_, kind) => *kind,
         }
+    }
+
+    /// `found`, what this reference resolved to, if the caller may act on
+    /// it: keyhook issued it, to the app the caller speaks for (compared by
+    /// `same_app(requested, stored)`, as the backend stores identities).
+    /// Otherwise `NotFound`, as for an unknown id; a credential of another
+    /// kind than the caller said is refused (409), as update always did.
+    pub(crate) fn admit(
+        &self,
+        found: Option<Credential>,
+        same_app: impl Fn(&AppId, &AppId) -> bool,
+    ) -> Result<Credential> {
+        let not_found = || CredentialError::NotFound(self.clone());
+        let found = found.ok_or_else(not_found)?;
+        let claimed = match self {
+            CredentialRef::App(app, _) | CredentialRef::Id(_, _, Claim::App(app)) => {
+                same_app(app, &found.app)
+            }
+            CredentialRef::Id(_, _, Claim::Named(app, developer)) => {
+                same_app(app, &found.app) || found.owner == *developer
+            }
+            CredentialRef::Id(_, _, Claim::None) => true,
+        };
+        if !found.app.issued_by_keyhook() || !claimed {
+            return Err(not_found());
+        }
+        if found.kind() != self.kind() {
+            return Err(CredentialError::Invalid(format!(
+                "credential {} is a {}, not a {}",
+                found.id,
+                found.kind(),
+                self.kind()
+            )));
+        }
+        Ok(found)
     }
 }
 
 impl fmt::Display for CredentialRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialRef::Id(id, kind) => write!(f, "{kind} {id}"),
+            CredentialRef::Id(id, kind, _) => write!(f, "{kind} {id}"),
             CredentialRef::App(app, kind) => write!(f, "{kind} of app {app}"),
         }
     }
 }
 
-/// Whether `create` made something new or found the app's credential.
+/// Whether `create` made something new or found the app's credential, as
+/// it was or brought in step with the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
     New,
     Existing,
+    /// The app's credential existed and was changed to match the request
+    /// (another owner, label or plans).
+    Updated,
 }
 
 /// What `revoke` removed, if anything.
@@ -361,16 +441,22 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// address), oldest first.
     async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>>;
 
-    /// Issues the credential `spec` describes, or returns the one already
-    /// issued for the same app and kind. Concurrent calls for one app converge
-    /// on a single credential.
+    /// Ensures the app's credential of this kind is what `spec` describes:
+    /// issues it, or brings the one already issued for the same app and kind
+    /// in step (owner, label, plans, scopes) and returns it (`Existing`). A
+    /// retry with the same spec changes nothing. Concurrent calls for one app
+    /// converge on a single credential.
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)>;
 
-    /// Re-syncs an existing credential with `spec` (plans, scopes, label).
+    /// Re-syncs an existing credential with `spec` (owner, plans, scopes,
+    /// label). Only a credential keyhook issued, named through its own app
+    /// ([`CredentialRef::admit`]): anything else is `NotFound`.
     async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential>;
 
-    /// Makes a credential unusable and invisible. Unknown credentials are not
-    /// an error: the caller wanted it gone, and it is.
+    /// Makes a credential unusable and invisible. As for update, only a
+    /// credential keyhook issued, named through its own app: anything else,
+    /// an unknown id included, is `NotFound`; another kind is `Invalid`.
+    /// `Revoked::NotFound` when it went away while being revoked.
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked>;
 
     /// Whether the backend can serve requests now.
@@ -400,5 +486,62 @@ mod tests {
         for kind in kinds {
             assert!(readme.contains(&format!("| `{kind}` |")), "{kind}");
         }
+    }
+
+    fn key(id: &str, app: AppId, owner: &str) -> Credential {
+        Credential {
+            id: id.into(),
+            owner: Email::parse(owner).unwrap(),
+            app,
+            label: "app".into(),
+            origin: Origin::Sensedia,
+            secret: Secret::ApiKey {
+                value: Redacted::new("v".into()),
+            },
+            usage_plans: Vec::new(),
+            api_ids: Vec::new(),
+            custom: BTreeMap::new(),
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_reference_admits_only_a_credential_keyhook_issued_to_its_app() {
+        let same = |a: &AppId, b: &AppId| a == b;
+        let mine = AppId::sensedia_slug("mine");
+        let jo = Email::parse("jo@corp.com").unwrap();
+        let named = AppId::sensedia_named(&jo, "Old name");
+        let by = |claim| CredentialRef::Id("k1".into(), CredentialKind::ApiKey, claim);
+        let admitted = |r: &CredentialRef, c: Credential| r.admit(Some(c), same);
+        let is_not_found = |r: Result<Credential>| matches!(r, Err(CredentialError::NotFound(_)));
+
+        for claim in [Claim::None, Claim::App(mine.clone())] {
+            assert!(admitted(&by(claim), key("k1", mine.clone(), "jo@corp.com")).is_ok());
+        }
+        // Another app's credential, through this app; a hand-made key,
+        // through any; nothing at all: one answer.
+        let theirs = key("k1", AppId::sensedia_slug("theirs"), "al@corp.com");
+        assert!(is_not_found(admitted(
+            &by(Claim::App(mine.clone())),
+            theirs.clone()
+        )));
+        let hand_made = key("k1", AppId::hand_made_key("k1"), "al@corp.com");
+        assert!(is_not_found(admitted(&by(Claim::None), hand_made.clone())));
+        assert!(is_not_found(admitted(
+            &CredentialRef::App(AppId::hand_made_key("k1"), CredentialKind::ApiKey),
+            hand_made
+        )));
+        assert!(is_not_found(by(Claim::None).admit(None, same)));
+        // Without a slug: the app so named, or (a rename) one of the
+        // developer's own; never someone else's.
+        let renamed = Claim::Named(AppId::sensedia_named(&jo, "New name"), jo.clone());
+        assert!(admitted(&by(renamed.clone()), key("k1", named, "jo@corp.com")).is_ok());
+        assert!(is_not_found(admitted(&by(renamed), theirs)));
+        // The wrong kind is refused, as update always did.
+        let wrong = CredentialRef::Id("k1".into(), CredentialKind::ClientCredentials, Claim::None);
+        assert!(matches!(
+            admitted(&wrong, key("k1", mine, "jo@corp.com")),
+            Err(CredentialError::Invalid(_))
+        ));
     }
 }

@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 
-use crate::credentials::{CredentialKind, CredentialProvider, Origin};
+use crate::credentials::{
+    CredentialError, CredentialKind, CredentialProvider, CredentialRef, Origin, Revoked,
+};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::telemetry::audit;
@@ -33,8 +35,9 @@ impl SensediaDoor {
         SensediaDoor { provider, kind }
     }
 
-    /// Issues the app's credential, or hands back the one already issued to
-    /// it: the portal may retry.
+    /// Issues the app's credential, or brings the one already issued to it
+    /// in step with the request (a new developer takes it over) and hands it
+    /// back: the portal may retry.
     pub async fn create(
         &self,
         request: CreateCredentialsRequest,
@@ -54,12 +57,25 @@ impl SensediaDoor {
         Ok(())
     }
 
-    /// Makes the credential unusable; an unknown one is already gone.
+    /// Makes the credential unusable. A credential named by id that this
+    /// request may not act on answers 404 exactly as an unknown id, so its
+    /// existence is not told. An app with no credential (of this kind) left
+    /// has nothing to revoke: 204, so a portal's retry by app succeeds.
     pub async fn revoke(&self, request: CredentialRequest) -> Result<(), ApiError> {
         let target = request.target(self.kind)?;
-        let outcome = self.provider.revoke(&target).await?;
+        let outcome = match self.provider.revoke(&target).await {
+            Err(CredentialError::NotFound(_)) if matches!(target, CredentialRef::App(..)) => {
+                Revoked::NotFound
+            }
+            outcome => outcome?,
+        };
         audit::revoked(Origin::Sensedia, &target, &outcome);
-        Ok(())
+        match (outcome, &target) {
+            (Revoked::NotFound, CredentialRef::Id(..)) => {
+                Err(CredentialError::NotFound(target).into())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// As `/readyz`: unready answers the reason in a word, never the detail.

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::credentials::{
-    AppId, Credential, CredentialKind, CredentialRef, CredentialSpec, Email, InvalidEmail, Origin,
-    Secret,
+    AppId, Claim, Credential, CredentialKind, CredentialRef, CredentialSpec, Email, InvalidEmail,
+    Origin, Secret,
 };
 
 const MAX_APP_NAME: usize = 256;
@@ -256,6 +256,18 @@ impl AppFields {
         }
     }
 
+    /// The app a request naming a credential by id speaks for: its slug,
+    /// else its developer and name, else none (see [`Claim`]).
+    fn claim(&self) -> Result<Claim, InvalidRequest> {
+        if let Some(slug) = self.slug()? {
+            return Ok(Claim::App(slug));
+        }
+        match self.identity()? {
+            Some(named) => Ok(Claim::Named(named, self.developer()?)),
+            None => Ok(Claim::None),
+        }
+    }
+
     fn api_ids_and_plans(&self) -> Result<(Vec<String>, Vec<String>), InvalidRequest> {
         if self.apis.len() > MAX_APIS {
             return Err(InvalidRequest::TooManyApis);
@@ -310,7 +322,7 @@ impl CredentialRequest {
                 .transpose()?,
         };
         if let Some(id) = id {
-            return Ok(CredentialRef::Id(id, kind));
+            return Ok(CredentialRef::Id(id, kind, self.app.claim()?));
         }
         match self.app.identity()? {
             Some(app) => Ok(CredentialRef::App(app, kind)),
@@ -392,12 +404,26 @@ mod tests {
         let by_key = request(json!({"apiKeyId": "abc123defg", "appSlug": "s1"}));
         assert_eq!(
             by_key.target(CredentialKind::ClientCredentials).unwrap(),
-            CredentialRef::Id("abc123defg".into(), CredentialKind::ApiKey)
+            CredentialRef::Id(
+                "abc123defg".into(),
+                CredentialKind::ApiKey,
+                Claim::App(AppId::sensedia_slug("s1"))
+            )
         );
         let by_client = request(json!({"credentialType": "CLIENT_CREDENTIALS", "clientId": "c1"}));
         assert_eq!(
             by_client.target(CredentialKind::ApiKey).unwrap(),
-            CredentialRef::Id("c1".into(), CredentialKind::ClientCredentials)
+            CredentialRef::Id("c1".into(), CredentialKind::ClientCredentials, Claim::None)
+        );
+        let by_name = request(json!({"clientId": "c1", "developer": "D@x.io", "appName": "A"}));
+        let developer = Email::parse("d@x.io").unwrap();
+        assert_eq!(
+            by_name.target(CredentialKind::ApiKey).unwrap(),
+            CredentialRef::Id(
+                "c1".into(),
+                CredentialKind::ClientCredentials,
+                Claim::Named(AppId::sensedia_named(&developer, "A"), developer)
+            )
         );
         let by_slug = request(json!({"appSlug": "s1"}));
         assert_eq!(

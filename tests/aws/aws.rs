@@ -95,14 +95,14 @@ async fn api_key_walkthrough_create_login_update_revoke() {
         let line = format!("keyhook_aws_calls_total{{operation=\"{op}\",outcome=\"ok\"}}");
         assert!(metrics.contains(&line), "{line} missing");
     }
-    // Revoking again is not an error.
+    // Revoking again: it is gone, as an unknown id.
     let response = server
         .sensedia(
             "revokeCredentials",
             &json!({"apiKeyId": key_id, "credentialType": "API_KEY"}),
         )
         .await;
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
     server.stop().await;
 }
 
@@ -538,4 +538,236 @@ async fn check_verifies_the_configured_usage_plan_and_user_pool() {
     let (ok, text) = check(&[("KEYHOOK_COGNITO_USER_POOL_ID", "us-east-1_nopool")]);
     assert!(!ok, "{text}");
     assert!(text.contains("KEYHOOK_COGNITO_USER_POOL_ID"), "{text}");
+}
+
+/// The one key named `owner` in AWS: (id, description, enabled, plans).
+async fn only_key(env: &AwsEnv, owner: &str) -> (String, Option<String>, bool, Vec<String>) {
+    let keys = env.keys_named(owner).await;
+    assert_eq!(keys.len(), 1, "{owner}: {keys:?}");
+    let id = keys[0].id().unwrap().to_string();
+    let plans = env.plans_of(&id).await;
+    (
+        id,
+        keys[0].description().map(str::to_string),
+        keys[0].enabled(),
+        plans,
+    )
+}
+
+/// `route` with `body` answers 404, and its body is exactly the one an id
+/// keyhook never issued gets.
+async fn refused_as_unknown(server: &TestApp, route: &str, body: &Value, id: &str) {
+    let response = server.sensedia(route, body).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "{route} {body}");
+    let refused = response.text().await.unwrap().replace(id, "ID");
+    let mut unknown = body.clone();
+    for field in ["apiKeyId", "clientId"] {
+        if unknown.get(field).is_some() {
+            unknown[field] = json!("zzzzzzzzzz");
+        }
+    }
+    let response = server.sensedia(route, &unknown).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let unknown = response.text().await.unwrap().replace("zzzzzzzzzz", "ID");
+    assert_eq!(refused, unknown, "{route} {body}");
+}
+
+#[tokio::test]
+async fn a_hand_made_key_is_never_updated_revoked_or_shown_through_sensedia() {
+    let env = AwsEnv::new(2).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
+    let owner = "console-owner@corp.com";
+    let value = env.hand_made_key(owner, true).await;
+    let (id, description, _, _) = only_key(&env, owner).await;
+    env.apigw
+        .create_usage_plan_key()
+        .usage_plan_id(p0)
+        .key_id(&id)
+        .key_type("API_KEY")
+        .send()
+        .await
+        .unwrap();
+    let before = only_key(&env, owner).await;
+    assert_eq!(before, (id.clone(), description, true, vec![p0.clone()]));
+
+    let requester = "requester-hm@corp.com";
+    server
+        .create(&app(requester, "hmreq", &env.seed.api_id, &[p1]))
+        .await;
+    let mut update = app(requester, "hmreq", &env.seed.api_id, &[p1]);
+    update["apiKeyId"] = json!(id);
+    refused_as_unknown(&server, "updateCredentials", &update, &id).await;
+    let mut id_only_update = app(requester, "x", &env.seed.api_id, &[p1]);
+    id_only_update.as_object_mut().unwrap().remove("appSlug");
+    id_only_update["apiKeyId"] = json!(id);
+    refused_as_unknown(&server, "updateCredentials", &id_only_update, &id).await;
+    for revoke in [
+        json!({"apiKeyId": id, "credentialType": "API_KEY", "appSlug": "hmreq"}),
+        json!({"apiKeyId": id, "credentialType": "API_KEY"}),
+    ] {
+        refused_as_unknown(&server, "revokeCredentials", &revoke, &id).await;
+    }
+
+    assert_eq!(only_key(&env, owner).await, before, "untouched in AWS");
+    let shown = server.login_keys(requester).await.unwrap();
+    assert!(
+        !shown.iter().any(|k| k["apiKey"] == json!(value)),
+        "{shown:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn another_apps_key_named_with_this_apps_slug_is_404_and_untouched() {
+    let env = AwsEnv::new(2).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
+    let (victim, attacker) = ("victim-aws@corp.com", "attacker-aws@corp.com");
+    let theirs = server
+        .create(&app(victim, "victimaws", &env.seed.api_id, &[p0]))
+        .await;
+    server
+        .create(&app(attacker, "attackeraws", &env.seed.api_id, &[p1]))
+        .await;
+    let their_id = theirs["apiKeyId"].as_str().unwrap().to_string();
+    let before = only_key(&env, victim).await;
+
+    let mut update = app(attacker, "attackeraws", &env.seed.api_id, &[p1]);
+    update["apiKeyId"] = json!(their_id);
+    refused_as_unknown(&server, "updateCredentials", &update, &their_id).await;
+    let revoke =
+        json!({"apiKeyId": their_id, "credentialType": "API_KEY", "appSlug": "attackeraws"});
+    refused_as_unknown(&server, "revokeCredentials", &revoke, &their_id).await;
+
+    assert_eq!(only_key(&env, victim).await, before);
+    let shown = server.login_keys(attacker).await.unwrap();
+    assert!(!shown.iter().any(|k| k["apiKey"] == theirs["apiKey"]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_with_the_wrong_credential_type_is_409_and_revokes_nothing() {
+    let env = AwsEnv::new(1).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let p0 = &env.seed.plans[0];
+    let dev = "wrongkind@corp.com";
+    let created = server
+        .create(&app(dev, "wrongkind", &env.seed.api_id, &[p0]))
+        .await;
+    let before = only_key(&env, dev).await;
+    for route in ["revokeCredentials", "updateCredentials"] {
+        let mut body = app(dev, "wrongkind", &env.seed.api_id, &[p0]);
+        body["credentialType"] = json!("CLIENT_CREDENTIALS");
+        body["clientId"] = created["apiKeyId"].clone();
+        let response = server.sensedia(route, &body).await;
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{route}");
+    }
+    assert_eq!(only_key(&env, dev).await, before);
+    assert_eq!(server.login_keys(dev).await.unwrap().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn create_for_an_existing_slug_with_a_new_developer_moves_the_key_in_aws() {
+    let env = AwsEnv::new(3).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let [p0, p1, p2] = [&env.seed.plans[0], &env.seed.plans[1], &env.seed.plans[2]];
+    let (old, new) = ("first-owner@corp.com", "second-owner@corp.com");
+    let first = server
+        .create(&app(old, "movingapp", &env.seed.api_id, &[p0, p1]))
+        .await;
+    let mut moved = app(new, "movingapp", &env.seed.api_id, &[p1, p2]);
+    moved["appName"] = json!("Moved app");
+    assert_eq!(server.create(&moved).await, first);
+
+    let id = first["apiKeyId"].as_str().unwrap().to_string();
+    assert!(env.keys_named(old).await.is_empty());
+    assert_eq!(
+        only_key(&env, new).await,
+        (
+            id.clone(),
+            Some("Moved app".into()),
+            true,
+            vec![p1.clone(), p2.clone()]
+        )
+    );
+    assert_eq!(server.login_keys(old).await, Err(StatusCode::NOT_FOUND));
+    assert_eq!(
+        server.login_keys(new).await.unwrap(),
+        vec![json!({"name": "Moved app", "apiKey": first["apiKey"]})]
+    );
+
+    // A retry changes nothing, in AWS or in the answer.
+    env.proxy.reset_calls();
+    assert_eq!(server.create(&moved).await, first);
+    for op in [
+        "UpdateApiKey",
+        "CreateApiKey",
+        "CreateUsagePlanKey",
+        "DeleteUsagePlanKey",
+    ] {
+        assert_eq!(env.proxy.count(op), 0, "{op}: {:?}", env.proxy.counts());
+    }
+    assert_eq!(
+        only_key(&env, new).await,
+        (
+            id,
+            Some("Moved app".into()),
+            true,
+            vec![p1.clone(), p2.clone()]
+        )
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn update_for_the_same_app_with_a_new_developer_moves_the_key_in_aws() {
+    let env = AwsEnv::new(2).await;
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
+    let (old, new) = ("upd-first@corp.com", "upd-second@corp.com");
+    let first = server
+        .create(&app(old, "updmoving", &env.seed.api_id, &[p0]))
+        .await;
+    let mut moved = app(new, "updmoving", &env.seed.api_id, &[p1]);
+    moved["apiKeyId"] = first["apiKeyId"].clone();
+    let response = server.sensedia("updateCredentials", &moved).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(env.keys_named(old).await.is_empty());
+    let (id, _, enabled, plans) = only_key(&env, new).await;
+    assert_eq!(
+        (id.as_str(), enabled),
+        (first["apiKeyId"].as_str().unwrap(), true)
+    );
+    assert_eq!(plans, vec![p1.clone()]);
+    assert_eq!(server.login_keys(old).await, Err(StatusCode::NOT_FOUND));
+    assert_eq!(
+        server.login_keys(new).await.unwrap(),
+        vec![json!({"name": "App updmoving", "apiKey": first["apiKey"]})]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn create_for_an_existing_slug_with_a_new_developer_moves_the_app_client() {
+    let env = AwsEnv::new(1).await;
+    let server = env
+        .spawn(&env.config(CredentialKind::ClientCredentials))
+        .await;
+    let p0 = &env.seed.plans[0];
+    let (old, new) = ("client-first@corp.com", "client-second@corp.com");
+    let first = server
+        .create(&app(old, "clientmoving", &env.seed.api_id, &[p0]))
+        .await;
+    let moved = app(new, "clientmoving", &env.seed.api_id, &[p0]);
+    let again = server.create(&moved).await;
+    assert_eq!(again["clientId"], first["clientId"]);
+    assert!(env.clients_of(old).await.is_empty());
+    let clients = env.clients_of(new).await;
+    assert_eq!(clients.len(), 1, "{clients:?}");
+    assert_eq!(json!(clients[0].0), first["clientId"]);
+    assert_eq!(server.login_keys(old).await, Err(StatusCode::NOT_FOUND));
+    assert_eq!(server.login_keys(new).await.unwrap().len(), 1);
+    server.stop().await;
 }

@@ -21,8 +21,9 @@ use crate::harness::emulator::{expected_failure, Emulator};
 use crate::harness::moto::sdk_config;
 use crate::harness::proxy::{Fault, Proxy};
 use crate::harness::TestApp;
+use keyhook::credentials::aws::app_key;
 use keyhook::credentials::aws::settings::RevokeMode;
-use keyhook::credentials::CredentialKind;
+use keyhook::credentials::{AppId, CredentialKind};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -245,13 +246,17 @@ impl Case {
                 made.client = created["clientId"].as_str().map(str::to_string);
             }
             KeyRevokeCold => {
-                // Made after keyhook loaded its index: it must ask AWS.
+                // Made after keyhook loaded its index (by another replica:
+                // tagged with its app): it must ask AWS.
+                let app = app_key(&AppId::sensedia_slug(&self.slug));
                 let key = self
                     .emu
                     .apigw
                     .create_api_key()
                     .name(&self.owner)
                     .enabled(true)
+                    .tags("keyhook:app", app.hash())
+                    .tags("keyhook:origin", "sensedia")
                     .send()
                     .await
                     .map_err(|e| e.to_string())?;

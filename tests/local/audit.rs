@@ -50,6 +50,10 @@ async fn every_credential_change_is_one_audit_event_without_the_secret() {
     let mut update = app.clone();
     update["appName"] = json!("Audited v2");
     server.sensedia("updateCredentials", &update).await;
+    // A create for the app with another developer hands it over.
+    let mut moved = update.clone();
+    moved["developer"] = json!("aud2@corp.com");
+    server.sensedia("createCredentials", &moved).await;
     server.sensedia("revokeCredentials", &app).await;
     let provisioned = server.login_keys("reader@corp.com").await.unwrap();
     server.stop().await;
@@ -74,6 +78,7 @@ async fn every_credential_change_is_one_audit_event_without_the_secret() {
         [
             ("created", "sensedia"),
             ("updated", "sensedia"),
+            ("updated", "sensedia"),
             ("revoked", "sensedia"),
             ("created", "readme"),
         ],
@@ -88,15 +93,17 @@ async fn every_credential_change_is_one_audit_event_without_the_secret() {
             "slug:audited1",
             "slug:audited1",
             "slug:audited1",
+            "slug:audited1",
             "readme:reader@corp.com"
         ],
         "{text}"
     );
     assert_eq!(events[0]["owner"], "aud@corp.com");
     assert_eq!(events[0]["credential_id"], created["apiKeyId"]);
-    assert_eq!(events[2]["owner"], "aud@corp.com");
-    assert_eq!(events[2]["credential_id"], created["apiKeyId"]);
-    assert_eq!(events[3]["owner"], "reader@corp.com");
+    assert_eq!(events[2]["owner"], "aud2@corp.com");
+    assert_eq!(events[3]["owner"], "aud2@corp.com");
+    assert_eq!(events[3]["credential_id"], created["apiKeyId"]);
+    assert_eq!(events[4]["owner"], "reader@corp.com");
     for secret in [&created["apiKey"], &provisioned[0]["apiKey"]] {
         assert!(
             !text.contains(secret.as_str().unwrap()),

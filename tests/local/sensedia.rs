@@ -43,6 +43,19 @@ async fn assert_no_content(response: Response) {
     assert_eq!(response.bytes().await.unwrap().len(), 0);
 }
 
+/// What the store (closed, in `dir`) holds for `owner`.
+async fn stored(dir: &std::path::Path, owner: &str) -> Vec<keyhook::credentials::Credential> {
+    let store = LocalStore::open(dir, keyhook::clock::system()).unwrap();
+    store
+        .find_by_owner(&Email::parse(owner).unwrap())
+        .await
+        .unwrap()
+}
+
+fn plans(credentials: Vec<keyhook::credentials::Credential>) -> Vec<Vec<String>> {
+    credentials.into_iter().map(|c| c.usage_plans).collect()
+}
+
 #[tokio::test]
 async fn the_official_example_issues_an_api_key() {
     let app = TestApp::local().await;
@@ -173,11 +186,7 @@ async fn update_resyncs_the_usage_plans() {
     ]);
     assert_no_content(app.sensedia("updateCredentials", &update).await).await;
     let dir = app.stop().await.unwrap();
-    let store = LocalStore::open(dir.path(), keyhook::clock::system()).unwrap();
-    let stored = store
-        .find_by_owner(&Email::parse("email@mycompany.com").unwrap())
-        .await
-        .unwrap();
+    let stored = stored(dir.path(), "email@mycompany.com").await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].usage_plans, ["2fm68w", "3gn79x"]);
     assert_eq!(stored[0].api_ids, ["5aba4csvd4", "6bcb5dtwe5"]);
@@ -213,11 +222,14 @@ async fn revoke_answers_204_and_the_key_leaves_the_readme_login() {
 async fn revoke_by_app_slug_without_an_id_removes_the_key() {
     let app = TestApp::local().await;
     app.create(&official_example()).await;
-    assert_no_content(
-        app.sensedia("revokeCredentials", &json!({"appSlug": "590d83b5c05f"}))
-            .await,
-    )
-    .await;
+    // A retry by app finds nothing left to revoke: still 204.
+    for _ in 0..2 {
+        assert_no_content(
+            app.sensedia("revokeCredentials", &json!({"appSlug": "590d83b5c05f"}))
+                .await,
+        )
+        .await;
+    }
     assert_eq!(
         app.visible_keys("email@mycompany.com").await,
         Vec::<Value>::new()
@@ -225,22 +237,27 @@ async fn revoke_by_app_slug_without_an_id_removes_the_key() {
 }
 
 #[tokio::test]
-async fn revoking_an_unknown_credential_is_204() {
+async fn revoking_an_unknown_credential_is_404_json() {
     let app = TestApp::local().await;
-    assert_no_content(
+    assert_error(
         app.sensedia("revokeCredentials", &json!({"apiKeyId": "zzzzzzzzzz"}))
             .await,
+        StatusCode::NOT_FOUND,
     )
     .await;
 }
 
 #[tokio::test]
-async fn revoking_an_already_revoked_credential_is_204() {
+async fn revoking_an_already_revoked_credential_is_404() {
     let app = TestApp::local().await;
     let created = app.create(&official_example()).await;
     let revoke = json!({"apiKeyId": created["apiKeyId"]});
     assert_no_content(app.sensedia("revokeCredentials", &revoke).await).await;
-    assert_no_content(app.sensedia("revokeCredentials", &revoke).await).await;
+    assert_error(
+        app.sensedia("revokeCredentials", &revoke).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -630,4 +647,162 @@ async fn bad_input_never_changes_stored_credentials() {
         Vec::<Value>::new()
     );
     assert_eq!(app.create(&official_example()).await, created);
+}
+
+/// The error body `route` answers for `body`, which must be a 404.
+async fn not_found_body(app: &TestApp, route: &str, body: &Value) -> Value {
+    assert_error(app.sensedia(route, body).await, StatusCode::NOT_FOUND).await
+}
+
+#[tokio::test]
+async fn another_apps_key_named_with_this_apps_slug_is_404_and_untouched() {
+    let app = TestApp::local().await;
+    let victim = app.create_app("victim@corp.com", "victimapp").await;
+    let attacker = app.create_app("attacker@corp.com", "attackerapp").await;
+    let victim_keys = app.visible_keys("victim@corp.com").await;
+    let attacker_keys = app.visible_keys("attacker@corp.com").await;
+    let unknown_id = json!("zzzzzzzzzz");
+    for (route, mut body) in [
+        (
+            "updateCredentials",
+            json!({"appName": "Stolen", "appSlug": "attackerapp", "developer": "attacker@corp.com",
+                   "apis": [{"id": "5aba4csvd4", "usagePlans": [{"id": "2fm68w"}]}]}),
+        ),
+        (
+            "revokeCredentials",
+            json!({"appSlug": "attackerapp", "credentialType": "API_KEY"}),
+        ),
+        // Without a slug, the developer and app name speak for the app.
+        (
+            "updateCredentials",
+            json!({"appName": "Stolen", "developer": "attacker@corp.com"}),
+        ),
+        (
+            "revokeCredentials",
+            json!({"appName": "App attackerapp", "developer": "attacker@corp.com"}),
+        ),
+    ] {
+        body["apiKeyId"] = victim["apiKeyId"].clone();
+        let refused = not_found_body(&app, route, &body).await;
+        // Exactly what an id keyhook never issued gets: nothing is told.
+        body["apiKeyId"] = unknown_id.clone();
+        let unknown = not_found_body(&app, route, &body).await;
+        assert_eq!(
+            refused
+                .to_string()
+                .replace(victim["apiKeyId"].as_str().unwrap(), "ID"),
+            unknown.to_string().replace("zzzzzzzzzz", "ID"),
+            "{route} {body}"
+        );
+    }
+    assert_eq!(app.visible_keys("victim@corp.com").await, victim_keys);
+    assert_eq!(app.visible_keys("attacker@corp.com").await, attacker_keys);
+    assert_eq!(
+        attacker_keys,
+        vec![json!({"name": "App attackerapp", "apiKey": attacker["apiKey"]})]
+    );
+    let dir = app.stop().await.unwrap();
+    let stored = stored(dir.path(), "victim@corp.com").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].label, "App victimapp");
+}
+
+#[tokio::test]
+async fn revoke_with_the_wrong_credential_type_is_409_as_update_and_revokes_nothing() {
+    let app = TestApp::local().await;
+    let created = app.create(&official_example()).await;
+    let keys = app.visible_keys("email@mycompany.com").await;
+    assert_eq!(keys.len(), 1);
+    let wrong = json!({"credentialType": "CLIENT_CREDENTIALS", "clientId": created["apiKeyId"]});
+    assert_error(
+        app.sensedia("revokeCredentials", &wrong).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let mut update = official_example();
+    update["credentialType"] = json!("CLIENT_CREDENTIALS");
+    update["clientId"] = created["apiKeyId"].clone();
+    assert_error(
+        app.sensedia("updateCredentials", &update).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(app.visible_keys("email@mycompany.com").await, keys);
+}
+
+#[tokio::test]
+async fn a_request_naming_only_the_credential_acts_within_its_own_app() {
+    let app = TestApp::local().await;
+    let created = app.create(&official_example()).await;
+    // An update must describe the app; without a slug, its developer and
+    // name may be an edit of the app's own (here, a rename).
+    let update = json!({"apiKeyId": created["apiKeyId"], "developer": "email@mycompany.com",
+                        "appName": "renamed without slug"});
+    assert_no_content(app.sensedia("updateCredentials", &update).await).await;
+    assert_eq!(
+        app.visible_keys("email@mycompany.com").await,
+        vec![json!({"name": "renamed without slug", "apiKey": created["apiKey"]})]
+    );
+    let revoke = json!({"credentialType": "API_KEY", "apiKeyId": created["apiKeyId"]});
+    assert_no_content(app.sensedia("revokeCredentials", &revoke).await).await;
+    assert_eq!(
+        app.visible_keys("email@mycompany.com").await,
+        Vec::<Value>::new()
+    );
+}
+
+#[tokio::test]
+async fn create_for_an_existing_slug_with_a_new_developer_transfers_the_credential() {
+    let app = TestApp::local().await;
+    let first = app.create(&official_example()).await;
+    let mut moved = official_example();
+    moved["developer"] = json!("new@corp.com");
+    moved["appName"] = json!("moved app");
+    moved["apis"] = json!([{"id": "5aba4csvd4", "usagePlans": [{"id": "2fm68w"}]}]);
+    let again = app.create(&moved).await;
+    assert_eq!(again, first, "the app keeps its credential");
+    assert_eq!(
+        app.visible_keys("email@mycompany.com").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        app.visible_keys("new@corp.com").await,
+        vec![json!({"name": "moved app", "apiKey": first["apiKey"]})]
+    );
+    // A retry changes nothing.
+    assert_eq!(app.create(&moved).await, first);
+    assert_eq!(
+        app.visible_keys("new@corp.com").await,
+        vec![json!({"name": "moved app", "apiKey": first["apiKey"]})]
+    );
+    let dir = app.stop().await.unwrap();
+    assert_eq!(
+        plans(stored(dir.path(), "new@corp.com").await),
+        [["2fm68w"]]
+    );
+    assert!(stored(dir.path(), "email@mycompany.com").await.is_empty());
+}
+
+#[tokio::test]
+async fn update_for_the_same_app_with_a_new_developer_transfers_the_credential() {
+    let app = TestApp::local().await;
+    let first = app.create(&official_example()).await;
+    let mut moved = official_example();
+    moved["developer"] = json!("new@corp.com");
+    moved["apiKeyId"] = first["apiKeyId"].clone();
+    moved["apis"] = json!([{"id": "5aba4csvd4", "usagePlans": [{"id": "3gn79x"}]}]);
+    assert_no_content(app.sensedia("updateCredentials", &moved).await).await;
+    assert_eq!(
+        app.visible_keys("email@mycompany.com").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        app.visible_keys("new@corp.com").await,
+        vec![json!({"name": "my new aws app", "apiKey": first["apiKey"]})]
+    );
+    let dir = app.stop().await.unwrap();
+    assert_eq!(
+        plans(stored(dir.path(), "new@corp.com").await),
+        [["3gn79x"]]
+    );
 }

@@ -91,7 +91,7 @@ impl KeyRecord {
         let app = match self.tags.get(TAG_APP) {
             Some(hash) => AppKey::from_hash(hash).app_id(),
             // A hand-made key: its own app.
-            None => AppId::from_stored(format!("apikey:{}", self.id)),
+            None => AppId::hand_made_key(&self.id),
         };
         let label = if self.description.trim().is_empty() {
             "API key".to_string()

@@ -45,8 +45,8 @@ pub use call::load_sdk_config;
 pub use identity::{app_key, AppKey};
 
 use super::{
-    AppId, Created, Credential, CredentialError, CredentialKind, CredentialProvider, CredentialRef,
-    CredentialSpec, Email, Result, Revoked, Secret,
+    AppId, Claim, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
+    CredentialRef, CredentialSpec, Email, Origin, Result, Revoked, Secret,
 };
 use crate::clock::Clock;
 use apigateway::{ApiKeys, KeyRecord};
@@ -138,7 +138,7 @@ impl Inner {
         if let Some(found) = self.indexed(target) {
             return Ok(Some(found));
         }
-        let CredentialRef::Id(id, _) = target else {
+        let CredentialRef::Id(id, ..) = target else {
             return Ok(None);
         };
         match target.kind() {
@@ -160,6 +160,56 @@ impl Inner {
             )
         })
     }
+}
+
+impl Inner {
+    /// Brings `current` in AWS in step with `spec`: the key's name (its
+    /// owner), description (label) and plans, or the client's name and
+    /// scopes (and its companion key); then the index.
+    async fn resync(&self, current: Credential, spec: &CredentialSpec) -> Result<Credential> {
+        let mut updated = current.resynced(spec)?;
+        match &current.secret {
+            Secret::ApiKey { value } => {
+                let record = KeyRecord {
+                    id: current.id.clone(),
+                    value: value.clone(),
+                    name: current.owner.to_string(),
+                    description: current.label.clone(),
+                    enabled: true,
+                    created_ms: current.created_at_ms,
+                    tags: HashMap::new(),
+                };
+                self.keys.sync(&self.aws, &record, spec).await?;
+            }
+            Secret::ClientCredentials { .. } => {
+                let clients = self.clients()?;
+                let app = app_key(&current.app);
+                if !clients.update(&self.aws, &current.id, &app, spec).await? {
+                    self.owners.apply(Change::Remove(current.id.clone()));
+                    return Err(CredentialError::NotFound(CredentialRef::Id(
+                        current.id.clone(),
+                        current.kind(),
+                        Claim::None,
+                    )));
+                }
+                if let Some(fresh) = clients.describe(&self.aws, &current.id).await? {
+                    updated.secret = fresh.secret;
+                    updated.custom = fresh.custom;
+                }
+                if self.settings.client_api_key {
+                    self.sync_companion(&mut updated, &current, spec).await?;
+                }
+            }
+        }
+        self.owners.apply(Change::Upsert(Box::new(updated.clone())));
+        Ok(updated)
+    }
+}
+
+/// Whether a request's app identity names a credential's, as AWS stores it
+/// (hashed, see [`app_key`]).
+fn same_app(requested: &AppId, stored: &AppId) -> bool {
+    app_key(requested) == app_key(stored)
 }
 
 #[async_trait]
@@ -206,63 +256,37 @@ impl CredentialProvider for AwsProvider {
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
         let inner = &self.inner;
         let _app = inner.app_lock(&spec.app).await;
-        if let Some(existing) = inner.indexed(&CredentialRef::App(spec.app.clone(), spec.kind)) {
-            return Ok((existing, Created::Existing));
-        }
-        match spec.kind {
-            CredentialKind::ApiKey => inner.create_api_key(spec).await,
-            CredentialKind::ClientCredentials => inner.create_client(spec).await,
+        let made = match inner.indexed(&CredentialRef::App(spec.app.clone(), spec.kind)) {
+            Some(existing) => (existing, Created::Existing),
+            None => match spec.kind {
+                CredentialKind::ApiKey => inner.create_api_key(spec).await?,
+                CredentialKind::ClientCredentials => inner.create_client(spec).await?,
+            },
+        };
+        match made {
+            // The app's credential follows the app: a new developer, label
+            // or plans are applied before answering. A reader's own key has
+            // a fixed owner and label, and provisioning's IAM policy grants
+            // no plan listing: it is returned as found.
+            (existing, Created::Existing)
+                if !existing.matches(spec) && spec.origin == Origin::Sensedia =>
+            {
+                Ok((inner.resync(existing, spec).await?, Created::Updated))
+            }
+            made => Ok(made),
         }
     }
 
     async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential> {
         let inner = &self.inner;
         let _app = inner.app_lock(&spec.app).await;
-        let current = inner
-            .resolve(target)
-            .await?
-            .ok_or_else(|| CredentialError::NotFound(target.clone()))?;
-        let mut updated = current.resynced(spec)?;
-        match &current.secret {
-            Secret::ApiKey { value } => {
-                let record = KeyRecord {
-                    id: current.id.clone(),
-                    value: value.clone(),
-                    name: current.owner.to_string(),
-                    description: current.label.clone(),
-                    enabled: true,
-                    created_ms: current.created_at_ms,
-                    tags: HashMap::new(),
-                };
-                inner.keys.sync(&inner.aws, &record, spec).await?;
-            }
-            Secret::ClientCredentials { .. } => {
-                let clients = inner.clients()?;
-                let app = app_key(&current.app);
-                if !clients.update(&inner.aws, &current.id, &app, spec).await? {
-                    inner.owners.apply(Change::Remove(current.id.clone()));
-                    return Err(CredentialError::NotFound(target.clone()));
-                }
-                if let Some(fresh) = clients.describe(&inner.aws, &current.id).await? {
-                    updated.secret = fresh.secret;
-                    updated.custom = fresh.custom;
-                }
-                if inner.settings.client_api_key {
-                    inner.sync_companion(&mut updated, &current, spec).await?;
-                }
-            }
-        }
-        inner
-            .owners
-            .apply(Change::Upsert(Box::new(updated.clone())));
-        Ok(updated)
+        let current = target.admit(inner.resolve(target).await?, same_app)?;
+        inner.resync(current, spec).await
     }
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
         let inner = &self.inner;
-        let Some(current) = inner.resolve(target).await? else {
-            return Ok(Revoked::NotFound);
-        };
+        let current = target.admit(inner.resolve(target).await?, same_app)?;
         let gone = match current.kind() {
             CredentialKind::ApiKey => match inner.settings.revoke {
                 RevokeMode::Delete => inner.keys.delete(&inner.aws, &current.id).await?,

@@ -201,7 +201,15 @@ impl CredentialProvider for LocalStore {
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
         let _writer = self.writer.lock().await;
         if let Some(existing) = self.resolve(&CredentialRef::App(spec.app.clone(), spec.kind)) {
-            return Ok((existing, Created::Existing));
+            // The app's credential follows the app: a new developer, label
+            // or plans are applied; a retry finds it as it is.
+            if existing.matches(spec) {
+                return Ok((existing, Created::Existing));
+            }
+            let updated = self
+                .put("update credential", existing.resynced(spec)?)
+                .await?;
+            return Ok((updated, Created::Updated));
         }
         let credential = self
             .put("store credential", self.new_credential(spec))
@@ -211,18 +219,15 @@ impl CredentialProvider for LocalStore {
 
     async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential> {
         let _writer = self.writer.lock().await;
-        let credential = self
-            .resolve(target)
-            .ok_or_else(|| CredentialError::NotFound(target.clone()))?
+        let credential = target
+            .admit(self.resolve(target), |a, b| a == b)?
             .resynced(spec)?;
         self.put("update credential", credential).await
     }
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
         let _writer = self.writer.lock().await;
-        let Some(credential) = self.resolve(target) else {
-            return Ok(Revoked::NotFound);
-        };
+        let credential = target.admit(self.resolve(target), |a, b| a == b)?;
         self.commit("revoke credential", None, Some(credential.id.clone()))
             .await?;
         self.index
@@ -250,7 +255,7 @@ impl CredentialProvider for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::AppId;
+    use crate::credentials::{AppId, Claim};
 
     fn spec(owner: &str, app: &str, kind: CredentialKind) -> CredentialSpec {
         let owner = Email::parse(owner).unwrap();
@@ -358,7 +363,11 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 store
-                    .revoke(&CredentialRef::Id(gone.id.clone(), CredentialKind::ApiKey))
+                    .revoke(&CredentialRef::Id(
+                        gone.id.clone(),
+                        CredentialKind::ApiKey,
+                        Claim::None
+                    ))
                     .await
                     .unwrap(),
                 Revoked::Revoked(Box::new(gone.clone()))
@@ -368,13 +377,16 @@ mod tests {
         let store = LocalStore::open(dir.path(), crate::clock::system()).unwrap();
         let found = store.find_by_owner(&owner).await.unwrap();
         assert_eq!(found, vec![kept]);
-        assert_eq!(
+        assert!(matches!(
             store
-                .revoke(&CredentialRef::Id(gone.id, CredentialKind::ApiKey))
-                .await
-                .unwrap(),
-            Revoked::NotFound
-        );
+                .revoke(&CredentialRef::Id(
+                    gone.id,
+                    CredentialKind::ApiKey,
+                    Claim::None
+                ))
+                .await,
+            Err(CredentialError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -411,7 +423,7 @@ mod tests {
         changed.label = "renamed".into();
         let updated = store
             .update(
-                &CredentialRef::Id(created.id.clone(), CredentialKind::ApiKey),
+                &CredentialRef::Id(created.id.clone(), CredentialKind::ApiKey, Claim::None),
                 &changed,
             )
             .await
@@ -427,7 +439,7 @@ mod tests {
         assert!(matches!(
             store
                 .update(
-                    &CredentialRef::Id(created.id, CredentialKind::ApiKey),
+                    &CredentialRef::Id(created.id, CredentialKind::ApiKey, Claim::None),
                     &wrong_kind
                 )
                 .await,
