@@ -30,6 +30,31 @@ fn run(command: &mut Command) -> Output {
     command.output().expect("keyhook runs")
 }
 
+/// `keyhook serve` with `var=value`, expected to stop at start: its output,
+/// or a failure (and the child killed) if it is still serving after
+/// PATIENCE, i.e. the value was accepted.
+fn serve_refusing(dir: &Path, var: &str, value: &str) -> Output {
+    let mut child = keyhook(dir)
+        .arg("serve")
+        .env(var, value)
+        .env("KEYHOOK_LISTEN", "127.0.0.1:0")
+        .env("KEYHOOK_DATA_DIR", dir.join(format!("data-{var}")))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("keyhook runs");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{var}: keyhook accepted the value and kept serving");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -252,10 +277,7 @@ fn a_comma_separated_value_of_earlier_versions_stops_the_start_showing_the_new_f
             "    first-secret\n    next-secret",
         ),
     ] {
-        let output = run(keyhook(dir.path())
-            .arg("serve")
-            .env(var, value)
-            .env("KEYHOOK_DATA_DIR", dir.path().join("data")));
+        let output = serve_refusing(dir.path(), var, value);
         assert_eq!(output.status.code(), Some(2), "{var}");
         let stderr = text(&output.stderr);
         assert!(stderr.contains(var), "{stderr}");
@@ -280,10 +302,7 @@ fn a_short_readme_secret_or_an_endless_tolerance_stops_the_start() {
             "between 1 and 86400 seconds",
         ),
     ] {
-        let output = run(keyhook(dir.path())
-            .arg("serve")
-            .env(var, value)
-            .env("KEYHOOK_DATA_DIR", dir.path().join("data")));
+        let output = serve_refusing(dir.path(), var, value);
         assert_eq!(output.status.code(), Some(2), "{var}={value}");
         let stderr = text(&output.stderr);
         assert!(stderr.contains(var) && stderr.contains(why), "{stderr}");
