@@ -30,10 +30,11 @@ fn run(command: &mut Command) -> Output {
     command.output().expect("keyhook runs")
 }
 
-/// `keyhook serve` with `var=value`, expected to stop at start: its output,
-/// or a failure (and the child killed) if it is still serving after
-/// PATIENCE, i.e. the value was accepted.
-fn serve_refusing(dir: &Path, var: &str, value: &str) -> Output {
+/// `keyhook serve` with `var=value` stops at start with exit code 2, an
+/// error naming `var` and saying each of `says`, and nothing of `hidden`
+/// (the secret). Still serving after PATIENCE: the value was accepted, a
+/// failure (the child is killed).
+fn refused_at_start(dir: &Path, var: &str, value: &str, says: &[&str], hidden: Option<&str>) {
     let mut child = keyhook(dir)
         .arg("serve")
         .env(var, value)
@@ -52,7 +53,16 @@ fn serve_refusing(dir: &Path, var: &str, value: &str) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.wait_with_output().unwrap()
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{var}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(var), "{stderr}");
+    for needle in says {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    if let Some(hidden) = hidden {
+        assert!(!stderr.contains(hidden), "secret leaked: {stderr}");
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -265,49 +275,42 @@ fn check_prints_nothing_derived_from_a_password() {
 #[test]
 fn a_comma_separated_value_of_earlier_versions_stops_the_start_showing_the_new_form() {
     let dir = tempfile::tempdir().unwrap();
-    for (var, value, new_form) in [
-        (
-            "KEYHOOK_SENSEDIA_USERS",
-            "portal:hunter-one,other:hunter-two",
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_SENSEDIA_USERS",
+        "portal:hunter-one,other:hunter-two",
+        &[
+            "one item per line",
             "    portal:first-password\n    portal:next-password",
-        ),
-        (
-            "KEYHOOK_README_SECRET",
-            "hunter-old-secret,hunter-new-secret",
-            "    first-secret\n    next-secret",
-        ),
-    ] {
-        let output = serve_refusing(dir.path(), var, value);
-        assert_eq!(output.status.code(), Some(2), "{var}");
-        let stderr = text(&output.stderr);
-        assert!(stderr.contains(var), "{stderr}");
-        assert!(stderr.contains("one item per line"), "{stderr}");
-        assert!(stderr.contains(new_form), "{stderr}");
-        assert!(!stderr.contains("hunter"), "secret leaked: {stderr}");
-    }
+        ],
+        Some("hunter"),
+    );
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_README_SECRET",
+        "hunter-old-secret,hunter-new-secret",
+        &["one item per line", "    first-secret\n    next-secret"],
+        Some("hunter"),
+    );
 }
 
 #[test]
 fn a_short_readme_secret_or_an_endless_tolerance_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    for (var, value, why) in [
-        (
-            "KEYHOOK_README_SECRET",
-            "7-chars",
-            "shorter than 8 characters",
-        ),
-        (
-            "KEYHOOK_README_TOLERANCE_SECS",
-            "99999999999",
-            "between 1 and 86400 seconds",
-        ),
-    ] {
-        let output = serve_refusing(dir.path(), var, value);
-        assert_eq!(output.status.code(), Some(2), "{var}={value}");
-        let stderr = text(&output.stderr);
-        assert!(stderr.contains(var) && stderr.contains(why), "{stderr}");
-        assert!(!stderr.contains("7-chars"), "secret leaked: {stderr}");
-    }
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_README_SECRET",
+        "7-chars",
+        &["shorter than 8 characters"],
+        Some("7-chars"),
+    );
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_README_TOLERANCE_SECS",
+        "99999999999",
+        &["between 1 and 86400 seconds"],
+        None,
+    );
 }
 
 #[tokio::test]
