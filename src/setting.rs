@@ -161,11 +161,11 @@ impl OneOrMany {
 /// The items of a multi-valued secret's text: one per line, blanks around
 /// each dropped, blank lines skipped.
 ///
-/// Earlier versions split such values on commas. A single line that split
-/// would have cut into several items each `old_item` accepts is refused,
-/// not reread, so that an old value cannot silently change meaning;
-/// `example` shows the form to use instead. The message quotes nothing of
-/// the value.
+/// Earlier versions split such values on commas. A single line with a
+/// comma that they accepted (every item of that split passes `old_item`:
+/// `a:1,b:2`, but also `secret,` they read as `secret`) is refused, not
+/// reread, so that an old value cannot silently change meaning; `example`
+/// shows the form to use instead. The message quotes nothing of the value.
 pub fn lines(
     text: &str,
     old_item: impl Fn(&str) -> bool,
@@ -178,10 +178,9 @@ pub fn lines(
         .map(str::to_string)
         .collect();
     if let [line] = lines.as_slice() {
-        let old: Vec<&str> = split_list(line).collect();
-        if old.len() > 1 && old.iter().all(|item| old_item(item)) {
+        if line.contains(',') && split_list(line).all(old_item) {
             return Err(format!(
-                "one line with commas is how earlier versions listed several items, \
+                "one line with a comma is how earlier versions listed several items, \
                  refused so that its meaning cannot change silently: give one item per line \
                  (a newline between items, in the variable or in its _FILE; a TOML \
                  array in the file), e.g.\n{example}"

@@ -265,6 +265,19 @@ fn a_comma_separated_value_of_earlier_versions_is_refused_showing_the_new_form()
             "first-secret\n    next-secret",
         ),
         (
+            // Read as `hunter-secret` before: no silent change either.
+            vec![("KEYHOOK_README_SECRET", "hunter-secret,")],
+            None,
+            "KEYHOOK_README_SECRET",
+            "first-secret\n    next-secret",
+        ),
+        (
+            vec![("KEYHOOK_SENSEDIA_USERS", "portal:hunter1,")],
+            None,
+            "KEYHOOK_SENSEDIA_USERS",
+            "portal:first-password",
+        ),
+        (
             vec![],
             Some("[sensedia]\nusers = \"a:hunter1,b:hunter2\""),
             "sensedia.users",
