@@ -47,7 +47,11 @@ pub enum Read {
     /// A path, taken as is. Empty clears a setting that has no default.
     Path,
     /// Comma-separated items (a TOML array, or one such string, in the file).
+    /// Only for values that are not secret: a secret may hold a comma.
     List,
+    /// One item per line (a TOML array in the file): a multi-valued secret,
+    /// whose items may hold commas and colons.
+    Lines,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
     Bool,
     /// A whole number, at least 0.
@@ -64,7 +68,7 @@ impl Setting {
         Ok(match self.read {
             Read::Text | Read::Path if unset => Value::Empty(Tag::Default, Empty::None),
             Read::Text => Value::from(raw.trim()),
-            Read::Path | Read::List => Value::from(raw),
+            Read::Path | Read::List | Read::Lines => Value::from(raw),
             Read::Bool => Value::from(parse_bool(raw)?),
             Read::Unsigned => Value::from(raw.trim().parse::<u64>().map_err(|e| e.to_string())?),
             Read::Float => Value::from(raw.trim().parse::<f64>().map_err(|e| e.to_string())?),
@@ -137,7 +141,7 @@ pub fn split_list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// A list given either as a TOML array or as one comma-separated string.
+/// A list given either as a TOML array or as one string.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
@@ -154,13 +158,59 @@ impl OneOrMany {
     }
 }
 
-/// serde `deserialize_with` for a list of secrets.
-pub fn secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Redacted<String>>, D::Error> {
-    Ok(OneOrMany::deserialize(d)?
-        .items()
-        .into_iter()
-        .map(Redacted::new)
-        .collect())
+/// The items of a multi-valued secret's text: one per line, blanks around
+/// each dropped, blank lines skipped.
+///
+/// Earlier versions split such values on commas. A single line with a
+/// comma that they accepted (every item of that split passes `old_item`:
+/// `a:1,b:2`, but also `secret,` they read as `secret`) is refused, not
+/// reread, so that an old value cannot silently change meaning; `example`
+/// shows the form to use instead. The message quotes nothing of the value.
+pub fn lines(
+    text: &str,
+    old_item: impl Fn(&str) -> bool,
+    example: &str,
+) -> Result<Vec<String>, String> {
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let [line] = lines.as_slice() {
+        if line.contains(',') && split_list(line).all(old_item) {
+            return Err(format!(
+                "one line with a comma is how earlier versions listed several items, \
+                 refused so that its meaning cannot change silently: give one item per line \
+                 (a newline between items, in the variable or in its _FILE; a TOML \
+                 array in the file), e.g.\n{example}"
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// Reads a multi-valued secret: a TOML array as is, or text as [`lines`].
+pub fn one_per_line<'de, D: Deserializer<'de>>(
+    d: D,
+    old_item: impl Fn(&str) -> bool,
+    example: &str,
+) -> Result<Vec<String>, D::Error> {
+    match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(items) => Ok(items),
+        OneOrMany::One(text) => lines(&text, old_item, example).map_err(serde::de::Error::custom),
+    }
+}
+
+/// serde `deserialize_with` for a list of secrets, one per line; any
+/// single line with a comma was a list in earlier versions.
+pub fn secret_lines<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Redacted<String>>, D::Error> {
+    Ok(
+        one_per_line(d, |_| true, "    first-secret\n    next-secret")?
+            .into_iter()
+            .map(Redacted::new)
+            .collect(),
+    )
 }
 
 /// serde `deserialize_with` for a list of items each read with `FromStr`.

@@ -62,9 +62,9 @@ fn environment_overrides_file_overrides_defaults() {
         Some(file),
         &[
             ("KEYHOOK_LISTEN", "127.0.0.1:7000"),
-            ("KEYHOOK_README_SECRET", "new, old"),
+            ("KEYHOOK_README_SECRET", "new-secret\n old-secret \n"),
             ("KEYHOOK_README_PROVISION", "true"),
-            ("KEYHOOK_SENSEDIA_USERS", "a:1,b:with:colons"),
+            ("KEYHOOK_SENSEDIA_USERS", "a:1\nb:with:colons"),
             ("KEYHOOK_SENSEDIA_CREDENTIAL_TYPE", "api_key"),
             ("KEYHOOK_USAGE_PLAN_ID", "plan42"),
             ("KEYHOOK_LOG_FORMAT", "json"),
@@ -78,7 +78,7 @@ fn environment_overrides_file_overrides_defaults() {
         .iter()
         .map(|s| s.expose().as_str())
         .collect();
-    assert_eq!(secrets, ["new", "old"]);
+    assert_eq!(secrets, ["new-secret", "old-secret"]);
     assert!(c.readme.provision);
     assert_eq!(c.sensedia.users[1].user, "b");
     assert_eq!(c.sensedia.users[1].password.expose(), "with:colons");
@@ -141,7 +141,15 @@ fn errors_name_the_culprit_and_hide_secrets() {
         ),
         (
             &[("KEYHOOK_SENSEDIA_USERS", "u:hunter2,u:hunter3")],
-            "twice",
+            "KEYHOOK_SENSEDIA_USERS",
+        ),
+        (
+            &[("KEYHOOK_SENSEDIA_USERS", "u:hunter2\nhunter3")],
+            "pair 2 is not `user:password`",
+        ),
+        (
+            &[("KEYHOOK_README_SECRET", "hunter2")],
+            "KEYHOOK_README_SECRET",
         ),
         (
             &[("KEYHOOK_SENSEDIA_CREDENTIAL_TYPE", "jwt")],
@@ -187,13 +195,128 @@ fn summary_never_shows_secrets() {
         None,
         &[
             ("KEYHOOK_README_SECRET", "readme-topsecret"),
-            ("KEYHOOK_SENSEDIA_USERS", "portal:basic-topsecret"),
+            (
+                "KEYHOOK_SENSEDIA_USERS",
+                "portal:basic-topsecret\nportal:next-topsecret",
+            ),
         ],
     )
     .unwrap();
     let text = format!("{:?} {:?}", c.summary(), c);
-    assert!(text.contains("portal"));
+    assert!(text.contains("2 Basic-auth pair(s) of 1 user(s)"), "{text}");
     assert!(!text.contains("topsecret"), "{text}");
+    // `check` shows not even the user name: half of what a caller presents.
+    let summary = format!("{:?}", c.summary());
+    assert!(!summary.contains("portal"), "{summary}");
+}
+
+#[test]
+fn basic_auth_pairs_are_one_per_line_and_keep_commas_and_colons() {
+    let pairs = |c: &Config| -> Vec<(String, String)> {
+        (c.sensedia.users.iter())
+            .map(|u| (u.user.clone(), u.password.expose().clone()))
+            .collect()
+    };
+    let expected = vec![
+        ("portal".to_string(), "pa,ss:w:rd".to_string()),
+        ("portal".to_string(), "next,pw".to_string()),
+    ];
+    let c = load(
+        None,
+        &[(
+            "KEYHOOK_SENSEDIA_USERS",
+            "portal:pa,ss:w:rd\nportal:next,pw\n",
+        )],
+    )
+    .unwrap();
+    assert_eq!(pairs(&c), expected);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users");
+    std::fs::write(&path, "portal:pa,ss:w:rd\r\n\r\nportal:next,pw\r\n").unwrap();
+    let c = load(
+        None,
+        &[("KEYHOOK_SENSEDIA_USERS_FILE", path.to_str().unwrap())],
+    )
+    .unwrap();
+    assert_eq!(pairs(&c), expected);
+
+    let file = "[sensedia]\nusers = [\"portal:pa,ss:w:rd\", \"portal:next,pw\"]";
+    assert_eq!(pairs(&load(Some(file), &[]).unwrap()), expected);
+
+    // One line whose commas could not have separated pairs: one pair.
+    let c = load(None, &[("KEYHOOK_SENSEDIA_USERS", "portal:pa,ss")]).unwrap();
+    assert_eq!(pairs(&c), [("portal".to_string(), "pa,ss".to_string())]);
+}
+
+#[test]
+fn a_comma_separated_value_of_earlier_versions_is_refused_showing_the_new_form() {
+    for (vars, file, culprit, example) in [
+        (
+            vec![("KEYHOOK_SENSEDIA_USERS", "a:hunter1,b:hunter2")],
+            None,
+            "KEYHOOK_SENSEDIA_USERS",
+            "portal:first-password\n    portal:next-password",
+        ),
+        (
+            vec![("KEYHOOK_README_SECRET", "hunter-old-1, hunter-new-2")],
+            None,
+            "KEYHOOK_README_SECRET",
+            "first-secret\n    next-secret",
+        ),
+        (
+            // Read as `hunter-secret` before: no silent change either.
+            vec![("KEYHOOK_README_SECRET", "hunter-secret,")],
+            None,
+            "KEYHOOK_README_SECRET",
+            "first-secret\n    next-secret",
+        ),
+        (
+            vec![("KEYHOOK_SENSEDIA_USERS", "portal:hunter1,")],
+            None,
+            "KEYHOOK_SENSEDIA_USERS",
+            "portal:first-password",
+        ),
+        (
+            vec![],
+            Some("[sensedia]\nusers = \"a:hunter1,b:hunter2\""),
+            "sensedia.users",
+            "portal:first-password",
+        ),
+    ] {
+        let err = load(file, &vars).unwrap_err().to_string();
+        assert!(err.contains(culprit), "{err}");
+        assert!(err.contains("one item per line"), "{err}");
+        assert!(err.contains(example), "{err}");
+        assert!(!err.contains("hunter"), "secret leaked: {err}");
+    }
+}
+
+#[test]
+fn a_short_readme_secret_or_a_tolerance_beyond_a_day_is_refused() {
+    for vars in [
+        vec![("KEYHOOK_README_SECRET", "7-chars")],
+        vec![("KEYHOOK_README_SECRET", "long-enough-secret\nshort")],
+    ] {
+        let err = load(None, &vars).unwrap_err().to_string();
+        assert!(err.contains("KEYHOOK_README_SECRET"), "{err}");
+        assert!(err.contains("shorter than 8 characters"), "{err}");
+        assert!(
+            !err.contains("7-chars") && !err.contains("short\""),
+            "{err}"
+        );
+    }
+    assert!(load(None, &[("KEYHOOK_README_SECRET", "8-chars!")]).is_ok());
+    for tolerance in ["0", "86401", "99999999999"] {
+        let err = load(None, &[("KEYHOOK_README_TOLERANCE_SECS", tolerance)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KEYHOOK_README_TOLERANCE_SECS"), "{err}");
+        assert!(err.contains("between 1 and 86400"), "{err}");
+    }
+    for tolerance in ["1", "86400"] {
+        assert!(load(None, &[("KEYHOOK_README_TOLERANCE_SECS", tolerance)]).is_ok());
+    }
 }
 
 /// The fields serde knows of in `[section]`, from its unknown-field error.

@@ -11,7 +11,7 @@ use crate::setting::{self, Invalid, Read, Setting};
 pub struct ReadmeSettings {
     /// Webhook secrets; any one may verify, so a new one can be added before
     /// the old one is removed.
-    #[serde(default, deserialize_with = "setting::secret_list")]
+    #[serde(default, deserialize_with = "setting::secret_lines")]
     pub secret: Vec<Redacted<String>>,
     pub provision: bool,
     pub tolerance_secs: u64,
@@ -23,6 +23,13 @@ pub struct ReadmeSettings {
     pub response: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A shorter secret is guessable offline from one signed login.
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// The widest signature age accepted: a day. Beyond it a captured login
+/// stays replayable for too long (and the arithmetic on it could overflow).
+pub const MAX_TOLERANCE_SECS: u64 = 86_400;
+
 /// Reserved keys of the ReadMe answer that `readme.response` may not set.
 const RESERVED_RESPONSE_FIELDS: [&str; 3] = ["email", "name", "keys"];
 
@@ -31,10 +38,10 @@ impl ReadmeSettings {
         Setting {
             key: "readme.secret",
             var: "KEYHOOK_README_SECRET",
-            read: Read::List,
+            read: Read::Lines,
             default: None,
             secret: true,
-            doc: "ReadMe webhook secret(s), comma-separated; any one verifies (rotation). Unset: `/readme/webhook` answers 503",
+            doc: "ReadMe webhook secret(s), one per line, each at least 8 characters; any one verifies (rotation). Unset: `/readme/webhook` answers 503",
         },
         Setting {
             key: "readme.provision",
@@ -50,7 +57,7 @@ impl ReadmeSettings {
             read: Read::Unsigned,
             default: Some("1800"),
             secret: false,
-            doc: "signature age accepted, both directions",
+            doc: "signature age accepted, both directions (1 to 86400 s)",
         },
         Setting {
             key: "readme.usage_plan_id",
@@ -63,15 +70,20 @@ impl ReadmeSettings {
     ];
 
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.tolerance_secs == 0 {
-            return Err(Invalid(
-                "readme.tolerance_secs (KEYHOOK_README_TOLERANCE_SECS) must be at least 1".into(),
-            ));
+        if !(1..=MAX_TOLERANCE_SECS).contains(&self.tolerance_secs) {
+            return Err(Invalid(format!(
+                "readme.tolerance_secs (KEYHOOK_README_TOLERANCE_SECS) must be between 1 and {MAX_TOLERANCE_SECS} seconds, got {}",
+                self.tolerance_secs
+            )));
         }
-        if self.secret.iter().any(|s| s.expose().is_empty()) {
-            return Err(Invalid(
-                "readme.secret (KEYHOOK_README_SECRET) contains an empty secret".into(),
-            ));
+        if let Some(n) =
+            (self.secret.iter()).position(|s| s.expose().chars().count() < MIN_SECRET_CHARS)
+        {
+            return Err(Invalid(format!(
+                "readme.secret (KEYHOOK_README_SECRET): secret {} of {} is shorter than {MIN_SECRET_CHARS} characters",
+                n + 1,
+                self.secret.len()
+            )));
         }
         if self.usage_plan_id.as_deref() == Some("") {
             return Err(Invalid(

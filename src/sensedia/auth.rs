@@ -189,6 +189,23 @@ mod tests {
         assert!(auth().check(&twice).is_err());
     }
 
+    /// From the configured text to the check: a password keeps its commas
+    /// and colons, and one user may hold two passwords while rotating.
+    #[test]
+    fn pairs_as_configured_one_per_line_authenticate_and_their_fragments_do_not() {
+        let config = crate::config::Config::from_toml(
+            "[sensedia]\nusers = \"\"\"\nportal:pa,ss:w:rd\nportal:next-password\n\"\"\"",
+        )
+        .unwrap();
+        let auth = BasicAuth::new(&config.sensedia.users).unwrap();
+        for pair in ["portal:pa,ss:w:rd", "portal:next-password"] {
+            assert!(auth.check(&headers(&basic(pair))).is_ok(), "{pair}");
+        }
+        for pair in ["portal:pa", "ss:w:rd", "portal:pa,ss", "portal:w:rd"] {
+            assert!(auth.check(&headers(&basic(pair))).is_err(), "{pair}");
+        }
+    }
+
     #[test]
     fn no_users_means_not_configured() {
         assert!(BasicAuth::new(&[]).is_none());

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::credentials::CredentialKind;
 use crate::secret::Redacted;
@@ -20,17 +20,18 @@ pub struct BasicUser {
 
 impl FromStr for BasicUser {
     type Err = String;
-    /// `user:password`; the user cannot contain `:` (RFC 7617), the password can.
+    /// `user:password`; the user cannot contain `:` (RFC 7617), the password
+    /// can, and `,` too. Errors quote nothing of the pair.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (user, password) = s
             .split_once(':')
-            .ok_or_else(|| "each pair must be `user:password`".to_string())?;
+            .ok_or_else(|| "is not `user:password`".to_string())?;
         let user = user.trim();
         if user.is_empty() {
-            return Err("a user name is empty".into());
+            return Err("has an empty user name".into());
         }
         if password.is_empty() {
-            return Err(format!("the password of `{user}` is empty"));
+            return Err("has an empty password".into());
         }
         Ok(BasicUser {
             user: user.to_string(),
@@ -42,7 +43,8 @@ impl FromStr for BasicUser {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensediaSettings {
-    #[serde(default, deserialize_with = "setting::list")]
+    /// One user name may appear with several passwords (rotation).
+    #[serde(default, deserialize_with = "pairs")]
     pub users: Vec<BasicUser>,
     pub credential_type: CredentialKind,
 }
@@ -52,11 +54,10 @@ impl SensediaSettings {
         Setting {
             key: "sensedia.users",
             var: "KEYHOOK_SENSEDIA_USERS",
-            read: Read::List,
+            read: Read::Lines,
             default: None,
             secret: true,
-            doc:
-                "Basic-auth pairs `user:password`, comma-separated. Unset: `/v1` routes answer 503",
+            doc: "Basic-auth pairs `user:password`, one per line (htpasswd-like: the password is all after the first `:`, commas included); a user may have two passwords while one is rotated. Unset: `/v1` routes answer 503",
         },
         Setting {
             key: "sensedia.credential_type",
@@ -69,30 +70,41 @@ impl SensediaSettings {
     ];
 
     pub fn validate(&self) -> Result<(), Invalid> {
-        let mut seen = HashSet::new();
-        for user in &self.users {
-            if !seen.insert(&user.user) {
-                return Err(Invalid(format!(
-                    "sensedia.users (KEYHOOK_SENSEDIA_USERS) names `{}` twice",
-                    user.user
-                )));
-            }
-        }
         Ok(())
     }
 
-    /// What `keyhook check` says of the Sensedia door, no password.
+    /// What `keyhook check` says of the Sensedia door: counts only. Not
+    /// even the user names: each is half of what a caller presents, and
+    /// `check` output ends up in CI logs; the counts are enough to see a
+    /// rotation under way (2 pairs, 1 user).
     pub fn summary(&self) -> String {
         if self.users.is_empty() {
             return "/v1 routes answer 503: no KEYHOOK_SENSEDIA_USERS".to_string();
         }
-        let users: Vec<&str> = self.users.iter().map(|u| u.user.as_str()).collect();
+        let users: HashSet<&str> = self.users.iter().map(|u| u.user.as_str()).collect();
         format!(
-            "/v1 routes for user(s) {}, issuing {}",
-            users.join(", "),
+            "/v1 routes for {} Basic-auth pair(s) of {} user(s), issuing {}",
+            self.users.len(),
+            users.len(),
             self.credential_type
         )
     }
+}
+
+/// serde `deserialize_with` for the pairs: one per line, so a password
+/// keeps its commas; a single line that earlier versions would have split
+/// into several pairs is refused. An error names the pair by its rank.
+fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BasicUser>, D::Error> {
+    let example = "    portal:first-password\n    portal:next-password";
+    let lines = setting::one_per_line(d, |item| item.parse::<BasicUser>().is_ok(), example)?;
+    lines
+        .iter()
+        .enumerate()
+        .map(|(n, line)| {
+            line.parse()
+                .map_err(|e| serde::de::Error::custom(format!("pair {} {e}", n + 1)))
+        })
+        .collect()
 }
 
 impl Default for SensediaSettings {

@@ -194,10 +194,10 @@ impl Process {
             changed.notify_all();
         });
 
-        let secret = (vars.get("KEYHOOK_README_SECRET"))
-            .and_then(|s| s.split(',').next().map(str::to_string));
-        let pair = (vars.get("KEYHOOK_SENSEDIA_USERS"))
-            .and_then(|s| s.split(',').next().map(str::to_string));
+        let secret =
+            (vars.get("KEYHOOK_README_SECRET")).and_then(|s| s.lines().next().map(str::to_string));
+        let pair =
+            (vars.get("KEYHOOK_SENSEDIA_USERS")).and_then(|s| s.lines().next().map(str::to_string));
         let mut process = Process {
             api: ApiClient::new(([0, 0, 0, 0], 0).into(), None, None),
             child,

@@ -30,6 +30,41 @@ fn run(command: &mut Command) -> Output {
     command.output().expect("keyhook runs")
 }
 
+/// `keyhook serve` with `var=value` stops at start with exit code 2, an
+/// error naming `var` and saying each of `says`, and nothing of `hidden`
+/// (the secret). Still serving after PATIENCE: the value was accepted, a
+/// failure (the child is killed).
+fn refused_at_start(dir: &Path, var: &str, value: &str, says: &[&str], hidden: Option<&str>) {
+    let mut child = keyhook(dir)
+        .arg("serve")
+        .env(var, value)
+        .env("KEYHOOK_LISTEN", "127.0.0.1:0")
+        .env("KEYHOOK_DATA_DIR", dir.join(format!("data-{var}")))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("keyhook runs");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{var}: keyhook accepted the value and kept serving");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{var}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(var), "{stderr}");
+    for needle in says {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    if let Some(hidden) = hidden {
+        assert!(!stderr.contains(hidden), "secret leaked: {stderr}");
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -116,7 +151,7 @@ fn check_accepts_a_good_configuration_and_prints_no_secret() {
         .arg("check")
         .env(
             "KEYHOOK_README_SECRET",
-            "old-readme-secret,new-readme-secret",
+            "old-readme-secret\nnew-readme-secret",
         )
         .env("KEYHOOK_SENSEDIA_USERS", "portal:sensedia-password")
         .env("KEYHOOK_DATA_DIR", &data)
@@ -127,7 +162,7 @@ fn check_accepts_a_good_configuration_and_prints_no_secret() {
     assert!(stdout.contains("127.0.0.1:9999"), "{stdout}");
     assert!(stdout.contains("local"), "{stdout}");
     assert!(stdout.contains("2 secret(s)"), "{stdout}");
-    assert!(stdout.contains("portal"), "{stdout}");
+    assert!(stdout.contains("1 Basic-auth pair(s)"), "{stdout}");
     assert!(stdout.contains(&data.display().to_string()), "{stdout}");
     assert!(stdout.trim_end().ends_with("configuration OK"), "{stdout}");
     for secret in [
@@ -146,7 +181,7 @@ fn check_reads_secrets_from_file_variables() {
     let secret_file = dir.path().join("readme-secret");
     std::fs::write(&secret_file, "from-a-file\n").unwrap();
     let users_file = dir.path().join("users");
-    std::fs::write(&users_file, "portal:pw1,other:pw2\n").unwrap();
+    std::fs::write(&users_file, "portal:pw1\nother:pw2\n").unwrap();
     let output = run(keyhook(dir.path())
         .arg("check")
         .env("KEYHOOK_README_SECRET_FILE", &secret_file)
@@ -155,7 +190,10 @@ fn check_reads_secrets_from_file_variables() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
     assert!(stdout.contains("1 secret(s)"), "{stdout}");
-    assert!(stdout.contains("portal, other"), "{stdout}");
+    assert!(
+        stdout.contains("2 Basic-auth pair(s) of 2 user(s)"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("from-a-file") && !stdout.contains("pw1"));
 }
 
@@ -205,6 +243,112 @@ fn check_rejects_a_malformed_value_naming_the_variable() {
         let stderr = text(&output.stderr);
         assert!(stderr.contains(var), "{var}: {stderr}");
     }
+}
+
+/// A password of three fragments, each of which a comma-splitting reader
+/// made into a user name or a password of its own.
+const COMMA_PASSWORD: &str = "FRAG-one,FRAG-two:FRAG-three";
+
+#[test]
+fn check_prints_nothing_derived_from_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(keyhook(dir.path())
+        .arg("check")
+        .env(
+            "KEYHOOK_SENSEDIA_USERS",
+            format!("portal:{COMMA_PASSWORD}\nportal:FRAG-next,FRAG-pw"),
+        )
+        .env("KEYHOOK_DATA_DIR", dir.path().join("data")));
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("2 Basic-auth pair(s) of 1 user(s)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("FRAG") && !stderr.contains("FRAG"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn a_comma_separated_value_of_earlier_versions_stops_the_start_showing_the_new_form() {
+    let dir = tempfile::tempdir().unwrap();
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_SENSEDIA_USERS",
+        "portal:hunter-one,other:hunter-two",
+        &[
+            "one item per line",
+            "    portal:first-password\n    portal:next-password",
+        ],
+        Some("hunter"),
+    );
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_README_SECRET",
+        "hunter-old-secret,hunter-new-secret",
+        &["one item per line", "    first-secret\n    next-secret"],
+        Some("hunter"),
+    );
+}
+
+#[test]
+fn a_short_readme_secret_or_an_endless_tolerance_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_README_SECRET",
+        "7-chars",
+        &["shorter than 8 characters"],
+        Some("7-chars"),
+    );
+    refused_at_start(
+        dir.path(),
+        "KEYHOOK_README_TOLERANCE_SECS",
+        "99999999999",
+        &["between 1 and 86400 seconds"],
+        None,
+    );
+}
+
+#[tokio::test]
+async fn a_password_with_commas_and_colons_and_its_rotated_twin_both_authenticate() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Process::spawn_in(
+        dir.path(),
+        &[
+            (
+                "KEYHOOK_DATA_DIR",
+                dir.path().join("data").display().to_string(),
+            ),
+            (
+                "KEYHOOK_SENSEDIA_USERS",
+                format!("portal:{COMMA_PASSWORD}\nportal:next,pass:word"),
+            ),
+            ("RUST_LOG", "info".into()),
+        ],
+    );
+    let health = |pair: String| {
+        let request = served.http.get(served.url("/v1/health"));
+        async move {
+            let response = request.header("authorization", basic(&pair)).send();
+            response.await.unwrap().status()
+        }
+    };
+    for pair in [
+        format!("portal:{COMMA_PASSWORD}"),
+        "portal:next,pass:word".into(),
+    ] {
+        assert_eq!(health(pair.clone()).await, 204, "{pair}");
+    }
+    // What a comma-splitting reader made of them: fragments, refused.
+    for pair in ["portal:FRAG-one", "FRAG-two:FRAG-three", "portal:next"] {
+        assert_eq!(health(pair.into()).await, 401, "{pair}");
+    }
+    served.terminate();
+    assert_eq!(served.wait().code(), Some(0));
 }
 
 #[test]

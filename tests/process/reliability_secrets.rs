@@ -27,11 +27,11 @@ fn base_env() -> Vec<(&'static str, String)> {
         ("KEYHOOK_LOG_FORMAT", "json".into()),
         (
             "KEYHOOK_README_SECRET",
-            format!("{README_ALPHA},{README_BETA}"),
+            format!("{README_ALPHA}\n{README_BETA}"),
         ),
         (
             "KEYHOOK_SENSEDIA_USERS",
-            format!("{}:{},{}:{}", PORTAL.0, PORTAL.1, ROTATED.0, ROTATED.1),
+            format!("{}:{}\n{}:{}", PORTAL.0, PORTAL.1, ROTATED.0, ROTATED.1),
         ),
         ("KEYHOOK_README_PROVISION", "true".into()),
     ]
