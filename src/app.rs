@@ -28,6 +28,10 @@ use crate::readme::{self, ReadmeDoor};
 use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
 use crate::{extract, health, metrics};
 
+mod serve;
+use serve::Stage;
+pub use serve::Timeouts;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// A caller's request id longer than this is replaced by one of ours.
 const MAX_REQUEST_ID: usize = 128;
@@ -167,6 +171,7 @@ pub struct Application {
     metrics: Option<tokio::net::TcpListener>,
     /// Serve HTTPS on the main listener.
     tls: Option<RustlsConfig>,
+    timeouts: Timeouts,
     backend: &'static str,
 }
 
@@ -215,6 +220,7 @@ impl Application {
             router,
             metrics,
             tls,
+            timeouts: timeouts(config),
             backend,
         })
     }
@@ -231,7 +237,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets
-    /// in-flight requests finish, and returns.
+    /// in-flight requests finish within the shutdown timeout (a write under
+    /// way within the AWS timeout more), closes what is left, and returns.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -242,44 +249,42 @@ impl Application {
             tls = self.tls.is_some(),
             "keyhook listening"
         );
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let timeouts = self.timeouts;
+        let (stage, watch) = tokio::sync::watch::channel(Stage::Serving);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stage.send(Stage::Draining);
+            tokio::time::sleep(timeouts.shutdown).await;
+            let _ = stage.send(Stage::Deadline);
+            // Kept until every listener has stopped: a dropped sender
+            // would read as the deadline everywhere.
+            stage.closed().await;
+        });
         let metrics = self.metrics.map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, metrics::router())
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            })
+            tokio::spawn(serve::serve(
+                listener,
+                None,
+                metrics::router(),
+                timeouts,
+                watch.clone(),
+            ))
         });
-        let served = match self.tls {
-            None => {
-                axum::serve(self.listener, self.router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    // In-flight requests get the orchestrators' usual grace.
-                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-                });
-                let listener = self.listener.into_std()?;
-                axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
-                    .handle(handle)
-                    .serve(self.router.into_make_service())
-                    .await
-            }
-        };
-        let _ = stop.send(true);
+        let served = serve::serve(self.listener, self.tls, self.router, timeouts, watch).await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
         served
+    }
+}
+
+/// The listeners' time limits from `config`.
+fn timeouts(config: &Config) -> Timeouts {
+    Timeouts {
+        header: Duration::from_secs(config.header_timeout_secs),
+        request: Duration::from_secs(config.request_timeout_secs),
+        shutdown: Duration::from_secs(config.shutdown_timeout_secs),
+        drain: Duration::from_secs(config.aws.timeout_secs),
     }
 }
 

@@ -72,6 +72,12 @@ pub struct Config {
     /// deployments without a terminating load balancer.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body, from its headers.
+    pub request_timeout_secs: u64,
+    /// Seconds from SIGTERM until requests still reading are cut.
+    pub shutdown_timeout_secs: u64,
     #[serde(default)]
     pub readme: ReadmeSettings,
     #[serde(default)]
@@ -147,6 +153,30 @@ impl Config {
             secret: false,
             doc: "PEM private key of `KEYHOOK_TLS_CERT` (both or neither)",
         },
+        Setting {
+            key: "header_timeout_secs",
+            var: "KEYHOOK_HEADER_TIMEOUT_SECS",
+            read: Read::Unsigned,
+            default: Some("10"),
+            secret: false,
+            doc: "seconds a client has to send a request's headers (and finish the TLS handshake); also how long an idle keep-alive connection stays open. Then the connection is closed",
+        },
+        Setting {
+            key: "request_timeout_secs",
+            var: "KEYHOOK_REQUEST_TIMEOUT_SECS",
+            read: Read::Unsigned,
+            default: Some("30"),
+            secret: false,
+            doc: "seconds a client has to send a request's body once its headers are in; then the connection is closed unanswered. A slow backend is bounded by `KEYHOOK_AWS_TIMEOUT_SECS` instead",
+        },
+        Setting {
+            key: "shutdown_timeout_secs",
+            var: "KEYHOOK_SHUTDOWN_TIMEOUT_SECS",
+            read: Read::Unsigned,
+            default: Some("20"),
+            secret: false,
+            doc: "seconds after SIGTERM for requests in flight to finish; then requests still being read are cut, a write under way gets up to `KEYHOOK_AWS_TIMEOUT_SECS` more, and the process exits",
+        },
     ];
 }
 
@@ -213,6 +243,17 @@ impl Config {
                 self.body_limit
             )));
         }
+        for (value, var) in [
+            (self.header_timeout_secs, "KEYHOOK_HEADER_TIMEOUT_SECS"),
+            (self.request_timeout_secs, "KEYHOOK_REQUEST_TIMEOUT_SECS"),
+            (self.shutdown_timeout_secs, "KEYHOOK_SHUTDOWN_TIMEOUT_SECS"),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(Invalid(format!(
+                    "{var} must be between 1 and 3600 seconds, got {value}"
+                )));
+            }
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Invalid(
                 "set both KEYHOOK_TLS_CERT and KEYHOOK_TLS_KEY, or neither".into(),
@@ -243,6 +284,13 @@ impl Config {
                 Some(cert) => format!("HTTPS with certificate {}", cert.display()),
                 None => "off (plain HTTP; terminate TLS in front)".to_string(),
             },
+        );
+        out.insert(
+            "timeouts",
+            format!(
+                "headers {} s, body {} s, shutdown {} s",
+                self.header_timeout_secs, self.request_timeout_secs, self.shutdown_timeout_secs
+            ),
         );
         out.insert(
             "metrics",

@@ -10,3 +10,4 @@ mod cli;
 mod metrics;
 mod reliability_load;
 mod reliability_secrets;
+mod timeouts;
