@@ -91,14 +91,11 @@ pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clo
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 
-    let mut router = Router::new()
+    // `/metrics` is never here: this listener faces the portals.
+    let router = Router::new()
         .merge(readme::router(readme))
         .merge(sensedia::router(sensedia, auth))
-        .merge(health::router(provider));
-    if config.metrics_listen.is_none() {
-        router = router.merge(metrics::router());
-    }
-    let router = router
+        .merge(health::router(provider))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     extract::limit_bodies(router, config.body_limit)
@@ -167,7 +164,7 @@ fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
-    /// `/metrics` on its own listener, when configured.
+    /// `/metrics` on its own listener, when configured (else not served).
     metrics: Option<tokio::net::TcpListener>,
     /// Serve HTTPS on the main listener.
     tls: Option<RustlsConfig>,
@@ -243,13 +240,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(
-            addr = %self.local_addr(),
-            backend = self.backend,
-            tls = self.tls.is_some(),
-            "keyhook listening"
-        );
         let timeouts = self.timeouts;
+        let addr = self.local_addr();
         let (stage, watch) = tokio::sync::watch::channel(Stage::Serving);
         tokio::spawn(async move {
             shutdown.await;
@@ -260,6 +252,11 @@ impl Application {
             // would read as the deadline everywhere.
             stage.closed().await;
         });
+        if self.metrics.is_none() {
+            tracing::info!(
+                "metrics off: KEYHOOK_METRICS_LISTEN is unset, so /metrics is not served"
+            );
+        }
         let metrics = self.metrics.map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
             tokio::spawn(serve::serve(
@@ -270,6 +267,14 @@ impl Application {
                 watch.clone(),
             ))
         });
+        // Last: the tests read the address from it, and then may stop
+        // reading the log.
+        tracing::info!(
+            addr = %addr,
+            backend = self.backend,
+            tls = self.tls.is_some(),
+            "keyhook listening"
+        );
         let served = serve::serve(self.listener, self.tls, self.router, timeouts, watch).await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;

@@ -66,7 +66,7 @@ pub struct Config {
     pub body_limit: usize,
     /// `None`: pretty on a terminal, JSON otherwise.
     pub log_format: Option<LogFormat>,
-    /// A separate listener for `/metrics`; `None` serves it on `listen`.
+    /// The listener for `/metrics`; `None`: not served (never on `listen`).
     pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain and private key: serve HTTPS in-process, for
     /// deployments without a terminating load balancer.
@@ -135,7 +135,7 @@ impl Config {
             read: Read::Text,
             default: None,
             secret: false,
-            doc: "serve `/metrics` on this address instead of the main one",
+            doc: "serve `/metrics` on this address, a listener of its own (keep it private). Unset: `/metrics` is not served at all; it is never on `KEYHOOK_LISTEN`",
         },
         Setting {
             key: "tls_cert",
@@ -296,7 +296,7 @@ impl Config {
             "metrics",
             match self.metrics_listen {
                 Some(addr) => format!("GET /metrics on {addr}"),
-                None => "GET /metrics on the main listener".to_string(),
+                None => "off (set KEYHOOK_METRICS_LISTEN to serve GET /metrics)".to_string(),
             },
         );
         out.insert("readme", self.readme.summary());

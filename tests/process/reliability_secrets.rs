@@ -198,7 +198,7 @@ impl Run {
     }
 
     async fn health(&mut self) {
-        for path in ["/healthz", "/readyz", "/metrics"] {
+        for path in ["/healthz", "/readyz"] {
             let status = self
                 .http
                 .get(format!("{}{path}", self.base))

@@ -65,21 +65,13 @@ fn until_closed(mut stream: TcpStream, since: Instant) -> (String, Duration) {
 /// hyper knows it is HTTP/1).
 const PARTIAL_HEADERS: [&[u8]; 2] = [b"GET /healthz HTTP/1.1\r\nHost: keyhook\r\n", b"GE"];
 
-/// The metrics listener's address, from its log line.
-fn metrics_addr(server: &Process) -> SocketAddr {
-    let logged = server.wait_for_log("metrics listening");
-    let addr = logged["addr"].as_str().unwrap_or_default();
-    let addr = addr.trim_start_matches("Some(").trim_end_matches(')');
-    addr.parse().unwrap()
-}
-
 #[test]
 fn partial_headers_are_cut_within_the_header_timeout_on_every_listener() {
     let server = Process::spawn(&env(&[
         ("KEYHOOK_HEADER_TIMEOUT_SECS", "1"),
         ("KEYHOOK_METRICS_LISTEN", "127.0.0.1:0"),
     ]));
-    let metrics = metrics_addr(&server);
+    let metrics: SocketAddr = server.metrics_url()["http://".len()..].parse().unwrap();
     for addr in [server.addr, metrics] {
         for partial in PARTIAL_HEADERS {
             let started = Instant::now();
