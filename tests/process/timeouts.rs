@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::harness::emulator::{app, Emulator};
 use crate::harness::process::aws_env;
 use crate::harness::proxy::{Fault, Proxy};
+use crate::harness::tls::{connect, self_signed};
 use crate::harness::{basic, Process, README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
 
 /// Far above every timeout set here, far below "never".
@@ -94,15 +95,15 @@ fn partial_headers_are_cut_within_the_header_timeout_on_every_listener() {
 
 #[tokio::test]
 async fn the_tls_listener_cuts_a_stalled_handshake_and_partial_headers() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let pem = self_signed();
+    let (cert, key) = (
+        pem.cert.display().to_string(),
+        pem.key.display().to_string(),
+    );
     let server = Process::spawn(&env(&[
         ("KEYHOOK_HEADER_TIMEOUT_SECS", "1"),
-        ("KEYHOOK_TLS_CERT", cert.display().to_string().as_str()),
-        ("KEYHOOK_TLS_KEY", key.display().to_string().as_str()),
+        ("KEYHOOK_TLS_CERT", cert.as_str()),
+        ("KEYHOOK_TLS_KEY", key.as_str()),
     ]));
 
     // No handshake at all.
@@ -111,19 +112,7 @@ async fn the_tls_listener_cuts_a_stalled_handshake_and_partial_headers() {
     assert!(took < LIMIT, "stalled handshake closed after {took:?}");
 
     // A handshake, then half a request.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut tls = connect(server.addr, &pem).await;
     let started = Instant::now();
     tls.write_all(PARTIAL_HEADERS[0]).await.unwrap();
     let mut answer = Vec::new();
