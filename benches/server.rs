@@ -11,7 +11,10 @@
 //! - `storm` (d): 600 logins over 100 readers, 20 concurrent, while a proxy
 //!   in front of moto enforces an account-wide quota of 10 calls/s, burst 40;
 //! - `process` (e): process start to first successful `/healthz`, resident
-//!   memory after start and after 10,000 logins, binary size.
+//!   memory after start and after 10,000 logins, binary size;
+//! - `soak` (g): 5 minutes (`BENCH_SOAK_SECS`) of sustained logins with
+//!   nothing scraping `/metrics`: resident memory at the start and after 1,
+//!   2.5 and 5 minutes (flat: the metrics' upkeep runs without a scrape).
 //!
 //! (a) is `oha` against one server and (f) the criterion benches, both run
 //! by `scripts/bench` itself. keyhook runs as the test harness's `Process`,
@@ -69,8 +72,9 @@ fn main() {
             "process" => runtime.block_on(process()),
             "aws" => runtime.block_on(aws_logins()),
             "storm" => runtime.block_on(storm()),
+            "soak" => runtime.block_on(soak()),
             other => {
-                eprintln!("unknown part {other:?}: sensedia, process, aws or storm");
+                eprintln!("unknown part {other:?}: sensedia, process, aws, storm or soak");
                 std::process::exit(2);
             }
         }
@@ -121,6 +125,7 @@ fn start(env: &[(&str, String)], keep_logs: bool) -> Process {
             "KEYHOOK_SENSEDIA_USERS",
             format!("{PORTAL_USER}:{PORTAL_PASSWORD}"),
         ),
+        ("KEYHOOK_METRICS_LISTEN", "127.0.0.1:0".into()),
     ];
     all.extend_from_slice(env);
     let mut server = Process::launch(Launch {
@@ -234,9 +239,10 @@ where
     (results, elapsed)
 }
 
-/// The sum of `keyhook_aws_calls_total` on `/metrics`.
-async fn aws_calls_metric(api: &ApiClient) -> u64 {
-    let text = match api.http.get(api.url("/metrics")).send().await {
+/// The sum of `keyhook_aws_calls_total` on `server`'s `/metrics`.
+async fn aws_calls_metric(server: &Process) -> u64 {
+    let url = format!("{}/metrics", server.metrics_url());
+    let text = match server.api.http.get(url).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
@@ -448,6 +454,76 @@ async fn process() {
     println!("  binary: {}", bin.display());
 }
 
+// ---------------------------------------------------------------- (g) soak
+
+/// Sustained logins for `BENCH_SOAK_SECS` (300) on 8 connections, nothing
+/// scraping `/metrics`; `VmRSS` at the start and at 1/5, 1/2 and the end.
+async fn soak() {
+    const CONCURRENCY: usize = 8;
+    let secs: u64 = std::env::var("BENCH_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    println!(
+        "(g) {secs} s of sustained logins on the local backend, {CONCURRENCY} concurrent, nothing scraping /metrics"
+    );
+    let mut server = start(&[], true);
+    server
+        .wait_for_within("/healthz", Duration::from_secs(10))
+        .await;
+    let api = server.api.clone();
+    let create =
+        json!({"appName": "Soak app", "appSlug": "soak00000001", "developer": "soak@corp.com"});
+    let (status, _, _) = portal(&api, "createCredentials", &create).await;
+    assert_eq!(status, 200, "createCredentials for the soak run");
+    let pid = server.pid();
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (api, done, failed) = (api.clone(), Arc::clone(&done), Arc::clone(&failed));
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    let (status, _, _) = login(&api, "soak@corp.com").await;
+                    let counter = if status == 200 { &done } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let marks = [0.0, 0.2, 0.5, 1.0];
+    for mark in marks {
+        let at = started + Duration::from_secs_f64(secs as f64 * mark);
+        tokio::time::sleep_until(at.into()).await;
+        figure(
+            &format!(
+                "VmRSS after {:.1} min ({} logins answered 200)",
+                secs as f64 * mark / 60.0,
+                done.load(Ordering::Relaxed)
+            ),
+            mib(proc_status_kib(pid, "VmRSS")),
+            "",
+            None,
+        );
+    }
+    for worker in workers {
+        worker.await.expect("a soak worker finishes");
+    }
+    figure(
+        "  logins not answered 200",
+        failed.load(Ordering::Relaxed).to_string(),
+        "goal 0",
+        Some(failed.load(Ordering::Relaxed) == 0),
+    );
+    figure(
+        "  peak (VmHWM)",
+        mib(proc_status_kib(pid, "VmHWM")),
+        "",
+        None,
+    );
+}
+
 // ---------------------------------------------------------------- (c) AWS
 
 /// Creates an enabled API key named `email` directly in moto (as a key
@@ -596,7 +672,7 @@ async fn aws_logins() {
         .wait_for_within("/readyz", Duration::from_secs(60))
         .await;
     let api = server.api.clone();
-    let metric_before = aws_calls_metric(&api).await;
+    let metric_before = aws_calls_metric(&server).await;
     let proxied_before = proxy.calls().len();
 
     // 1. Readers whose keys existed when keyhook loaded its owner index.
@@ -646,7 +722,7 @@ async fn aws_logins() {
     fresh.print("first-time reader (key provisioned)", Some(2));
     fresh_repeat.print("  the same reader again at once (repeat login)", Some(0));
 
-    let metric_after = aws_calls_metric(&api).await;
+    let metric_after = aws_calls_metric(&server).await;
     let proxied = proxy.calls().len() - proxied_before;
     println!(
         "  AWS calls over these {} logins: {} at the proxy, {} in keyhook_aws_calls_total (includes background index refreshes)",

@@ -28,6 +28,10 @@ use crate::readme::{self, ReadmeDoor};
 use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
 use crate::{extract, health, metrics};
 
+mod serve;
+use serve::Stage;
+pub use serve::Timeouts;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// A caller's request id longer than this is replaced by one of ours.
 const MAX_REQUEST_ID: usize = 128;
@@ -87,14 +91,11 @@ pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clo
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 
-    let mut router = Router::new()
+    // `/metrics` is never here: this listener faces the portals.
+    let router = Router::new()
         .merge(readme::router(readme))
         .merge(sensedia::router(sensedia, auth))
-        .merge(health::router(provider));
-    if config.metrics_listen.is_none() {
-        router = router.merge(metrics::router());
-    }
-    let router = router
+        .merge(health::router(provider))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     extract::limit_bodies(router, config.body_limit)
@@ -163,10 +164,11 @@ fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
-    /// `/metrics` on its own listener, when configured.
+    /// `/metrics` on its own listener, when configured (else not served).
     metrics: Option<tokio::net::TcpListener>,
     /// Serve HTTPS on the main listener.
     tls: Option<RustlsConfig>,
+    timeouts: Timeouts,
     backend: &'static str,
 }
 
@@ -215,6 +217,7 @@ impl Application {
             router,
             metrics,
             tls,
+            timeouts: timeouts(config),
             backend,
         })
     }
@@ -231,55 +234,62 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets
-    /// in-flight requests finish, and returns.
+    /// in-flight requests finish within the shutdown timeout (a write under
+    /// way within the AWS timeout more), closes what is left, and returns.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let timeouts = self.timeouts;
+        let addr = self.local_addr();
+        let (stage, watch) = tokio::sync::watch::channel(Stage::Serving);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stage.send(Stage::Draining);
+            tokio::time::sleep(timeouts.shutdown).await;
+            let _ = stage.send(Stage::Deadline);
+            // Kept until every listener has stopped: a dropped sender
+            // would read as the deadline everywhere.
+            stage.closed().await;
+        });
+        if self.metrics.is_none() {
+            tracing::info!(
+                "metrics off: KEYHOOK_METRICS_LISTEN is unset, so /metrics is not served"
+            );
+        }
+        let metrics = self.metrics.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
+            tokio::spawn(serve::serve(
+                listener,
+                None,
+                metrics::router(),
+                timeouts,
+                watch.clone(),
+            ))
+        });
+        // Last: the tests read the address from it, and then may stop
+        // reading the log.
         tracing::info!(
-            addr = %self.local_addr(),
+            addr = %addr,
             backend = self.backend,
             tls = self.tls.is_some(),
             "keyhook listening"
         );
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let metrics = self.metrics.map(|listener| {
-            tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, metrics::router())
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            })
-        });
-        let served = match self.tls {
-            None => {
-                axum::serve(self.listener, self.router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    // In-flight requests get the orchestrators' usual grace.
-                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-                });
-                let listener = self.listener.into_std()?;
-                axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
-                    .handle(handle)
-                    .serve(self.router.into_make_service())
-                    .await
-            }
-        };
-        let _ = stop.send(true);
+        let served = serve::serve(self.listener, self.tls, self.router, timeouts, watch).await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
         served
+    }
+}
+
+/// The listeners' time limits from `config`.
+fn timeouts(config: &Config) -> Timeouts {
+    Timeouts {
+        header: Duration::from_secs(config.header_timeout_secs),
+        request: Duration::from_secs(config.request_timeout_secs),
+        shutdown: Duration::from_secs(config.shutdown_timeout_secs),
+        drain: Duration::from_secs(config.aws.timeout_secs),
     }
 }
 

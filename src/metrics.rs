@@ -1,18 +1,26 @@
-//! Prometheus metrics: requests by route and status with latency histograms,
-//! AWS calls by operation and outcome, credentials issued/re-synced/revoked,
-//! and signature failures by reason. Served at `GET /metrics`, on the main
-//! listener or, with `KEYHOOK_METRICS_LISTEN`, on a listener of its own so
-//! the portals never see it.
+//! Prometheus metrics: requests by route, method and status with latency
+//! histograms, AWS calls by operation and outcome, credentials
+//! created/updated/revoked, and signature failures by reason. Served at
+//! `GET /metrics` only on `KEYHOOK_METRICS_LISTEN`, a listener of its own:
+//! never on the main one, which the portals (and so the internet) reach.
+//!
+//! Bounded: every label comes from a closed set (a method or route keyhook
+//! does not serve is `other`), and histogram samples are folded in every few
+//! seconds whether or not anything scrapes.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::credentials::{CredentialKind, Origin};
+use crate::readme::signature::SignatureError;
 
 const LATENCY: &str = "keyhook_http_request_duration_seconds";
 /// Fine at the low end: a login from the index takes well under 1 ms.
@@ -20,17 +28,72 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often recorded histogram samples are folded into their buckets;
+/// until then each sample is held in memory.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The label for a method or route outside the closed set.
+const OTHER: &str = "other";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Installs the process-wide recorder (once; later calls reuse it).
+/// Installs the process-wide recorder (once; later calls reuse it), starts
+/// its upkeep, and registers the series with fixed label sets at 0 so that
+/// dashboards and alerts see them before the first event.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
+        let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(LATENCY.to_string()), LATENCY_BUCKETS)
             .expect("non-empty buckets")
             .install_recorder()
-            .expect("the metrics recorder is installed once")
+            .expect("the metrics recorder is installed once");
+        let upkeep = handle.clone();
+        // A thread, not a task: the recorder outlives any one runtime (the
+        // tests start many).
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            })
+            .expect("spawn the metrics upkeep thread");
+        register_fixed_series();
+        handle
     })
+}
+
+/// Every series whose labels are known in advance, at 0.
+fn register_fixed_series() {
+    for failure in [
+        SignatureError::Missing,
+        SignatureError::Expired,
+        SignatureError::Invalid,
+    ] {
+        metrics::counter!("keyhook_signature_failures_total", "reason" => failure.reason())
+            .increment(0);
+    }
+    // The actions `telemetry::audit` counts.
+    for action in ["created", "updated", "revoked"] {
+        for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
+            for origin in [Origin::Readme, Origin::Sensedia] {
+                credential_change_by(action, kind.as_str(), origin.as_str(), 0);
+            }
+        }
+    }
+}
+
+/// The `method` label: the methods keyhook serves, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => OTHER,
+    }
 }
 
 async fn render() -> String {
@@ -41,15 +104,18 @@ pub fn router() -> Router {
     Router::new().route("/metrics", get(render))
 }
 
-/// Middleware counting every request by route, method and status.
+/// Middleware counting every request by route, method and status. A route
+/// is the router's pattern (a fixed set); a path no route matches is
+/// `other`, as is a method keyhook does not serve. Statuses are the few
+/// keyhook answers with.
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().to_string();
+        .unwrap_or_else(|| OTHER.to_string());
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("keyhook_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
@@ -63,6 +129,10 @@ pub fn signature_failure(reason: &'static str) {
 }
 
 pub fn credential_change(action: &'static str, kind: &'static str, origin: &'static str) {
+    credential_change_by(action, kind, origin, 1);
+}
+
+fn credential_change_by(action: &'static str, kind: &'static str, origin: &'static str, n: u64) {
     metrics::counter!("keyhook_credentials_total", "action" => action, "kind" => kind, "origin" => origin)
-        .increment(1);
+        .increment(n);
 }

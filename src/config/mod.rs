@@ -66,12 +66,18 @@ pub struct Config {
     pub body_limit: usize,
     /// `None`: pretty on a terminal, JSON otherwise.
     pub log_format: Option<LogFormat>,
-    /// A separate listener for `/metrics`; `None` serves it on `listen`.
+    /// The listener for `/metrics`; `None`: not served (never on `listen`).
     pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain and private key: serve HTTPS in-process, for
     /// deployments without a terminating load balancer.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body, from its headers.
+    pub request_timeout_secs: u64,
+    /// Seconds from SIGTERM until requests still reading are cut.
+    pub shutdown_timeout_secs: u64,
     #[serde(default)]
     pub readme: ReadmeSettings,
     #[serde(default)]
@@ -129,7 +135,7 @@ impl Config {
             read: Read::Text,
             default: None,
             secret: false,
-            doc: "serve `/metrics` on this address instead of the main one",
+            doc: "serve `/metrics` on this address, a listener of its own (keep it private). Unset: `/metrics` is not served at all; it is never on `KEYHOOK_LISTEN`",
         },
         Setting {
             key: "tls_cert",
@@ -146,6 +152,30 @@ impl Config {
             default: None,
             secret: false,
             doc: "PEM private key of `KEYHOOK_TLS_CERT` (both or neither)",
+        },
+        Setting {
+            key: "header_timeout_secs",
+            var: "KEYHOOK_HEADER_TIMEOUT_SECS",
+            read: Read::Unsigned,
+            default: Some("10"),
+            secret: false,
+            doc: "seconds a client has to send a request's headers (and finish the TLS handshake); also how long an idle keep-alive connection stays open. Then the connection is closed",
+        },
+        Setting {
+            key: "request_timeout_secs",
+            var: "KEYHOOK_REQUEST_TIMEOUT_SECS",
+            read: Read::Unsigned,
+            default: Some("30"),
+            secret: false,
+            doc: "seconds a client has to send a request's body once its headers are in; then the connection is closed unanswered. A slow backend is bounded by `KEYHOOK_AWS_TIMEOUT_SECS` instead",
+        },
+        Setting {
+            key: "shutdown_timeout_secs",
+            var: "KEYHOOK_SHUTDOWN_TIMEOUT_SECS",
+            read: Read::Unsigned,
+            default: Some("20"),
+            secret: false,
+            doc: "seconds after SIGTERM for requests in flight to finish; then requests still being read are cut, a write under way gets up to `KEYHOOK_AWS_TIMEOUT_SECS` more, and the process exits",
         },
     ];
 }
@@ -213,6 +243,17 @@ impl Config {
                 self.body_limit
             )));
         }
+        for (value, var) in [
+            (self.header_timeout_secs, "KEYHOOK_HEADER_TIMEOUT_SECS"),
+            (self.request_timeout_secs, "KEYHOOK_REQUEST_TIMEOUT_SECS"),
+            (self.shutdown_timeout_secs, "KEYHOOK_SHUTDOWN_TIMEOUT_SECS"),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(Invalid(format!(
+                    "{var} must be between 1 and 3600 seconds, got {value}"
+                )));
+            }
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Invalid(
                 "set both KEYHOOK_TLS_CERT and KEYHOOK_TLS_KEY, or neither".into(),
@@ -245,10 +286,17 @@ impl Config {
             },
         );
         out.insert(
+            "timeouts",
+            format!(
+                "headers {} s, body {} s, shutdown {} s",
+                self.header_timeout_secs, self.request_timeout_secs, self.shutdown_timeout_secs
+            ),
+        );
+        out.insert(
             "metrics",
             match self.metrics_listen {
                 Some(addr) => format!("GET /metrics on {addr}"),
-                None => "GET /metrics on the main listener".to_string(),
+                None => "off (set KEYHOOK_METRICS_LISTEN to serve GET /metrics)".to_string(),
             },
         );
         out.insert("readme", self.readme.summary());

@@ -21,6 +21,7 @@ pub mod emulator;
 pub mod moto;
 pub mod process;
 pub mod proxy;
+pub mod tls;
 
 use std::path::Path;
 

@@ -250,6 +250,28 @@ impl Process {
         self.wait_until(next_match, message)
     }
 
+    /// The base URL of `/metrics` (started with
+    /// `KEYHOOK_METRICS_LISTEN=127.0.0.1:0`), from its log line, which
+    /// comes before "keyhook listening" so it is always kept.
+    pub fn metrics_url(&self) -> String {
+        let addr = self.wait_until(
+            |log| {
+                log.lines.iter().find_map(|line| {
+                    let event: Value = serde_json::from_str(line).ok()?;
+                    if event["message"] != "metrics listening" {
+                        return None;
+                    }
+                    // The `Debug` form of an `Option<SocketAddr>`.
+                    let addr = event["addr"].as_str()?;
+                    let addr = addr.trim_start_matches("Some(").trim_end_matches(')');
+                    addr.parse::<SocketAddr>().ok()
+                })
+            },
+            "metrics listening",
+        );
+        format!("http://{addr}")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -1,31 +1,9 @@
 //! In-process TLS: with KEYHOOK_TLS_CERT/KEY keyhook speaks HTTPS itself.
 
-use std::sync::Arc;
-
 use keyhook::app::{Application, Dependencies, StartupError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Pem {
-    _dir: tempfile::TempDir,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-    der: rustls::pki_types::CertificateDer<'static>,
-}
-
-fn self_signed() -> Pem {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
-    Pem {
-        der: certified.cert.der().clone(),
-        _dir: dir,
-        cert,
-        key,
-    }
-}
+use crate::harness::tls::{connect, self_signed};
 
 #[tokio::test]
 async fn serves_https_with_the_configured_certificate() {
@@ -44,19 +22,7 @@ async fn serves_https_with_the_configured_certificate() {
         let _ = rx.await;
     }));
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pem.der.clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut tls = connect(addr, &pem).await;
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();

@@ -11,3 +11,4 @@ mod errors;
 mod metrics;
 mod reliability_load;
 mod reliability_secrets;
+mod timeouts;

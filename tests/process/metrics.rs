@@ -1,7 +1,8 @@
 //! `/metrics` reports what really happened, counted once: requests by route
 //! and status, signature failures by reason, credentials created, updated
 //! and revoked, and AWS calls by operation and outcome (after the SDK's
-//! retries); and it can be moved to a listener of its own.
+//! retries); only on a listener of its own, never on the main one; with
+//! labels from closed sets; every fixed series present at 0 from the start.
 //!
 //! The recorder is process-wide, so every count is read from the `/metrics`
 //! of a keyhook child process of the test's own, before and after, and
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use crate::harness::emulator::{app, Emulator};
 use crate::harness::process::aws_env;
 use crate::harness::proxy::{Fault, Proxy};
-use crate::harness::{ApiClient, Process, README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
+use crate::harness::{Process, README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -25,10 +26,17 @@ type Series = (String, BTreeMap<String, String>);
 struct Scrape(Vec<(Series, f64)>);
 
 impl Scrape {
-    async fn of(server: &ApiClient) -> Scrape {
-        let response = server.get_as_portal("/metrics").await;
+    /// `/metrics` of `server`, started with [`portal_env`].
+    async fn of(server: &Process) -> Scrape {
+        let url = format!("{}/metrics", server.metrics_url());
+        let response = server.http.get(url).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         Scrape::parse(&response.text().await.unwrap())
+    }
+
+    /// Every series, by name and labels.
+    fn series(&self) -> std::collections::BTreeSet<&Series> {
+        self.0.iter().map(|(series, _)| series).collect()
     }
 
     /// Prometheus text format, as `metrics-exporter-prometheus` writes it
@@ -110,6 +118,7 @@ fn portal_env() -> Vec<(&'static str, String)> {
             format!("{SENSEDIA_USER}:{SENSEDIA_PASSWORD}"),
         ),
         ("RUST_LOG", "warn".into()),
+        ("KEYHOOK_METRICS_LISTEN", "127.0.0.1:0".into()),
     ]
 }
 
@@ -181,7 +190,7 @@ async fn requests_signature_failures_and_credential_changes_are_counted_once() {
 
 /// The `keyhook_aws_calls_total` series `step` changes, with their change.
 async fn aws_calls_during(
-    server: &ApiClient,
+    server: &Process,
     step: impl std::future::Future<Output = ()>,
 ) -> BTreeMap<(String, String), f64> {
     let before = Scrape::of(server).await;
@@ -296,16 +305,9 @@ async fn aws_calls_are_counted_once_per_call_by_operation_and_outcome() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_can_live_on_their_own_listener() {
-    let mut env = portal_env();
-    env.push(("KEYHOOK_METRICS_LISTEN", "127.0.0.1:0".into()));
-    env.push(("RUST_LOG", "warn,keyhook::app=info".into()));
-    let mut server = Process::spawn(&env);
-    // Logged as the `Debug` form of an `Option<SocketAddr>`.
-    let logged = server.wait_for_log("metrics listening");
-    let addr = logged["addr"].as_str().unwrap_or_default();
-    let addr = addr.trim_start_matches("Some(").trim_end_matches(')');
-    let metrics = format!("http://{addr}");
+async fn metrics_are_served_only_on_their_own_listener() {
+    let mut server = Process::spawn(&portal_env());
+    let metrics = server.metrics_url();
     server.wait_for("/healthz").await;
     let hidden = server.get_as_portal("/metrics").await;
     assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
@@ -319,4 +321,90 @@ async fn metrics_can_live_on_their_own_listener() {
         .contains("keyhook_http_requests_total"));
     server.terminate();
     assert!(server.wait().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_metrics_listen_metrics_are_not_served_and_the_start_says_so() {
+    let mut env = portal_env();
+    env.retain(|(k, _)| *k != "KEYHOOK_METRICS_LISTEN");
+    env.push(("RUST_LOG", "warn,keyhook::app=info".into()));
+    let mut server = Process::spawn(&env);
+    server.wait_for_log("metrics off: KEYHOOK_METRICS_LISTEN is unset, so /metrics is not served");
+    server.wait_for("/healthz").await;
+    for path in ["/metrics", "/metrics/"] {
+        let response = server.get_as_portal(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_series_exist_at_zero_from_the_start() {
+    let server = Process::spawn(&portal_env());
+    let scrape = Scrape::of(&server).await;
+    let zero = |metric: &str, labels: &[(&str, &str)]| {
+        let found = scrape.0.iter().find(|((name, have), _)| {
+            name == metric
+                && labels
+                    .iter()
+                    .all(|(k, v)| have.get(*k).map(String::as_str) == Some(v))
+        });
+        assert_eq!(found.map(|(_, v)| *v), Some(0.0), "{metric} {labels:?}");
+    };
+    for reason in ["missing", "expired", "invalid"] {
+        zero("keyhook_signature_failures_total", &[("reason", reason)]);
+    }
+    for action in ["created", "updated", "revoked"] {
+        for kind in ["api_key", "client_credentials"] {
+            for origin in ["readme", "sensedia"] {
+                let labels = [("action", action), ("kind", kind), ("origin", origin)];
+                zero("keyhook_credentials_total", &labels);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_unknown_paths_add_no_series() {
+    let mut server = Process::spawn(&portal_env());
+    server.wait_for("/healthz").await;
+    // One of each kind first, so every `other` series exists already.
+    let send = |method: String, path: String| {
+        let http = server.http.clone();
+        let url = server.url(&path);
+        async move {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            http.request(method, url).send().await.unwrap().status()
+        }
+    };
+    assert_eq!(
+        send("FROB0".into(), "/nope0".into()).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send("FROB0".into(), "/healthz".into()).await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let before = Scrape::of(&server).await;
+    for i in 1..=250 {
+        let status = send(format!("FROB{i}"), format!("/nope{i}/{i}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let status = send(format!("FROB{i}"), "/healthz".into()).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let after = Scrape::of(&server).await;
+    let new: Vec<_> = after
+        .series()
+        .difference(&before.series())
+        .copied()
+        .collect();
+    assert!(new.is_empty(), "new series: {new:?}");
+    let requests = "keyhook_http_requests_total";
+    let other = [("route", "other"), ("method", "other"), ("status", "404")];
+    assert_eq!(delta(&before, &after, requests, &other), 250.0);
+    let healthz = [
+        ("route", "/healthz"),
+        ("method", "other"),
+        ("status", "405"),
+    ];
+    assert_eq!(delta(&before, &after, requests, &healthz), 250.0);
 }
