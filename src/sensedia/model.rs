@@ -275,6 +275,11 @@ impl AppFields {
         let mut api_ids = Vec::new();
         let mut plans = Vec::new();
         for api in &self.apis {
+            // Bounds the work before de-duplication, as the published
+            // schema does (`maxItems` per list).
+            if api.usage_plans.len() > MAX_PLANS {
+                return Err(InvalidRequest::TooManyPlans);
+            }
             let id = check_id("apis[].id", &api.id)?;
             if !api_ids.contains(&id) {
                 api_ids.push(id);
@@ -387,6 +392,9 @@ mod tests {
             json!({"appName": "a", "developer": "d@x.io", "apis": [{"id": "../etc"}]}),
             json!({"appName": "a", "developer": "d@x.io", "apis": [{"id": "a", "usagePlans": [{"id": ""}]}]}),
             json!({"appName": "a", "developer": "d@x.io", "appSlug": "has space"}),
+            // 101 entries of one plan: one distinct plan, but over the
+            // schema's limit on the list itself.
+            json!({"appName": "a", "developer": "d@x.io", "apis": [{"id": "a", "usagePlans": vec![json!({"id": "p1"}); 101]}]}),
         ] {
             let req = request(body.clone());
             assert!(
