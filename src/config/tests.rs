@@ -1,4 +1,6 @@
 //! The layering, its errors and the settings' description.
+//!
+//! (Past 400 lines: a test file, one test per rule of the configuration.)
 
 use super::*;
 use crate::setting::Read;

@@ -11,9 +11,11 @@
 
 pub mod aws;
 mod email;
+mod error;
 mod generate;
 mod index;
 pub mod local;
+mod reference;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +24,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use email::{Email, InvalidEmail};
+pub use error::{CredentialError, FailureKind, Result};
+pub use reference::{Claim, CredentialRef};
 
 use crate::secret::Redacted;
 
@@ -213,84 +217,6 @@ impl Credential {
     }
 }
 
-/// How a caller names an existing credential: by its id when it has one, by
-/// the app it was issued for otherwise; with the kind the caller says it is,
-/// which tells a backend where to look. A caller naming an id also says which
-/// app it speaks for, when it does ([`Claim`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialRef {
-    Id(String, CredentialKind, Claim),
-    App(AppId, CredentialKind),
-}
-
-/// The app a request naming a credential by id speaks for. A credential is
-/// acted on only through the app it was issued to: anything else is
-/// reported exactly as an unknown id, so a caller cannot learn that a
-/// credential of another app (or one made by hand) exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// The request names no app: it acts within the credential's own app.
-    None,
-    /// The request names its app (a slug): the credential must be its.
-    App(AppId),
-    /// The request names its developer and app name, which an edit may just
-    /// have changed: the credential must be of the app so named, or owned by
-    /// that developer (never someone else's).
-    Named(AppId, Email),
-}
-
-impl CredentialRef {
-    pub fn kind(&self) -> CredentialKind {
-        match self {
-            CredentialRef::Id(_, kind, _) | CredentialRef::App(_, kind) => *kind,
-        }
-    }
-
-    /// `found`, what this reference resolved to, if the caller may act on
-    /// it: keyhook issued it, to the app the caller speaks for (compared by
-    /// `same_app(requested, stored)`, as the backend stores identities).
-    /// Otherwise `NotFound`, as for an unknown id; a credential of another
-    /// kind than the caller said is refused (409), as update always did.
-    pub(crate) fn admit(
-        &self,
-        found: Option<Credential>,
-        same_app: impl Fn(&AppId, &AppId) -> bool,
-    ) -> Result<Credential> {
-        let not_found = || CredentialError::NotFound(self.clone());
-        let found = found.ok_or_else(not_found)?;
-        let claimed = match self {
-            CredentialRef::App(app, _) | CredentialRef::Id(_, _, Claim::App(app)) => {
-                same_app(app, &found.app)
-            }
-            CredentialRef::Id(_, _, Claim::Named(app, developer)) => {
-                same_app(app, &found.app) || found.owner == *developer
-            }
-            CredentialRef::Id(_, _, Claim::None) => true,
-        };
-        if !found.app.issued_by_keyhook() || !claimed {
-            return Err(not_found());
-        }
-        if found.kind() != self.kind() {
-            return Err(CredentialError::Invalid(format!(
-                "credential {} is a {}, not a {}",
-                found.id,
-                found.kind(),
-                self.kind()
-            )));
-        }
-        Ok(found)
-    }
-}
-
-impl fmt::Display for CredentialRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CredentialRef::Id(id, kind, _) => write!(f, "{kind} {id}"),
-            CredentialRef::App(app, kind) => write!(f, "{kind} of app {app}"),
-        }
-    }
-}
-
 /// Whether `create` made something new or found the app's credential, as
 /// it was or brought in step with the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,126 +235,6 @@ pub enum Revoked {
     Revoked(Box<Credential>),
     NotFound,
 }
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CredentialError {
-    #[error("{0} not found")]
-    NotFound(CredentialRef),
-    #[error("{0}")]
-    Invalid(String),
-    /// A backend call failed. `operation` names the call and `kind` how it
-    /// failed: those two are all an answer shows. `detail` is the backend's
-    /// own account (AWS's code and message, which name the role and account),
-    /// for the log only; it never carries a secret.
-    #[error("{operation} failed ({kind}): {detail}")]
-    Failed {
-        operation: &'static str,
-        kind: FailureKind,
-        detail: String,
-    },
-    /// The backend answered, but without what keyhook needs (kind
-    /// `backend_failed`); `detail`, for the log only, says what was missing.
-    #[error("{operation} failed: {detail}")]
-    Backend {
-        operation: &'static str,
-        detail: String,
-    },
-}
-
-impl CredentialError {
-    /// The failing operation and how it failed, for a backend failure.
-    pub fn failure(&self) -> Option<(&'static str, FailureKind)> {
-        match self {
-            CredentialError::Failed {
-                operation, kind, ..
-            } => Some((operation, *kind)),
-            CredentialError::Backend { operation, .. } => {
-                Some((operation, FailureKind::BackendFailed))
-            }
-            CredentialError::NotFound(_) | CredentialError::Invalid(_) => None,
-        }
-    }
-}
-
-/// How a backend call failed: a closed set, shown as the `kind` of an error
-/// answer and the `reason` of an unready probe (README, "Responses").
-/// Sorted from AWS's answers in `aws/call.rs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// The first load of the AWS owner index has not finished yet.
-    Starting,
-    /// AWS could not be reached, answered 5xx or sent an unreadable answer.
-    AwsUnavailable,
-    /// AWS is throttling keyhook (429, or a throttling error code).
-    AwsThrottled,
-    /// AWS did not answer within `KEYHOOK_AWS_TIMEOUT_SECS`.
-    AwsTimeout,
-    /// AWS refused the credentials keyhook runs with, or their permissions
-    /// (403: `AccessDeniedException`, an expired or unknown token).
-    AwsAccessDenied,
-    /// A resource keyhook is configured with (usage plan, user pool) does
-    /// not exist.
-    AwsNotFound,
-    /// AWS refused the request for another reason (any other 4xx).
-    AwsRefused,
-    /// The backend answered without what keyhook needs, or keyhook could
-    /// not build the request.
-    BackendFailed,
-    /// The local store could not read or write.
-    StorageFailed,
-}
-
-impl FailureKind {
-    pub const ALL: [FailureKind; 9] = [
-        FailureKind::Starting,
-        FailureKind::AwsUnavailable,
-        FailureKind::AwsThrottled,
-        FailureKind::AwsTimeout,
-        FailureKind::AwsAccessDenied,
-        FailureKind::AwsNotFound,
-        FailureKind::AwsRefused,
-        FailureKind::BackendFailed,
-        FailureKind::StorageFailed,
-    ];
-
-    /// The word an answer shows.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Starting => "starting",
-            FailureKind::AwsUnavailable => "aws_unavailable",
-            FailureKind::AwsThrottled => "aws_throttled",
-            FailureKind::AwsTimeout => "aws_timeout",
-            FailureKind::AwsAccessDenied => "aws_access_denied",
-            FailureKind::AwsNotFound => "aws_not_found",
-            FailureKind::AwsRefused => "aws_refused",
-            FailureKind::BackendFailed => "backend_failed",
-            FailureKind::StorageFailed => "storage_failed",
-        }
-    }
-
-    /// The fixed sentence an answer's `error` ends with.
-    pub fn sentence(self) -> &'static str {
-        match self {
-            FailureKind::Starting => "the first load from AWS has not finished",
-            FailureKind::AwsUnavailable => "AWS is unavailable",
-            FailureKind::AwsThrottled => "AWS is throttling calls",
-            FailureKind::AwsTimeout => "AWS did not answer in time",
-            FailureKind::AwsAccessDenied => "AWS denied access",
-            FailureKind::AwsNotFound => "a configured AWS resource does not exist",
-            FailureKind::AwsRefused => "AWS refused the request",
-            FailureKind::BackendFailed => "the backend's answer could not be used",
-            FailureKind::StorageFailed => "the local store failed",
-        }
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-pub type Result<T, E = CredentialError> = std::result::Result<T, E>;
 
 /// A credential backend. Both front doors speak only this trait, so adding a
 /// backend never touches them.
@@ -461,87 +267,4 @@ pub trait CredentialProvider: Send + Sync + 'static {
 
     /// Whether the backend can serve requests now.
     async fn health(&self) -> Result<()>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The set is closed and documented: every kind is in the README's
-    /// table and the OpenAPI enum, and nothing else is in the enum.
-    #[test]
-    fn every_failure_kind_is_documented() {
-        let readme = include_str!("../../README.md");
-        let openapi = include_str!("../../openapi/keyhook.yaml");
-        let documented: Vec<&str> = openapi
-            .split("FailureKind:\n")
-            .nth(1)
-            .and_then(|s| s.split("enum:\n").nth(1))
-            .expect("FailureKind's enum in openapi/keyhook.yaml")
-            .lines()
-            .map_while(|line| line.trim().strip_prefix("- "))
-            .collect();
-        let kinds: Vec<&str> = FailureKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(documented, kinds);
-        for kind in kinds {
-            assert!(readme.contains(&format!("| `{kind}` |")), "{kind}");
-        }
-    }
-
-    fn key(id: &str, app: AppId, owner: &str) -> Credential {
-        Credential {
-            id: id.into(),
-            owner: Email::parse(owner).unwrap(),
-            app,
-            label: "app".into(),
-            origin: Origin::Sensedia,
-            secret: Secret::ApiKey {
-                value: Redacted::new("v".into()),
-            },
-            usage_plans: Vec::new(),
-            api_ids: Vec::new(),
-            custom: BTreeMap::new(),
-            created_at_ms: 0,
-        }
-    }
-
-    #[test]
-    fn a_reference_admits_only_a_credential_keyhook_issued_to_its_app() {
-        let same = |a: &AppId, b: &AppId| a == b;
-        let mine = AppId::sensedia_slug("mine");
-        let jo = Email::parse("jo@corp.com").unwrap();
-        let named = AppId::sensedia_named(&jo, "Old name");
-        let by = |claim| CredentialRef::Id("k1".into(), CredentialKind::ApiKey, claim);
-        let admitted = |r: &CredentialRef, c: Credential| r.admit(Some(c), same);
-        let is_not_found = |r: Result<Credential>| matches!(r, Err(CredentialError::NotFound(_)));
-
-        for claim in [Claim::None, Claim::App(mine.clone())] {
-            assert!(admitted(&by(claim), key("k1", mine.clone(), "jo@corp.com")).is_ok());
-        }
-        // Another app's credential, through this app; a hand-made key,
-        // through any; nothing at all: one answer.
-        let theirs = key("k1", AppId::sensedia_slug("theirs"), "al@corp.com");
-        assert!(is_not_found(admitted(
-            &by(Claim::App(mine.clone())),
-            theirs.clone()
-        )));
-        let hand_made = key("k1", AppId::hand_made_key("k1"), "al@corp.com");
-        assert!(is_not_found(admitted(&by(Claim::None), hand_made.clone())));
-        assert!(is_not_found(admitted(
-            &CredentialRef::App(AppId::hand_made_key("k1"), CredentialKind::ApiKey),
-            hand_made
-        )));
-        assert!(is_not_found(by(Claim::None).admit(None, same)));
-        // Without a slug: the app so named, or (a rename) one of the
-        // developer's own; never someone else's.
-        let renamed = Claim::Named(AppId::sensedia_named(&jo, "New name"), jo.clone());
-        assert!(admitted(&by(renamed.clone()), key("k1", named, "jo@corp.com")).is_ok());
-        assert!(is_not_found(admitted(&by(renamed), theirs)));
-        // The wrong kind is refused, as update always did.
-        let wrong = CredentialRef::Id("k1".into(), CredentialKind::ClientCredentials, Claim::None);
-        assert!(matches!(
-            admitted(&wrong, key("k1", mine, "jo@corp.com")),
-            Err(CredentialError::Invalid(_))
-        ));
-    }
 }
