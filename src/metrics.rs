@@ -72,8 +72,7 @@ fn register_fixed_series() {
         metrics::counter!("keyhook_signature_failures_total", "reason" => failure.reason())
             .increment(0);
     }
-    // The actions `telemetry::audit` counts.
-    for action in ["created", "updated", "revoked"] {
+    for action in crate::telemetry::audit::COUNTED {
         for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
             for origin in [Origin::Readme, Origin::Sensedia] {
                 credential_change_by(action, kind.as_str(), origin.as_str(), 0);

@@ -86,6 +86,10 @@ pub mod audit {
 
     pub const TARGET: &str = crate::credentials::AUDIT_TARGET;
 
+    /// The actions `keyhook_credentials_total` counts (a replayed create
+    /// changed nothing); `metrics` registers each at 0 from this list.
+    pub(crate) const COUNTED: [&str; 3] = ["created", "updated", "revoked"];
+
     pub fn created(origin: Origin, credential: &Credential, created: Created) {
         match created {
             Created::New => event("created", origin, credential),
@@ -100,7 +104,7 @@ pub mod audit {
     }
 
     fn event(action: &'static str, origin: Origin, credential: &Credential) {
-        if action != "create_replayed" {
+        if COUNTED.contains(&action) {
             crate::metrics::credential_change(action, credential.kind().as_str(), origin.as_str());
         }
         tracing::info!(
