@@ -1,14 +1,29 @@
-//! The owner of a credential: an email address, compared whole and without
-//! regard to case, so `Jo@Corp.com` is `jo@corp.com` and never `jo@corp.com.au`.
+//! The owner of a credential: an email address, compared whole and exactly,
+//! except that ASCII letters compare without regard to case: `Jo@Corp.com` is
+//! `jo@corp.com`, and never `jo@corp.com.au`.
+//!
+//! Nothing else is folded. Unicode lower-casing and normalisation merge
+//! distinct addresses (the Kelvin sign `K` lower-cases to an ASCII `k`, so
+//! `Kate@corp.com` spelt with it would be shown kate's key), so an address
+//! that is not already in NFC is refused, and non-ASCII letters keep their
+//! case. The domain must be a host name: ASCII letters, digits and hyphens,
+//! or a non-ASCII (IDNA) name written as IDNA maps it.
+//!
+//! What keyhook stored before these rules, or what an operator typed as a
+//! key's name in the console, is read with [`Email::from_stored`]: kept as
+//! written when today's rules refuse it, so its credential stays reachable
+//! by app and id, while no login (parsed with [`Email::parse`]) can match it.
 
 use std::fmt;
 
+use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use serde::{Deserialize, Serialize};
+use unicode_normalization::is_nfc;
 
 /// RFC 5321 caps a forward path at 256 octets, so an address at 254.
 const MAX_LEN: usize = 254;
 
-/// A normalised (trimmed, lower-cased) email address.
+/// An address in canonical form: trimmed, ASCII letters lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
@@ -23,38 +38,95 @@ pub enum InvalidEmail {
     Shape,
     #[error("email must not contain spaces or control characters")]
     ForbiddenCharacter,
+    #[error("email must be in Unicode normalisation form C (it holds a character such as the Kelvin sign that stands for another)")]
+    NotNormalized,
+    #[error("email's domain must be a host name (letters, digits and hyphens; a non-ASCII domain as IDNA writes it)")]
+    Domain,
 }
 
 impl Email {
-    /// Validates and normalises an address. Deliberately permissive about
-    /// what may stand on either side of the `@` (ReadMe readers have
-    /// non-ASCII addresses): it only rejects what cannot be an address.
+    /// Validates an address and brings it to canonical form. ReadMe readers
+    /// have non-ASCII addresses, so the local part may hold any printable
+    /// character; what it holds is compared exactly.
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidEmail::Empty);
+        let (local, domain) = split(raw)?;
+        if !is_nfc(local) || !is_nfc(domain) {
+            return Err(InvalidEmail::NotNormalized);
         }
-        if trimmed.len() > MAX_LEN {
-            return Err(InvalidEmail::TooLong);
+        if !is_host_name(&domain.to_ascii_lowercase()) {
+            return Err(InvalidEmail::Domain);
         }
-        if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(InvalidEmail::ForbiddenCharacter);
-        }
-        let mut parts = trimmed.split('@');
-        let (local, domain) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(local), Some(domain), None) => (local, domain),
-            _ => return Err(InvalidEmail::Shape),
-        };
-        if local.is_empty() || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.')
-        {
-            return Err(InvalidEmail::Shape);
-        }
-        Ok(Email(trimmed.to_lowercase()))
+        Ok(Email(raw.trim().to_ascii_lowercase()))
+    }
+
+    /// An address as it was stored: by an earlier version (which lower-cased
+    /// all of it and checked only its shape), or by an operator naming a key
+    /// in the console. Canonical when [`Email::parse`] accepts it; else, if
+    /// it has the shape of an address, kept as written (ASCII letters
+    /// lower-cased), which no parsed address can equal: parsing accepts or
+    /// refuses an address whatever the case of its ASCII letters.
+    pub fn from_stored(raw: &str) -> Result<Self, InvalidEmail> {
+        Email::parse(raw).or_else(|_| {
+            split(raw)?;
+            Ok(Email(raw.trim().to_ascii_lowercase()))
+        })
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The local part and domain of `raw`, if it has the shape of an address.
+fn split(raw: &str) -> Result<(&str, &str), InvalidEmail> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidEmail::Empty);
+    }
+    if trimmed.len() > MAX_LEN {
+        return Err(InvalidEmail::TooLong);
+    }
+    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidEmail::ForbiddenCharacter);
+    }
+    match trimmed.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
+            Ok((local, domain))
+        }
+        _ => Err(InvalidEmail::Shape),
+    }
+}
+
+/// Whether `domain` (ASCII letters lower-cased) is a host name as IDNA
+/// writes it: UTS #46 with the STD3 rules (letters, digits, hyphens; none
+/// first or last in a label) and DNS lengths accepts it, and maps it to
+/// itself, either in ASCII (`xn--` labels included) or in its Unicode form.
+/// A domain IDNA would map to another (full-width letters, non-ASCII
+/// capitals) is refused rather than folded into that other one.
+fn is_host_name(domain: &str) -> bool {
+    if domain.ends_with('.') {
+        return false;
+    }
+    let uts46 = Uts46::new();
+    let Ok(ascii) = uts46.to_ascii(
+        domain.as_bytes(),
+        AsciiDenyList::STD3,
+        Hyphens::CheckFirstLast,
+        DnsLength::Verify,
+    ) else {
+        return false;
+    };
+    if domain.is_ascii() {
+        return ascii == domain;
+    }
+    let (unicode, mapped) = uts46.to_unicode(
+        ascii.as_bytes(),
+        AsciiDenyList::STD3,
+        Hyphens::CheckFirstLast,
+    );
+    mapped.is_ok() && unicode == domain
 }
 
 impl fmt::Display for Email {
@@ -63,11 +135,13 @@ impl fmt::Display for Email {
     }
 }
 
+/// Stored rows are read as stored (see [`Email::from_stored`]); requests are
+/// parsed with [`Email::parse`], never through serde.
 impl TryFrom<String> for Email {
     type Error = InvalidEmail;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Email::parse(&value)
+        Email::from_stored(&value)
     }
 }
 
@@ -81,21 +155,74 @@ impl From<Email> for String {
 mod tests {
     use super::*;
 
+    fn parsed(raw: &str) -> Result<String, InvalidEmail> {
+        Email::parse(raw).map(String::from)
+    }
+
     #[test]
-    fn normalises_case_and_surrounding_space() {
-        assert_eq!(
-            Email::parse("  Jo@Corp.COM ").unwrap().as_str(),
-            "jo@corp.com"
-        );
-        assert_eq!(
-            Email::parse("JÖHN@Example.com").unwrap().as_str(),
-            "jöhn@example.com"
-        );
+    fn only_ascii_letters_compare_without_case() {
+        assert_eq!(parsed("  Jo@Corp.COM ").unwrap(), "jo@corp.com");
+        // Non-ASCII letters keep their case: `Ö` and `ö` are two owners.
+        assert_eq!(parsed("JÖHN@Example.com").unwrap(), "jÖhn@example.com");
+        assert_ne!(parsed("JÖHN@example.com"), parsed("jöhn@example.com"));
     }
 
     #[test]
     fn prefix_addresses_are_different_owners() {
         assert_ne!(Email::parse("jo@corp.com"), Email::parse("jo@corp.com.au"));
+    }
+
+    #[test]
+    fn look_alikes_never_become_another_address() {
+        // The Kelvin sign and the Angstrom sign lower-case (and NFC-map) to
+        // `k` and `å`; a decomposed `é` is `é` under NFC.
+        for raw in [
+            "\u{212A}ate@corp.com",
+            "kate@\u{212A}orp.com",
+            "\u{212B}sa@corp.com",
+            "jose\u{301}@corp.com",
+        ] {
+            assert_eq!(parsed(raw), Err(InvalidEmail::NotNormalized), "{raw:?}");
+        }
+        // IDNA would map these domains onto corp.com and bücher.de.
+        for raw in ["jo@\u{FF43}orp.com", "jo@B\u{DC}CHER.de"] {
+            assert_eq!(parsed(raw), Err(InvalidEmail::Domain), "{raw:?}");
+        }
+        // A full-width local part is its own owner, never kate's.
+        assert_eq!(
+            parsed("\u{FF4B}ate@corp.com").unwrap(),
+            "\u{FF4B}ate@corp.com"
+        );
+    }
+
+    #[test]
+    fn the_domain_is_a_host_name() {
+        for ok in [
+            "jo@corp.com",
+            "jo@localhost",
+            "jo@mail-1.corp.io",
+            "jo@bücher.de",
+            "jo@xn--bcher-kva.de",
+            "jo@Bücher.DE",
+            "jo@ab--cd.io",
+        ] {
+            assert!(Email::parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "a@b.c/x",
+            "jo@corp_x.com",
+            "jo@-corp.com",
+            "jo@corp-.com",
+            "jo@corp..com",
+            "jo@corp.com.",
+            "jo@[192.0.2.1]",
+            "jo@corp.com:443",
+            "jo@corp!.com",
+        ] {
+            assert_eq!(parsed(bad), Err(InvalidEmail::Domain), "{bad:?}");
+        }
+        let long_label = format!("jo@{}.com", "a".repeat(64));
+        assert_eq!(parsed(&long_label), Err(InvalidEmail::Domain));
     }
 
     #[test]
@@ -107,7 +234,7 @@ mod tests {
             ("a@b@c", InvalidEmail::Shape),
             ("@corp.com", InvalidEmail::Shape),
             ("jo@", InvalidEmail::Shape),
-            ("jo@.com", InvalidEmail::Shape),
+            ("jo@.com", InvalidEmail::Domain),
             ("jo doe@corp.com", InvalidEmail::ForbiddenCharacter),
             ("jo\0@corp.com", InvalidEmail::ForbiddenCharacter),
             ("jo\r\nx@corp.com", InvalidEmail::ForbiddenCharacter),
@@ -118,15 +245,46 @@ mod tests {
         assert_eq!(Email::parse(&long), Err(InvalidEmail::TooLong));
     }
 
+    #[test]
+    fn what_an_earlier_version_stored_reads_back_as_stored() {
+        // Each of these was accepted, lower-cased and stored before.
+        for stored in [
+            "dev@corp.com",
+            "jöhn@example.com",
+            "a@b.c/x",
+            "jose\u{301}@corp.com",
+            "jo@corp_x.com",
+        ] {
+            assert_eq!(Email::from_stored(stored).unwrap().as_str(), stored);
+        }
+        // A console key named with a look-alike is nobody's login.
+        let kelvin = Email::from_stored("\u{212A}ate@corp.com").unwrap();
+        assert_eq!(kelvin.as_str(), "\u{212A}ate@corp.com");
+        assert_ne!(Some(kelvin), Email::parse("kate@corp.com").ok());
+        assert_eq!(
+            Email::from_stored("Kate@Corp.com").unwrap().as_str(),
+            "kate@corp.com"
+        );
+        // What never had the shape of an address (a console key named
+        // "test-key") is nobody's.
+        assert_eq!(Email::from_stored("test-key"), Err(InvalidEmail::Shape));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
         #[test]
-        fn parse_never_panics_and_normalises(raw in proptest::prelude::any::<String>(), shaped in "[ -~\\PC]{0,20}@[ -~\\PC]{0,20}") {
+        fn parse_never_panics_and_is_canonical(raw in proptest::prelude::any::<String>(), shaped in "[ -~\\PC]{0,20}@[ -~\\PC]{0,20}") {
             for input in [&raw, &shaped] {
                 if let Ok(email) = Email::parse(input) {
                     let again = Email::parse(email.as_str()).expect("a parsed email parses again");
                     proptest::prop_assert_eq!(again.as_str(), email.as_str());
-                    proptest::prop_assert!(email.as_str().len() <= 254 * 2);
+                    proptest::prop_assert_eq!(Email::from_stored(email.as_str()), Ok(email.clone()));
+                    proptest::prop_assert!(email.as_str().len() <= MAX_LEN);
+                } else {
+                    // What parsing refuses, however stored, equals no login.
+                    if let Ok(stored) = Email::from_stored(input.as_str()) {
+                        proptest::prop_assert!(Email::parse(stored.as_str()).is_err());
+                    }
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! first logins safe. Update and revoke reach only a credential keyhook
 //! issued, through the app it was issued to ([`CredentialRef::admit`]).
 
+mod app;
 pub mod aws;
 mod email;
 mod error;
@@ -23,6 +24,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use app::AppId;
 pub use email::{Email, InvalidEmail};
 pub use error::{CredentialError, FailureKind, Result};
 pub use reference::{Claim, CredentialRef};
@@ -74,56 +76,6 @@ impl Origin {
             Origin::Readme => "readme",
             Origin::Sensedia => "sensedia",
         }
-    }
-}
-
-/// The stable identity of the app a credential was issued for. Two create
-/// requests with the same identity (and kind) name the same credential.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct AppId(String);
-
-impl AppId {
-    /// A Sensedia app known by its slug.
-    pub fn sensedia_slug(slug: &str) -> Self {
-        AppId(format!("slug:{}", slug.trim()))
-    }
-
-    /// A Sensedia app without a slug: its developer and its name.
-    pub fn sensedia_named(developer: &Email, app_name: &str) -> Self {
-        AppId(format!("app:{}/{}", developer, app_name.trim()))
-    }
-
-    /// The app keyhook provisions for a first-time ReadMe reader.
-    pub fn readme_reader(reader: &Email) -> Self {
-        AppId(format!("readme:{reader}"))
-    }
-
-    /// A key made by hand (in the console, not by keyhook): its own app,
-    /// named by its id, so no request can speak for it.
-    pub fn hand_made_key(id: &str) -> Self {
-        AppId(format!("apikey:{id}"))
-    }
-
-    /// Whether keyhook issued the credential of this app (a hand-made key's
-    /// app is its own, see [`AppId::hand_made_key`]).
-    pub fn issued_by_keyhook(&self) -> bool {
-        !self.0.starts_with("apikey:")
-    }
-
-    /// Rebuilds an identity read back from storage.
-    pub fn from_stored(raw: impl Into<String>) -> Self {
-        AppId(raw.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for AppId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -41,22 +41,22 @@ impl CredentialRef {
 
     /// `found`, what this reference resolved to, if the caller may act on
     /// it: keyhook issued it, to the app the caller speaks for (compared by
-    /// `same_app(requested, stored)`, as the backend stores identities).
+    /// `of_app(requested, found)`, as the backend stores identities).
     /// Otherwise `NotFound`, as for an unknown id; a credential of another
     /// kind than the caller said is refused (409), as update always did.
     pub(crate) fn admit(
         &self,
         found: Option<Credential>,
-        same_app: impl Fn(&AppId, &AppId) -> bool,
+        of_app: impl Fn(&AppId, &Credential) -> bool,
     ) -> Result<Credential> {
         let not_found = || CredentialError::NotFound(self.clone());
         let found = found.ok_or_else(not_found)?;
         let claimed = match self {
             CredentialRef::App(app, _) | CredentialRef::Id(_, _, Claim::App(app)) => {
-                same_app(app, &found.app)
+                of_app(app, &found)
             }
             CredentialRef::Id(_, _, Claim::Named(app, developer)) => {
-                same_app(app, &found.app) || found.owner == *developer
+                of_app(app, &found) || found.owner == *developer
             }
             CredentialRef::Id(_, _, Claim::None) => true,
         };
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_reference_admits_only_a_credential_keyhook_issued_to_its_app() {
-        let same = |a: &AppId, b: &AppId| a == b;
+        let same = |a: &AppId, c: &Credential| *a == c.app;
         let mine = AppId::sensedia_slug("mine");
         let jo = Email::parse("jo@corp.com").unwrap();
         let named = AppId::sensedia_named(&jo, "Old name");

@@ -12,3 +12,4 @@ mod iam;
 mod iam_policies;
 mod reliability_concurrency;
 mod reliability_faults;
+mod upgrade;

@@ -13,3 +13,4 @@ mod readme;
 mod reliability_hostile;
 mod sensedia;
 mod tls;
+mod upgrade;

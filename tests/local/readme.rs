@@ -453,8 +453,48 @@ async fn a_non_ascii_email_works_end_to_end() {
         answer["keys"],
         json!([{"name": "App john", "apiKey": key["apiKey"]}])
     );
-    assert_eq!(app.visible_keys("JÖHN@example.com").await.len(), 1);
+    // Only ASCII letters compare without case: `Ö` is another reader.
+    assert_eq!(app.visible_keys("JÖHN@example.com").await.len(), 0);
+    assert_eq!(app.visible_keys("JöHN@EXAMPLE.com").await.len(), 1);
     assert_eq!(app.visible_keys("john@example.com").await.len(), 0);
+}
+
+/// Unicode lower-casing once showed kate's key to a login spelt with the
+/// Kelvin sign. A look-alike is refused (not in NFC) or is a reader of its
+/// own; it never sees another reader's key.
+#[tokio::test]
+async fn a_look_alike_of_a_readers_address_never_sees_their_key() {
+    let app = TestApp::local().await;
+    let kate = app.create_app("kate@corp.com", "kate").await;
+    let asa = app.create_app("\u{e5}sa@corp.com", "asa").await;
+    for look_alike in [
+        "\u{212A}ate@corp.com", // Kelvin sign: NFC and lower case make it `k`
+        "kate@\u{212A}orp.com", // in the domain too
+        "\u{212B}sa@corp.com",  // Angstrom sign: NFC makes it `Å`
+        "a\u{30A}sa@corp.com",  // `å` decomposed
+        "kate@\u{FF43}orp.com", // full-width `c`: IDNA would make it `corp.com`
+    ] {
+        let response = app.login(look_alike).await;
+        let (status, body) = error_of(response).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{look_alike:?}: {body}"
+        );
+        assert!(body["error"].as_str().unwrap().contains("email"), "{body}");
+        for key in [&kate, &asa] {
+            assert!(!body.to_string().contains(key["apiKey"].as_str().unwrap()));
+        }
+    }
+    // A full-width local part is another address: nobody's key.
+    assert_eq!(
+        app.visible_keys("\u{FF4B}ate@corp.com").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        app.visible_keys("KATE@corp.com").await,
+        vec![json!({"name": "App kate", "apiKey": kate["apiKey"]})]
+    );
 }
 
 #[tokio::test]

@@ -114,6 +114,34 @@ async fn without_a_slug_the_same_developer_and_app_name_return_the_same_credenti
     assert_eq!(app.visible_keys("dev@corp.com").await.len(), 2);
 }
 
+/// An app without a slug is named by its developer and name. Written by
+/// concatenation, `a@b.c`'s app `x/y` and `a@b.c/x`'s app `y` were one app,
+/// and the second developer was handed the first one's key.
+#[tokio::test]
+async fn two_developers_apps_never_share_an_identity() {
+    let app = TestApp::local().await;
+    let first = app
+        .create(&json!({"appName": "x/y", "developer": "a@b.c"}))
+        .await;
+    let response = app
+        .sensedia(
+            "createCredentials",
+            &json!({"appName": "y", "developer": "a@b.c/x"}),
+        )
+        .await;
+    let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(!body.to_string().contains(first["apiKey"].as_str().unwrap()));
+    // A `/` before the `@` is allowed, and its app is its own.
+    let slashed = app
+        .create(&json!({"appName": "c", "developer": "a/b@corp.com"}))
+        .await;
+    let other = app
+        .create(&json!({"appName": "b@corp.com/c", "developer": "a@corp.com"}))
+        .await;
+    assert_ne!(slashed["apiKeyId"], other["apiKeyId"]);
+    assert_eq!(app.visible_keys("a@b.c").await.len(), 1);
+}
+
 #[tokio::test]
 async fn twenty_concurrent_identical_creates_issue_one_credential() {
     let app = TestApp::local().await;
@@ -496,6 +524,9 @@ async fn a_create_with_invalid_values_is_422() {
     let bodies = [
         json!({"appName": "a", "developer": "not-an-email"}),
         json!({"appName": "a", "developer": ""}),
+        json!({"appName": "a", "developer": "a@b.c/x"}),
+        json!({"appName": "a", "developer": "dev@corp_x.com"}),
+        json!({"appName": "a", "developer": "\u{212A}ate@corp.com"}),
         json!({"appName": "", "developer": "dev@corp.com"}),
         json!({"appName": "a\u{0}b", "developer": "dev@corp.com"}),
         json!({"appName": "x".repeat(300), "developer": "dev@corp.com"}),

@@ -67,9 +67,10 @@ impl KeyRecord {
         Some(key_record!(key, key.id()?.to_string()))
     }
 
-    /// The owner: the key's name, when it is an email address.
+    /// The owner: the key's name, when it is an email address (as typed
+    /// in the console, or as an earlier version wrote it).
     pub fn owner(&self) -> Option<Email> {
-        Email::parse(&self.name).ok()
+        Email::from_stored(&self.name).ok()
     }
 
     /// The OAuth client this key was issued beside, if any.

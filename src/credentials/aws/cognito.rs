@@ -100,7 +100,7 @@ pub(crate) fn parse_client_name(name: &str) -> Option<(AppId, String, Email)> {
     if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let owner = Email::parse(&unescape(owner)?).ok()?;
+    let owner = Email::from_stored(&unescape(owner)?).ok()?;
     Some((AppKey::from_hash(hash).app_id(), unescape(label)?, owner))
 }
 

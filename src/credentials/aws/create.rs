@@ -17,7 +17,7 @@ use super::apigateway::{self, KeyRecord};
 use super::call::Aws;
 use super::cognito::{self, AppClients};
 use super::sync::{first_made, Change};
-use super::{app_key, Inner};
+use super::{AppKeys, Inner};
 use crate::credentials::{
     AppId, Created, Credential, CredentialError, CredentialSpec, Email, Result,
 };
@@ -54,11 +54,11 @@ impl Inner {
         &self,
         spec: &CredentialSpec,
     ) -> Result<(Credential, Created)> {
-        let app = app_key(&spec.app).app_id();
+        let app = AppKeys::of(&spec.app);
         let same_app = |records: &[KeyRecord]| -> Vec<Credential> {
             let mut found: Vec<Credential> = apigateway::credentials(records)
                 .into_iter()
-                .filter(|c| c.app == app)
+                .filter(|c| app.names(&c.app, &c.owner))
                 .collect();
             found.sort_by(first_made);
             found
@@ -118,13 +118,14 @@ impl Inner {
     }
 
     /// The clients in the pool made for `app`, smallest id first.
-    async fn clients_of_app(&self, clients: &AppClients, app: &AppId) -> Result<Vec<String>> {
+    async fn clients_of_app(&self, clients: &AppClients, app: &AppKeys) -> Result<Vec<String>> {
         let mut ids: Vec<String> = clients
             .list(&self.aws)
             .await?
             .into_iter()
             .filter(|(_, name)| {
-                cognito::parse_client_name(name).is_some_and(|(found, _, _)| &found == app)
+                cognito::parse_client_name(name)
+                    .is_some_and(|(found, _, owner)| app.names(&found, &owner))
             })
             .map(|(id, _)| id)
             .collect();
@@ -137,7 +138,7 @@ impl Inner {
         spec: &CredentialSpec,
     ) -> Result<(Credential, Created)> {
         let clients = self.clients()?;
-        let app = app_key(&spec.app).app_id();
+        let app = AppKeys::of(&spec.app);
         if let Some(existing_id) = self.clients_of_app(clients, &app).await?.into_iter().next() {
             if let Some(existing) = self.describe_with_companion(clients, &existing_id).await? {
                 self.owners

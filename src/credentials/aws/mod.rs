@@ -42,7 +42,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 
 pub use call::load_sdk_config;
-pub use identity::{app_key, AppKey};
+pub use identity::{app_key, AppKey, AppKeys};
 
 use super::{
     AppId, Claim, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
@@ -125,9 +125,15 @@ impl Inner {
     /// The credential `target` names, if the index knows it.
     fn indexed(&self, target: &CredentialRef) -> Option<Credential> {
         match target {
-            CredentialRef::App(app, kind) => self
-                .owners
-                .resolve(&CredentialRef::App(app_key(app).app_id(), *kind)),
+            CredentialRef::App(app, kind) => {
+                let keys = AppKeys::of(app);
+                let find = |app: &AppId| {
+                    self.owners
+                        .resolve(&CredentialRef::App(app.clone(), *kind))
+                        .filter(|found| keys.names(&found.app, &found.owner))
+                };
+                find(keys.current()).or_else(|| find(keys.previous()?.0))
+            }
             CredentialRef::Id(..) => self.owners.resolve(target),
         }
     }
@@ -207,9 +213,9 @@ impl Inner {
 }
 
 /// Whether a request's app identity names a credential's, as AWS stores it
-/// (hashed, see [`app_key`]).
-fn same_app(requested: &AppId, stored: &AppId) -> bool {
-    app_key(requested) == app_key(stored)
+/// (hashed, see [`AppKeys`]).
+fn same_app(requested: &AppId, found: &Credential) -> bool {
+    AppKeys::of(requested).names(&app_key(&found.app).app_id(), &found.owner)
 }
 
 #[async_trait]

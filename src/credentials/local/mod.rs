@@ -33,6 +33,13 @@ mod row;
 /// revoking deletes the row.
 const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 
+/// Facts about the store itself: which form its rows are in.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const FORM: &str = "form";
+/// 1: the first versions (no `meta` table); 2: a named app's developer is
+/// escaped in its identity (see `AppId`).
+const CURRENT_FORM: u64 = 2;
+
 pub const FILE_NAME: &str = "keyhook.redb";
 
 pub struct LocalStore {
@@ -56,6 +63,47 @@ fn storage_error(operation: &'static str, err: impl std::fmt::Display) -> Creden
     }
 }
 
+/// Brings the rows to [`CURRENT_FORM`] within `txn`. A store in a later
+/// form was written by a newer keyhook, whose rows this one would misread:
+/// it is refused.
+fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| storage_error("upgrade store", e);
+    let mut meta = txn.open_table(META).map_err(|e| failed(&e))?;
+    let mut table = txn.open_table(CREDENTIALS).map_err(|e| failed(&e))?;
+    let form = meta
+        .get(FORM)
+        .map_err(|e| failed(&e))?
+        .map_or(1, |v| v.value());
+    if form > CURRENT_FORM {
+        return Err(failed(&format!(
+            "the store is in form {form}, written by a newer keyhook; this one reads form {CURRENT_FORM} and earlier"
+        )));
+    }
+    if form == CURRENT_FORM {
+        return Ok(());
+    }
+    let mut upgraded = Vec::new();
+    for entry in table.iter().map_err(|e| failed(&e))? {
+        let (id, value) = entry.map_err(|e| failed(&e))?;
+        if let Some(row) = row::upgrade(value.value()).map_err(|e| failed(&e))? {
+            upgraded.push((id.value().to_string(), row));
+        }
+    }
+    for (id, row) in &upgraded {
+        table
+            .insert(id.as_str(), row.as_slice())
+            .map_err(|e| failed(&e))?;
+    }
+    meta.insert(FORM, CURRENT_FORM).map_err(|e| failed(&e))?;
+    tracing::info!(
+        from = form,
+        to = CURRENT_FORM,
+        rows_changed = upgraded.len(),
+        "upgraded the local store"
+    );
+    Ok(())
+}
+
 impl LocalStore {
     /// Opens (or creates) the store in `data_dir` and loads it into memory;
     /// `clock` dates the credentials it makes.
@@ -74,9 +122,10 @@ impl LocalStore {
             let txn = db
                 .begin_write()
                 .map_err(|e| storage_error("open store", e))?;
-            // Opening the table in a write transaction creates it on first use.
-            txn.open_table(CREDENTIALS)
-                .map_err(|e| storage_error("open store", e))?;
+            // Opening the tables in a write transaction creates them on
+            // first use; rows an earlier version wrote are upgraded in the
+            // same transaction, so a store is in one form or the other.
+            upgrade(&txn)?;
             txn.commit().map_err(|e| storage_error("open store", e))?;
             let txn = db
                 .begin_read()
@@ -220,14 +269,14 @@ impl CredentialProvider for LocalStore {
     async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential> {
         let _writer = self.writer.lock().await;
         let credential = target
-            .admit(self.resolve(target), |a, b| a == b)?
+            .admit(self.resolve(target), |app, found| *app == found.app)?
             .resynced(spec)?;
         self.put("update credential", credential).await
     }
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
         let _writer = self.writer.lock().await;
-        let credential = target.admit(self.resolve(target), |a, b| a == b)?;
+        let credential = target.admit(self.resolve(target), |app, found| *app == found.app)?;
         self.commit("revoke credential", None, Some(credential.id.clone()))
             .await?;
         self.index
@@ -270,20 +319,24 @@ mod tests {
         }
     }
 
+    /// A store as the previous version left it: its rows, no `meta` table.
+    fn previous_versions_store() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(CREDENTIALS).unwrap();
+            for (id, row) in row::previous_rows() {
+                table.insert(id, row.as_bytes()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        dir
+    }
+
     #[tokio::test]
     async fn a_store_written_by_the_previous_version_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let mut table = txn.open_table(CREDENTIALS).unwrap();
-                for (id, row) in row::TODAYS_ROWS {
-                    table.insert(id, row.as_bytes()).unwrap();
-                }
-            }
-            txn.commit().unwrap();
-        }
+        let dir = previous_versions_store();
         let store = LocalStore::open(dir.path(), crate::clock::fixed(0)).unwrap();
         let found = store
             .find_by_owner(&Email::parse("dev@corp.com").unwrap())
@@ -311,6 +364,66 @@ mod tests {
         );
         assert_eq!(client.custom["apiKeyId"].expose(), "key2");
         assert_eq!(client.custom["apiKey"].expose(), "kv-2");
+    }
+
+    /// A portal's retry after the upgrade finds the credential it made
+    /// before, for every form of identity the previous version wrote; so
+    /// does a reader's login.
+    #[tokio::test]
+    async fn after_the_upgrade_retries_and_logins_find_what_was_stored() {
+        let dir = previous_versions_store();
+        let named = |developer: &str, app: &str, owner: &str| CredentialSpec {
+            kind: CredentialKind::ApiKey,
+            owner: Email::parse(owner).unwrap(),
+            app: AppId::sensedia_named(&Email::parse(developer).unwrap(), app),
+            label: app.into(),
+            origin: super::super::Origin::Sensedia,
+            api_ids: Vec::new(),
+            usage_plans: Vec::new(),
+        };
+        for reopened in [false, true] {
+            let store = LocalStore::open(dir.path(), crate::clock::fixed(0)).unwrap();
+            for (spec, id) in [
+                (named("a/b@corp.com", "Billing", "a/b@corp.com"), "key3"),
+                (named("a%b@corp.com", "x/y", "ann@corp.com"), "key4"),
+            ] {
+                let (found, created) = store.create(&spec).await.unwrap();
+                assert_eq!((found.id.as_str(), reopened), (id, reopened));
+                assert_ne!(created, Created::New);
+            }
+            let john = Email::parse("jöhn@example.com").unwrap();
+            let found = store.find_by_owner(&john).await.unwrap();
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].id, "key6");
+            let mut reader = named("x@corp.com", "Personal key", "jöhn@example.com");
+            (reader.app, reader.origin) =
+                (AppId::readme_reader(&john), super::super::Origin::Readme);
+            assert_eq!(store.create(&reader).await.unwrap().0.id, "key6");
+            // An owner today's rules refuse: no login names it, but its
+            // credential is still there, reachable by id.
+            assert!(Email::parse("old@b.c/x").is_err());
+            let by_id = CredentialRef::Id("key5".into(), CredentialKind::ApiKey, Claim::None);
+            assert_eq!(store.resolve(&by_id).unwrap().owner.as_str(), "old@b.c/x");
+            assert_eq!(store.len(), 6);
+        }
+    }
+
+    #[test]
+    fn a_store_written_by_a_newer_keyhook_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(FORM, CURRENT_FORM + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = LocalStore::open(dir.path(), crate::clock::fixed(0))
+            .err()
+            .expect("a newer form is refused");
+        assert!(err.to_string().contains("newer keyhook"), "{err}");
     }
 
     #[tokio::test]

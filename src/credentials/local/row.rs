@@ -76,18 +76,28 @@ pub(super) fn decode(row: &[u8]) -> serde_json::Result<Credential> {
     serde_json::from_slice(row)
 }
 
-/// Rows exactly as the previous version wrote them (id, row).
+/// `row`, written by the previous version, in today's form; `None` when
+/// today's form is the same. Only a named app's identity changed (its
+/// developer is escaped), which the row's owner helps read.
+pub(super) fn upgrade(row: &[u8]) -> serde_json::Result<Option<Vec<u8>>> {
+    let mut credential = decode(row)?;
+    let app = credential.app.upgraded(&credential.owner);
+    if app == credential.app {
+        return Ok(None);
+    }
+    credential.app = app;
+    encode(&credential).map(Some)
+}
+
+/// Rows exactly as the previous version wrote them: (id, row).
 #[cfg(test)]
-pub(super) const TODAYS_ROWS: [(&str, &str); 2] = [
-    (
-        "key1",
-        r#"{"id":"key1","owner":"dev@corp.com","app":"slug:app1","label":"app app1","origin":"sensedia","secret":{"type":"api_key","value":"kv-1"},"usage_plans":["plan01"],"api_ids":["a1b2c3d4e5"],"custom":{},"created_at_ms":1700000000000}"#,
-    ),
-    (
-        "client1",
-        r#"{"id":"client1","owner":"dev@corp.com","app":"readme:dev@corp.com","label":"Reader","origin":"readme","secret":{"type":"client_credentials","client_secret":"cs-1","scopes":["read","write"]},"usage_plans":[],"api_ids":[],"custom":{"apiKey":"kv-2","apiKeyId":"key2"},"created_at_ms":1700000000001}"#,
-    ),
-];
+pub(super) fn previous_rows() -> Vec<(&'static str, &'static str)> {
+    include_str!("../../../tests/fixtures/previous-store-rows.tsv")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| line.split_once('\t').expect("id, tab, row"))
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -95,8 +105,8 @@ mod tests {
     use crate::secret::Redacted;
 
     #[test]
-    fn todays_rows_decode_and_encode_back_byte_for_byte() {
-        for (id, row) in TODAYS_ROWS {
+    fn previous_rows_decode_and_encode_back_byte_for_byte() {
+        for (id, row) in previous_rows() {
             let credential = decode(row.as_bytes()).unwrap();
             assert_eq!(credential.id, id);
             assert_eq!(
@@ -104,14 +114,38 @@ mod tests {
                 row
             );
         }
-        let key = decode(TODAYS_ROWS[0].1.as_bytes()).unwrap();
+        let key = decode(previous_rows()[0].1.as_bytes()).unwrap();
         assert_eq!(
             key.secret,
             Secret::ApiKey {
                 value: Redacted::new("kv-1".into())
             }
         );
-        let client = decode(TODAYS_ROWS[1].1.as_bytes()).unwrap();
+        let client = decode(previous_rows()[1].1.as_bytes()).unwrap();
         assert_eq!(client.custom["apiKey"].expose(), "kv-2");
+    }
+
+    #[test]
+    fn only_rows_of_named_apps_with_an_escaped_developer_change_form() {
+        let upgraded: Vec<(&str, Option<String>)> = previous_rows()
+            .into_iter()
+            .map(|(id, row)| {
+                let app = upgrade(row.as_bytes())
+                    .unwrap()
+                    .map(|row| decode(&row).unwrap().app.as_str().to_string());
+                (id, app)
+            })
+            .collect();
+        assert_eq!(
+            upgraded,
+            [
+                ("key1", None),
+                ("client1", None),
+                ("key3", Some("app:a%2Fb@corp.com/Billing".into())),
+                ("key4", Some("app:a%25b@corp.com/x/y".into())),
+                ("key5", Some("app:old@b.c%2Fx/y".into())),
+                ("key6", None),
+            ]
+        );
     }
 }
