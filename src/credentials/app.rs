@@ -2,12 +2,16 @@
 //! written, so that distinct apps can never share one.
 //!
 //! Each form is a prefix and its parts: `slug:<slug>`, `readme:<reader>`,
-//! `apikey:<id>` (one part each), and `app:<developer>/<app name>` for a
-//! Sensedia app without a slug. The developer is written with `%` and `/`
-//! escaped (`%25`, `%2F`), so the first `/` always ends it: no two
-//! (developer, name) pairs are written alike. The previous version wrote
-//! the developer unescaped; that differs only for an address holding `%` or
-//! `/`, and [`AppId::upgraded`] / [`AppId::as_previously_written`] read it.
+//! `apikey:<id>` (one part each), and for a Sensedia app without a slug its
+//! developer and name: `app:<developer>/<app name>` when the developer's
+//! address holds neither `%` nor `/`, so the first `/` ends it, and else
+//! `appx:<developer>/<app name>` with `%` and `/` in the developer escaped
+//! (`%25`, `%2F`). No two (developer, name) pairs are written alike. The
+//! previous version wrote every developer unescaped under `app:`, which
+//! today's `app:` form equals wherever it is unambiguous; a new prefix for
+//! the escaped form keeps it from ever equalling one of those
+//! (`a%2Fb@corp.com` was written as is), and [`AppId::upgraded`] /
+//! [`AppId::as_previously_written`] read the rest.
 
 use std::fmt;
 
@@ -17,6 +21,7 @@ use super::Email;
 
 const SLUG: &str = "slug:";
 const NAMED: &str = "app:";
+const NAMED_ESCAPED: &str = "appx:";
 const READER: &str = "readme:";
 const HAND_MADE: &str = "apikey:";
 
@@ -34,7 +39,7 @@ impl AppId {
 
     /// A Sensedia app without a slug: its developer and its name.
     pub fn sensedia_named(developer: &Email, app_name: &str) -> Self {
-        AppId(named(&escape(developer.as_str()), app_name.trim()))
+        AppId(named(developer.as_str(), app_name.trim()))
     }
 
     /// The app keyhook provisions for a first-time ReadMe reader.
@@ -65,7 +70,7 @@ impl AppId {
 
     /// Whether this is a Sensedia app named by its developer and name.
     pub(crate) fn names_a_developer(&self) -> bool {
-        self.0.starts_with(NAMED)
+        self.0.starts_with(NAMED) || self.0.starts_with(NAMED_ESCAPED)
     }
 
     /// The identity a credential stored by the previous version carries, in today's
@@ -73,8 +78,8 @@ impl AppId {
     /// developer it is that developer unless the credential was since
     /// updated to another, and it tells where the developer ends when the
     /// unescaped form alone cannot (an old address could hold a `/` after
-    /// its `@`). Only for what the previous version stored: today's form
-    /// read again would be escaped twice.
+    /// its `@`). Today's forms come back unchanged, so a store can be
+    /// upgraded whenever it is opened (after a rollback too).
     pub(crate) fn upgraded(&self, owner: &Email) -> AppId {
         let Some(rest) = self.0.strip_prefix(NAMED) else {
             return self.clone();
@@ -91,30 +96,32 @@ impl AppId {
             }),
         };
         match split {
-            Some((developer, name)) => AppId(named(&escape(developer), name)),
+            Some((developer, name)) => AppId(named(developer, name)),
             None => self.clone(),
         }
     }
 
     /// For an app named by a developer whose address holds `%` or `/`:
-    /// this identity as the previous version wrote it, and that developer. AWS keeps what
-    /// it was tagged with, so a credential made then is found through it
-    /// (when its owner is still that developer, since the old form could
-    /// also name another's app).
+    /// this identity as the previous version wrote it, and that developer.
+    /// AWS keeps what it was tagged with, so a credential made then is
+    /// found through it (when its owner is still that developer, since the
+    /// old form could also name another's app).
     pub(crate) fn as_previously_written(&self) -> Option<(AppId, Email)> {
-        let rest = self.0.strip_prefix(NAMED)?;
+        let rest = self.0.strip_prefix(NAMED_ESCAPED)?;
         let (escaped, name) = rest.split_once('/')?;
         let developer = unescape(escaped);
-        if developer == escaped {
-            return None;
-        }
-        let previous = AppId(named(&developer, name));
+        let previous = AppId(format!("{NAMED}{developer}/{name}"));
         Some((previous, Email::from_stored(&developer).ok()?))
     }
 }
 
+/// A named app's identity in today's form.
 fn named(developer: &str, name: &str) -> String {
-    format!("{NAMED}{developer}/{name}")
+    if developer.contains(['%', '/']) {
+        format!("{NAMED_ESCAPED}{}/{name}", escape(developer))
+    } else {
+        format!("{NAMED}{developer}/{name}")
+    }
 }
 
 /// Escapes `%` first, so that unescaping is exact.
@@ -142,32 +149,43 @@ mod tests {
 
     #[test]
     fn distinct_developers_and_names_never_share_an_identity() {
-        // The previous version wrote both as `app:jo@corp.com/x/y`.
+        // The previous version wrote both as `app:jo@corp.com/x/y`; the
+        // second developer is one it accepted.
         assert_ne!(
             AppId::sensedia_named(&email("jo@corp.com"), "x/y"),
-            // The developer an earlier version accepted, `jo@corp.com/x`.
-            AppId(named(&escape("jo@corp.com/x"), "y")),
+            AppId(named("jo@corp.com/x", "y")),
         );
-        assert_ne!(
-            AppId::sensedia_named(&email("a/b@corp.com"), "c"),
-            AppId::sensedia_named(&email("a@corp.com"), "b@corp.com/c"),
-        );
-        assert_eq!(
-            AppId::sensedia_named(&email("a/b%c@corp.com"), "x").as_str(),
-            "app:a%2Fb%25c@corp.com/x"
-        );
+        // Escaped, `a/b@corp.com` is written as the previous version wrote
+        // `a%2Fb@corp.com` (itself a valid address, were it not for ASCII
+        // case): the prefix differs.
+        let slashed = AppId::sensedia_named(&email("a/b@corp.com"), "x");
+        let percent = AppId::sensedia_named(&email("a%2Fb@corp.com"), "x");
+        assert_ne!(slashed, percent);
+        assert_ne!(slashed.as_str(), "app:a%2Fb@corp.com/x");
+        assert_eq!(slashed.as_str(), "appx:a%2Fb@corp.com/x");
+        assert_eq!(percent.as_str(), "appx:a%252fb@corp.com/x");
+    }
+
+    /// The previous version's form of a named app.
+    fn previously(developer: &str, name: &str) -> String {
+        format!("{NAMED}{developer}/{name}")
     }
 
     proptest::proptest! {
         #[test]
-        fn the_named_form_is_injective(
-            a in ("[a%/@.]{0,6}", "[a%/@. ]{0,6}"),
-            b in ("[a%/@.]{0,6}", "[a%/@. ]{0,6}"),
+        fn the_named_form_is_injective_and_never_another_apps_previous_form(
+            a in ("[a%/@.2F5]{0,6}", "[a%/@. 2F]{0,6}"),
+            b in ("[a%/@.2F5]{0,6}", "[a%/@. 2F]{0,6}"),
         ) {
-            let write = |(developer, name): &(String, String)| named(&escape(developer), name.trim());
-            if write(&a) == write(&b) {
-                proptest::prop_assert_eq!(&a.0, &b.0);
-                proptest::prop_assert_eq!(a.1.trim(), b.1.trim());
+            let today = |(developer, name): &(String, String)| named(developer, name.trim());
+            let same = a.0 == b.0 && a.1.trim() == b.1.trim();
+            proptest::prop_assert_eq!(today(&a) == today(&b), same);
+            // Today's form equals the previous form only of the same app,
+            // or of a developer with a `/` after its `@`, which only the
+            // previous version accepted (see `AppKeys` for that case).
+            if today(&a) == previously(&b.0, b.1.trim()) && !same {
+                let domain = b.0.split_once('@').map_or("", |(_, domain)| domain);
+                proptest::prop_assert!(domain.contains('/') || !a.0.contains('@'), "{:?} {:?}", a, b);
             }
             proptest::prop_assert_eq!(unescape(&escape(&a.0)), a.0.clone());
         }
@@ -203,10 +221,20 @@ mod tests {
             (
                 "app:a@b.c/x/y",
                 &Email::from_stored("a@b.c/x").unwrap(),
-                AppId(named("a@b.c%2Fx", "y")),
+                AppId(named("a@b.c/x", "y")),
+            ),
+            // A `%2f` written as is by the previous version.
+            (
+                "app:a%2fb@corp.com/x",
+                &email("a%2fb@corp.com"),
+                AppId::sensedia_named(&email("a%2Fb@corp.com"), "x"),
             ),
         ] {
-            assert_eq!(AppId(stored.into()).upgraded(owner), today, "{stored}");
+            let upgraded = AppId(stored.into()).upgraded(owner);
+            assert_eq!(upgraded, today, "{stored}");
+            // Upgrading again changes nothing.
+            assert_eq!(upgraded.upgraded(owner), upgraded, "{stored}");
+            assert_eq!(today.upgraded(&plain), today, "{stored}");
         }
     }
 

@@ -36,7 +36,7 @@ pub enum InvalidEmail {
     TooLong,
     #[error("email must contain exactly one '@' with text on both sides")]
     Shape,
-    #[error("email must not contain spaces or control characters")]
+    #[error("email must not contain spaces, control or invisible characters")]
     ForbiddenCharacter,
     #[error("email must be in Unicode normalisation form C (it holds a character such as the Kelvin sign that stands for another)")]
     NotNormalized,
@@ -50,6 +50,9 @@ impl Email {
     /// character; what it holds is compared exactly.
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
         let (local, domain) = split(raw)?;
+        if local.chars().any(is_invisible) {
+            return Err(InvalidEmail::ForbiddenCharacter);
+        }
         if !is_nfc(local) || !is_nfc(domain) {
             return Err(InvalidEmail::NotNormalized);
         }
@@ -97,6 +100,22 @@ fn split(raw: &str) -> Result<(&str, &str), InvalidEmail> {
         }
         _ => Err(InvalidEmail::Shape),
     }
+}
+
+/// Characters that show nothing (soft hyphen, zero-width spaces and
+/// joiners, direction marks and overrides, the byte-order mark): addresses
+/// differing only in them look alike in ReadMe and in logs. (IDNA refuses
+/// them in a domain.)
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Whether `domain` (ASCII letters lower-cased) is a host name as IDNA
@@ -238,6 +257,9 @@ mod tests {
             ("jo doe@corp.com", InvalidEmail::ForbiddenCharacter),
             ("jo\0@corp.com", InvalidEmail::ForbiddenCharacter),
             ("jo\r\nx@corp.com", InvalidEmail::ForbiddenCharacter),
+            ("ka\u{200B}te@corp.com", InvalidEmail::ForbiddenCharacter),
+            ("\u{202E}moc.proc@etak", InvalidEmail::ForbiddenCharacter),
+            ("\u{FEFF}kate@corp.com", InvalidEmail::ForbiddenCharacter),
         ] {
             assert_eq!(Email::parse(raw), Err(err), "{raw:?}");
         }

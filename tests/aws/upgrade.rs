@@ -106,9 +106,10 @@ async fn a_portal_retry_after_the_upgrade_finds_the_key_the_previous_version_mad
 /// The previous form let an address with a `/` in its domain (refused
 /// today) name another developer's app: `upg@b.c/x`'s app `y` and
 /// `upg@b.c`'s app `x/y` were one identity. A key made so is not taken for
-/// the other developer's, and is left as it was.
+/// the other developer's, and is left as it was; nor is a key made for a
+/// developer whose address reads like another's escaped.
 #[tokio::test]
-async fn a_key_an_address_refused_today_made_is_not_another_developers() {
+async fn a_key_the_previous_version_made_is_never_another_developers() {
     let env = AwsEnv::new(1).await;
     let (theirs, their_value) = previous_key(&env, "upg@b.c/x", "y", "app:upg@b.c/x/y").await;
     let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
@@ -122,6 +123,18 @@ async fn a_key_an_address_refused_today_made_is_not_another_developers() {
         (Some(theirs.as_str()), Some("y"))
     );
     assert_eq!(env.keys_named("upg@b.c").await.len(), 1);
+
+    // Escaped, `upg/v@corp.com` reads like `upg%2fv@corp.com`, a valid
+    // address the previous version wrote as is: neither takes the other's.
+    let (percent, _) = previous_key(&env, "upg%2fv@corp.com", "x", "app:upg%2fv@corp.com/x").await;
+    let slashed = server.create(&named_app(&env, "upg/v@corp.com", "x")).await;
+    assert_ne!(slashed["apiKeyId"], json!(percent));
+    let retried = server
+        .create(&named_app(&env, "upg%2fv@corp.com", "x"))
+        .await;
+    assert_eq!(retried["apiKeyId"], json!(percent));
+    assert_eq!(env.keys_named("upg%2fv@corp.com").await.len(), 1);
+    assert_eq!(env.keys_named("upg/v@corp.com").await.len(), 1);
     server.stop().await;
 }
 

@@ -37,7 +37,7 @@ const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credenti
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const FORM: &str = "form";
 /// 1: the first versions (no `meta` table); 2: a named app's developer is
-/// escaped in its identity (see `AppId`).
+/// escaped in its identity where it must be (see `AppId`).
 const CURRENT_FORM: u64 = 2;
 
 pub const FILE_NAME: &str = "keyhook.redb";
@@ -63,9 +63,10 @@ fn storage_error(operation: &'static str, err: impl std::fmt::Display) -> Creden
     }
 }
 
-/// Brings the rows to [`CURRENT_FORM`] within `txn`. A store in a later
-/// form was written by a newer keyhook, whose rows this one would misread:
-/// it is refused.
+/// Brings the rows to [`CURRENT_FORM`] within `txn`, at every open: an
+/// upgraded row is left as it is, and rows a previous version wrote after
+/// a rollback are upgraded too. A store in a later form was written by a
+/// newer keyhook, whose rows this one would misread: it is refused.
 fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
     let failed = |e: &dyn std::fmt::Display| storage_error("upgrade store", e);
     let mut meta = txn.open_table(META).map_err(|e| failed(&e))?;
@@ -79,9 +80,6 @@ fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
             "the store is in form {form}, written by a newer keyhook; this one reads form {CURRENT_FORM} and earlier"
         )));
     }
-    if form == CURRENT_FORM {
-        return Ok(());
-    }
     let mut upgraded = Vec::new();
     for entry in table.iter().map_err(|e| failed(&e))? {
         let (id, value) = entry.map_err(|e| failed(&e))?;
@@ -94,13 +92,15 @@ fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
             .insert(id.as_str(), row.as_slice())
             .map_err(|e| failed(&e))?;
     }
-    meta.insert(FORM, CURRENT_FORM).map_err(|e| failed(&e))?;
-    tracing::info!(
-        from = form,
-        to = CURRENT_FORM,
-        rows_changed = upgraded.len(),
-        "upgraded the local store"
-    );
+    if form < CURRENT_FORM || !upgraded.is_empty() {
+        meta.insert(FORM, CURRENT_FORM).map_err(|e| failed(&e))?;
+        tracing::info!(
+            from = form,
+            to = CURRENT_FORM,
+            rows_changed = upgraded.len(),
+            "upgraded the local store"
+        );
+    }
     Ok(())
 }
 

@@ -141,9 +141,9 @@ mod tests {
             [
                 ("key1", None),
                 ("client1", None),
-                ("key3", Some("app:a%2Fb@corp.com/Billing".into())),
-                ("key4", Some("app:a%25b@corp.com/x/y".into())),
-                ("key5", Some("app:old@b.c%2Fx/y".into())),
+                ("key3", Some("appx:a%2Fb@corp.com/Billing".into())),
+                ("key4", Some("appx:a%25b@corp.com/x/y".into())),
+                ("key5", Some("appx:old@b.c%2Fx/y".into())),
                 ("key6", None),
             ]
         );
