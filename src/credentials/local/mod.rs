@@ -92,7 +92,7 @@ impl LocalStore {
             return Ok(format!("{} will be created", path.display()));
         }
         Ok(match Disk::verify(&path)? {
-            Some(n) => format!("{} holds {n} credentials and is readable", path.display()),
+            Some(n) => format!("{} holds {n} credential(s) and is readable", path.display()),
             None => format!("{} is open in a running keyhook (not read)", path.display()),
         })
     }
