@@ -173,10 +173,22 @@ fn bad_row(path: &Path, id: &str, err: serde_json::Error) -> StoreError {
     }
 }
 
-/// Reads every row of `db` into an index.
+/// Reads every row of `db` into an index (refusing, as [`upgrade`] does,
+/// a store a newer keyhook wrote: `check` must find what `serve` would).
 fn load(path: &Path, db: &Database) -> Result<Index, StoreError> {
     let failed = |e: redb::Error| classify(path, e);
     let txn = db.begin_read().map_err(|e| failed(e.into()))?;
+    match txn.open_table(META) {
+        Ok(meta) => {
+            let form = meta.get(FORM).map_err(|e| failed(e.into()))?;
+            if let Some(form) = form.map(|v| v.value()).filter(|&f| f > CURRENT_FORM) {
+                let path = path.to_path_buf();
+                return Err(StoreError::Newer { path, form });
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(failed(e.into())),
+    }
     let table = match txn.open_table(CREDENTIALS) {
         Ok(table) => table,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Index::default()),

@@ -416,6 +416,9 @@ mod tests {
             .err()
             .expect("a newer form is refused");
         assert!(err.to_string().contains("newer keyhook"), "{err}");
+        // `check` says so too.
+        let err = LocalStore::verify(dir.path()).expect_err("check refuses it");
+        assert!(err.to_string().contains("newer keyhook"), "{err}");
     }
 
     #[tokio::test]
