@@ -108,19 +108,21 @@ fn guarded<T: Send + 'static>(
             }
         }));
     });
-    let corrupt = |detail: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail,
-    };
     let thread = std::thread::Builder::new()
         .name(OPEN_THREAD.into())
         .spawn(open)
-        .map_err(|e| corrupt(format!("cannot start a thread to open it: {e}")))?;
+        .map_err(|e| StoreError::Unavailable {
+            path: path.to_path_buf(),
+            detail: format!("cannot start a thread to open it: {e}"),
+        })?;
     thread.join().map_err(|payload| {
         let message = (payload.downcast_ref::<String>().map(String::as_str))
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("no message");
-        corrupt(format!("the database library failed reading it: {message}"))
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("the database library failed reading it: {message}"),
+        }
     })?
 }
 
@@ -265,11 +267,7 @@ impl Disk {
         if self.db.is_some() {
             return Ok(());
         }
-        let (db, loaded) = Self::open_file(&self.path).map_err(|e| CredentialError::Failed {
-            operation: "open store",
-            kind: FailureKind::StorageFailed,
-            detail: e.to_string(),
-        })?;
+        let (db, loaded) = Self::open_file(&self.path)?;
         tracing::info!(
             path = %self.path.display(),
             credentials = loaded.len(),

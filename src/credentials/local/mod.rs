@@ -7,9 +7,12 @@
 //! in-memory copy kept in step with the database, which is what keeps logins
 //! cheap. Writers are serialised, which makes "find the app's credential, or
 //! create it" atomic: concurrent first logins or portal retries converge on
-//! one credential.
+//! one credential. Health is whether a commit succeeds now: the last
+//! commit's word, or a probe commit's.
 //!
-//! (Past 400 lines only with its unit tests. The row format is in `row.rs`.)
+//! (Past 300 lines only with its unit tests. The file itself, opened,
+//! committed to and reopened after a failed commit, is `disk.rs`; the row
+//! format `row.rs`.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
