@@ -21,7 +21,7 @@ use tracing::Span;
 use crate::clock::{self, Clock};
 use crate::config::{BackendKind, Config};
 use crate::credentials::aws::{load_sdk_config, AwsProvider};
-use crate::credentials::local::LocalStore;
+use crate::credentials::local::{LocalStore, StoreError};
 use crate::credentials::{CredentialError, CredentialProvider};
 use crate::error::{self, ApiError};
 use crate::readme::{self, ReadmeDoor};
@@ -40,6 +40,8 @@ const MAX_REQUEST_ID: usize = 128;
 pub enum StartupError {
     #[error("credential backend: {0}")]
     Backend(#[from] CredentialError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
     #[error("AWS: {0}")]
     Aws(String),
     #[error("cannot load the TLS certificate or key: {0}")]
@@ -339,9 +341,11 @@ pub async fn check_backend(config: &Config) -> Result<String, StartupError> {
                         detail: format!("{}: {e}", dir.display()),
                     })
                 })?;
+            // Reads the store as `serve` would load it, so a damaged file
+            // is found before a rollout.
+            let store = LocalStore::verify(dir)?;
             Ok(format!(
-                "local store at {} is writable",
-                dir.join(crate::credentials::local::FILE_NAME).display()
+                "local store: {store}; the data directory is writable"
             ))
         }
         BackendKind::Aws => {

@@ -11,4 +11,5 @@ mod errors;
 mod metrics;
 mod reliability_load;
 mod reliability_secrets;
+mod store;
 mod timeouts;

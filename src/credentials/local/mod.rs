@@ -7,17 +7,20 @@
 //! in-memory copy kept in step with the database, which is what keeps logins
 //! cheap. Writers are serialised, which makes "find the app's credential, or
 //! create it" atomic: concurrent first logins or portal retries converge on
-//! one credential.
+//! one credential. Health is whether a commit succeeds now: the last
+//! commit's word, or a probe commit's.
 //!
-//! (Past 400 lines only with its unit tests. The row format is in `row.rs`.)
+//! (Past 300 lines only with its unit tests. The file itself, opened,
+//! committed to and reopened after a failed commit, is `disk.rs`; the row
+//! format `row.rs`.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, TableDefinition};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::index::Index;
 use super::{
@@ -27,29 +30,36 @@ use super::{
 use crate::clock::Clock;
 use crate::secret::Redacted;
 
+mod disk;
 mod row;
 
-/// id -> JSON-encoded [`Credential`] (see `row.rs`). Only active credentials are stored:
-/// revoking deletes the row.
-const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
-
-/// Facts about the store itself: which form its rows are in.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const FORM: &str = "form";
-/// 1: the first versions (no `meta` table); 2: a named app's developer is
-/// escaped in its identity where it must be (see `AppId`).
-const CURRENT_FORM: u64 = 2;
+pub use disk::StoreError;
+use disk::{Change, Disk};
 
 pub const FILE_NAME: &str = "keyhook.redb";
 
+/// How long a successful commit vouches for the next one (`/readyz` is
+/// probed often; a probe commit waits for fsync).
+const HEALTHY_FOR: Duration = Duration::from_secs(5);
+/// How long a failed one stands before a probe tries again.
+const FAILED_FOR: Duration = Duration::from_secs(1);
+
 pub struct LocalStore {
-    db: Arc<Database>,
-    index: RwLock<Index>,
-    /// Serialises writers so a lookup and the write that follows it are one
-    /// atomic step.
-    writer: Mutex<()>,
+    /// The file, behind the writers' lock: a lookup and the write that
+    /// follows it are one atomic step. The lock's guard goes with the
+    /// commit onto the blocking pool, so a request cancelled mid-commit
+    /// neither lets another writer in nor leaves the index behind the file.
+    disk: Arc<Mutex<Disk>>,
+    index: Arc<RwLock<Index>>,
+    /// What the last commit said, and when: what health answers.
+    verdict: Arc<std::sync::Mutex<Option<Verdict>>>,
     /// When a credential is made.
     clock: Clock,
+}
+
+struct Verdict {
+    at: Instant,
+    failure: Option<CredentialError>,
 }
 
 /// A store failure: answered as `storage_failed` and the step that failed;
@@ -63,89 +73,43 @@ fn storage_error(operation: &'static str, err: impl std::fmt::Display) -> Creden
     }
 }
 
-/// Brings the rows to [`CURRENT_FORM`] within `txn`, at every open: an
-/// upgraded row is left as it is, and rows a previous version wrote after
-/// a rollback are upgraded too. A store in a later form was written by a
-/// newer keyhook, whose rows this one would misread: it is refused.
-fn upgrade(txn: &redb::WriteTransaction) -> Result<()> {
-    let failed = |e: &dyn std::fmt::Display| storage_error("upgrade store", e);
-    let mut meta = txn.open_table(META).map_err(|e| failed(&e))?;
-    let mut table = txn.open_table(CREDENTIALS).map_err(|e| failed(&e))?;
-    let form = meta
-        .get(FORM)
-        .map_err(|e| failed(&e))?
-        .map_or(1, |v| v.value());
-    if form > CURRENT_FORM {
-        return Err(failed(&format!(
-            "the store is in form {form}, written by a newer keyhook; this one reads form {CURRENT_FORM} and earlier"
-        )));
-    }
-    let mut upgraded = Vec::new();
-    for entry in table.iter().map_err(|e| failed(&e))? {
-        let (id, value) = entry.map_err(|e| failed(&e))?;
-        if let Some(row) = row::upgrade(value.value()).map_err(|e| failed(&e))? {
-            upgraded.push((id.value().to_string(), row));
-        }
-    }
-    for (id, row) in &upgraded {
-        table
-            .insert(id.as_str(), row.as_slice())
-            .map_err(|e| failed(&e))?;
-    }
-    if form < CURRENT_FORM || !upgraded.is_empty() {
-        meta.insert(FORM, CURRENT_FORM).map_err(|e| failed(&e))?;
-        tracing::info!(
-            from = form,
-            to = CURRENT_FORM,
-            rows_changed = upgraded.len(),
-            "upgraded the local store"
-        );
-    }
-    Ok(())
-}
-
 impl LocalStore {
     /// Opens (or creates) the store in `data_dir` and loads it into memory;
-    /// `clock` dates the credentials it makes.
-    pub fn open(data_dir: &Path, clock: Clock) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            storage_error(
-                "create data directory",
-                format!("{}: {e}", data_dir.display()),
-            )
-        })?;
-        let path = data_dir.join(FILE_NAME);
-        let db = Database::create(&path)
-            .map_err(|e| storage_error("open store", format!("{}: {e}", path.display())))?;
-        let mut index = Index::default();
-        {
-            let txn = db
-                .begin_write()
-                .map_err(|e| storage_error("open store", e))?;
-            // Opening the tables in a write transaction creates them on
-            // first use; rows an earlier version wrote are upgraded in the
-            // same transaction, so a store is in one form or the other.
-            upgrade(&txn)?;
-            txn.commit().map_err(|e| storage_error("open store", e))?;
-            let txn = db
-                .begin_read()
-                .map_err(|e| storage_error("load store", e))?;
-            let table = txn
-                .open_table(CREDENTIALS)
-                .map_err(|e| storage_error("load store", e))?;
-            for row in table.iter().map_err(|e| storage_error("load store", e))? {
-                let (_, value) = row.map_err(|e| storage_error("load store", e))?;
-                let credential =
-                    row::decode(value.value()).map_err(|e| storage_error("load store", e))?;
-                index.insert(credential);
-            }
-        }
+    /// `clock` dates the credentials it makes. A damaged file is refused
+    /// with an error naming it.
+    pub fn open(data_dir: &Path, clock: Clock) -> Result<Self, StoreError> {
+        let (disk, index) = Disk::open(data_dir, FILE_NAME)?;
         Ok(LocalStore {
-            db: Arc::new(db),
-            index: RwLock::new(index),
-            writer: Mutex::new(()),
+            disk: Arc::new(Mutex::new(disk)),
+            index: Arc::new(RwLock::new(index)),
+            verdict: Arc::default(),
             clock,
         })
+    }
+
+    /// Reads the store in `data_dir`, if there is one, without changing
+    /// it (`keyhook check`): what an operator should know of it.
+    pub fn verify(data_dir: &Path) -> Result<String, StoreError> {
+        let path = data_dir.join(FILE_NAME);
+        if !path.exists() {
+            return Ok(format!("{} will be created", path.display()));
+        }
+        Ok(match Disk::verify(&path)? {
+            Some(n) => format!("{} holds {n} credential(s) and is readable", path.display()),
+            None => format!("{} is open in a running keyhook (not read)", path.display()),
+        })
+    }
+
+    /// The health the last commit vouches for, if recent enough.
+    fn fresh_verdict(&self) -> Option<Result<()>> {
+        let verdict = self.verdict.lock().expect("verdict lock");
+        let verdict = verdict.as_ref()?;
+        let age = verdict.at.elapsed();
+        match &verdict.failure {
+            None if age < HEALTHY_FOR => Some(Ok(())),
+            Some(err) if age < FAILED_FOR => Some(Err(err.clone())),
+            _ => None,
+        }
     }
 
     /// Number of active credentials.
@@ -154,47 +118,57 @@ impl LocalStore {
         self.index.read().expect("index lock").len()
     }
 
-    /// Commits one change to disk. Runs on the blocking pool: a commit waits
+    /// Takes the writers' lock; after a failed commit, first reopens the
+    /// file and reloads the index from it, so the lookup that follows sees
+    /// exactly what the file holds.
+    async fn writer(&self) -> Result<OwnedMutexGuard<Disk>> {
+        let disk = Arc::clone(&self.disk).lock_owned().await;
+        if disk.is_open() {
+            return Ok(disk);
+        }
+        let index = Arc::clone(&self.index);
+        tokio::task::spawn_blocking(move || {
+            let mut disk = disk;
+            disk.reopen(&index).map(|()| disk)
+        })
+        .await
+        .map_err(|e| storage_error("open store", e))?
+    }
+
+    /// Commits one change to disk, then to the index, and records what the
+    /// commit said for health. Runs on the blocking pool: a commit waits
     /// for fsync.
     async fn commit(
         &self,
+        disk: OwnedMutexGuard<Disk>,
         operation: &'static str,
-        put: Option<Credential>,
-        delete: Option<String>,
+        change: Change,
     ) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let txn = db.begin_write().map_err(|e| storage_error(operation, e))?;
-            {
-                let mut table = txn
-                    .open_table(CREDENTIALS)
-                    .map_err(|e| storage_error(operation, e))?;
-                if let Some(id) = &delete {
-                    table
-                        .remove(id.as_str())
-                        .map_err(|e| storage_error(operation, e))?;
-                }
-                if let Some(credential) = &put {
-                    let bytes = row::encode(credential).map_err(|e| storage_error(operation, e))?;
-                    table
-                        .insert(credential.id.as_str(), bytes.as_slice())
-                        .map_err(|e| storage_error(operation, e))?;
-                }
-            }
-            txn.commit().map_err(|e| storage_error(operation, e))
+        let (index, verdict) = (Arc::clone(&self.index), Arc::clone(&self.verdict));
+        tokio::task::spawn_blocking(move || {
+            let mut disk = disk;
+            let result = disk.commit(operation, &index, change);
+            record(&verdict, &result);
+            result
         })
         .await
         .map_err(|e| storage_error(operation, e))?
     }
 
     /// Stores `credential` (replacing the one with its id), then indexes it.
-    async fn put(&self, operation: &'static str, credential: Credential) -> Result<Credential> {
-        self.commit(operation, Some(credential.clone()), None)
-            .await?;
-        self.index
-            .write()
-            .expect("index lock")
-            .upsert(credential.clone());
+    async fn put(
+        &self,
+        disk: OwnedMutexGuard<Disk>,
+        operation: &'static str,
+        credential: Credential,
+    ) -> Result<Credential> {
+        let row = row::encode(&credential).map_err(|e| storage_error(operation, e))?;
+        self.commit(
+            disk,
+            operation,
+            Change::Put(Box::new(credential.clone()), row),
+        )
+        .await?;
         Ok(credential)
     }
 
@@ -248,7 +222,7 @@ impl CredentialProvider for LocalStore {
     }
 
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
-        let _writer = self.writer.lock().await;
+        let disk = self.writer().await?;
         if let Some(existing) = self.resolve(&CredentialRef::App(spec.app.clone(), spec.kind)) {
             // The app's credential follows the app: a new developer, label
             // or plans are applied; a retry finds it as it is.
@@ -256,55 +230,76 @@ impl CredentialProvider for LocalStore {
                 return Ok((existing, Created::Existing));
             }
             let updated = self
-                .put("update credential", existing.resynced(spec)?)
+                .put(disk, "update credential", existing.resynced(spec)?)
                 .await?;
             return Ok((updated, Created::Updated));
         }
         let credential = self
-            .put("store credential", self.new_credential(spec))
+            .put(disk, "store credential", self.new_credential(spec))
             .await?;
         Ok((credential, Created::New))
     }
 
     async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential> {
-        let _writer = self.writer.lock().await;
+        let disk = self.writer().await?;
         let credential = target
             .admit(self.resolve(target), |app, found| *app == found.app)?
             .resynced(spec)?;
-        self.put("update credential", credential).await
+        self.put(disk, "update credential", credential).await
     }
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
-        let _writer = self.writer.lock().await;
+        let disk = self.writer().await?;
         let credential = target.admit(self.resolve(target), |app, found| *app == found.app)?;
-        self.commit("revoke credential", None, Some(credential.id.clone()))
-            .await?;
-        self.index
-            .write()
-            .expect("index lock")
-            .remove(&credential.id);
+        let change = Change::Delete(credential.id.clone());
+        self.commit(disk, "revoke credential", change).await?;
         Ok(Revoked::Revoked(Box::new(credential)))
     }
 
+    /// Ready when a commit succeeds now: vouched for by the last commit
+    /// (a write or a probe) for a few seconds, else proved by a probe
+    /// commit, which also reopens a store closed by a failed commit.
     async fn health(&self) -> Result<()> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            let txn = db
-                .begin_read()
-                .map_err(|e| storage_error("read store", e))?;
-            txn.open_table(CREDENTIALS)
-                .map_err(|e| storage_error("read store", e))?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| storage_error("read store", e))?
+        if let Some(answer) = self.fresh_verdict() {
+            return answer;
+        }
+        let disk = Arc::clone(&self.disk).lock_owned().await;
+        // Another probe may have answered while this one waited.
+        if let Some(answer) = self.fresh_verdict() {
+            return answer;
+        }
+        let now = u64::try_from((self.clock)()).unwrap_or_default();
+        self.commit(disk, "write store", Change::Probe(now)).await
     }
+}
+
+/// Records what a commit said; logs when the store stops, or starts again,
+/// committing (not at every failed probe).
+fn record(verdict: &std::sync::Mutex<Option<Verdict>>, result: &Result<()>) {
+    let mut verdict = verdict.lock().expect("verdict lock");
+    let was_failing = verdict.as_ref().is_some_and(|v| v.failure.is_some());
+    let failure = result.as_ref().err().cloned();
+    match (&failure, was_failing) {
+        (Some(err), false) => tracing::error!(
+            error = %err,
+            "the local store cannot commit: it answers unready, and reopens its file at the next \
+             write or probe"
+        ),
+        (None, true) => tracing::info!("the local store commits again"),
+        _ => {}
+    }
+    *verdict = Some(Verdict {
+        at: Instant::now(),
+        failure,
+    });
 }
 
 #[cfg(test)]
 mod tests {
+    use super::disk::{CREDENTIALS, CURRENT_FORM, FORM, META};
     use super::*;
     use crate::credentials::{AppId, Claim};
+    use redb::Database;
 
     fn spec(owner: &str, app: &str, kind: CredentialKind) -> CredentialSpec {
         let owner = Email::parse(owner).unwrap();
@@ -423,6 +418,9 @@ mod tests {
         let err = LocalStore::open(dir.path(), crate::clock::fixed(0))
             .err()
             .expect("a newer form is refused");
+        assert!(err.to_string().contains("newer keyhook"), "{err}");
+        // `check` says so too.
+        let err = LocalStore::verify(dir.path()).expect_err("check refuses it");
         assert!(err.to_string().contains("newer keyhook"), "{err}");
     }
 
