@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Once, RwLock};
 
-use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use super::row;
 use crate::credentials::index::Index;
@@ -158,6 +158,10 @@ fn upgrade(path: &Path, txn: &WriteTransaction) -> Result<(), StoreError> {
     if form < CURRENT_FORM || !upgraded.is_empty() {
         meta.insert(FORM, CURRENT_FORM)
             .map_err(|e| failed(e.into()))?;
+    }
+    // A new store is written in today's form: nothing was upgraded.
+    let was_new = form == 1 && table.is_empty().map_err(|e| failed(e.into()))?;
+    if !upgraded.is_empty() || (form < CURRENT_FORM && !was_new) {
         tracing::info!(
             from = form,
             to = CURRENT_FORM,
