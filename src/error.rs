@@ -78,6 +78,7 @@ impl ApiError {
 fn failure_status(kind: FailureKind) -> StatusCode {
     match kind {
         FailureKind::Starting
+        | FailureKind::IndexStale
         | FailureKind::AwsUnavailable
         | FailureKind::AwsThrottled
         | FailureKind::AwsTimeout => StatusCode::SERVICE_UNAVAILABLE,
@@ -176,7 +177,8 @@ mod tests {
                 detail: "d".into(),
             });
             let want = match kind.as_str() {
-                "starting" | "aws_unavailable" | "aws_throttled" | "aws_timeout" => 503,
+                "starting" | "index_stale" | "aws_unavailable" | "aws_throttled"
+                | "aws_timeout" => 503,
                 _ => 502,
             };
             assert_eq!(err.status().as_u16(), want, "{kind}");

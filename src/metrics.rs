@@ -135,3 +135,16 @@ fn credential_change_by(action: &'static str, kind: &'static str, origin: &'stat
     metrics::counter!("keyhook_credentials_total", "action" => action, "kind" => kind, "origin" => origin)
         .increment(n);
 }
+
+/// The AWS owner index was confirmed by a refresh whose listing began at
+/// `started_ms` (Unix ms): `time() - keyhook_owner_index_confirmed_timestamp_seconds`
+/// is its age, to compare with `keyhook_owner_index_stale_after_seconds`.
+pub fn owner_index_confirmed(started_ms: i64) {
+    metrics::gauge!("keyhook_owner_index_confirmed_timestamp_seconds")
+        .set(started_ms as f64 / 1000.0);
+}
+
+/// The age past which the owner index no longer answers logins.
+pub fn owner_index_stale_after(limit: Duration) {
+    metrics::gauge!("keyhook_owner_index_stale_after_seconds").set(limit.as_secs_f64());
+}

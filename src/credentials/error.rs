@@ -52,6 +52,9 @@ impl CredentialError {
 pub enum FailureKind {
     /// The first load of the AWS owner index has not finished yet.
     Starting,
+    /// No refresh of the AWS owner index has succeeded within its staleness
+    /// limit, and AWS could not confirm what the index holds.
+    IndexStale,
     /// AWS could not be reached, answered 5xx or sent an unreadable answer.
     AwsUnavailable,
     /// AWS is throttling keyhook (429, or a throttling error code).
@@ -74,8 +77,9 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 10] = [
         FailureKind::Starting,
+        FailureKind::IndexStale,
         FailureKind::AwsUnavailable,
         FailureKind::AwsThrottled,
         FailureKind::AwsTimeout,
@@ -90,6 +94,7 @@ impl FailureKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Starting => "starting",
+            FailureKind::IndexStale => "index_stale",
             FailureKind::AwsUnavailable => "aws_unavailable",
             FailureKind::AwsThrottled => "aws_throttled",
             FailureKind::AwsTimeout => "aws_timeout",
@@ -105,6 +110,7 @@ impl FailureKind {
     pub fn sentence(self) -> &'static str {
         match self {
             FailureKind::Starting => "the first load from AWS has not finished",
+            FailureKind::IndexStale => "the owner index is too old and AWS could not confirm it",
             FailureKind::AwsUnavailable => "AWS is unavailable",
             FailureKind::AwsThrottled => "AWS is throttling calls",
             FailureKind::AwsTimeout => "AWS did not answer in time",

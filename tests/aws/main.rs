@@ -12,4 +12,5 @@ mod iam;
 mod iam_policies;
 mod reliability_concurrency;
 mod reliability_faults;
+mod revocation;
 mod upgrade;

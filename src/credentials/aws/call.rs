@@ -245,7 +245,17 @@ impl Aws {
         operation: &'static str,
         call: impl Future<Output = SdkResult<T, E>>,
     ) -> std::result::Result<Option<T>, AwsError> {
-        match self.call(operation, call).await {
+        self.limiter.acquire().await;
+        self.run_opt(operation, call).await
+    }
+
+    /// As `run`, with "not found" as `None`.
+    pub(super) async fn run_opt<T, E: OperationError>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = SdkResult<T, E>>,
+    ) -> std::result::Result<Option<T>, AwsError> {
+        match self.run(operation, call).await {
             Ok(out) => Ok(Some(out)),
             Err(err) if err.kind == AwsErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),

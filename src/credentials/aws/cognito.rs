@@ -199,13 +199,23 @@ impl AppClients {
 
     /// One client, with its secret; `None` if it is gone or not keyhook's.
     pub(crate) async fn describe(&self, aws: &Aws, client_id: &str) -> Result<Option<Credential>> {
+        aws.limiter.acquire().await;
+        self.describe_prepaid(aws, client_id).await
+    }
+
+    /// As `describe`, for a caller that already took the call's token.
+    pub(crate) async fn describe_prepaid(
+        &self,
+        aws: &Aws,
+        client_id: &str,
+    ) -> Result<Option<Credential>> {
         let request = self
             .client
             .describe_user_pool_client()
             .user_pool_id(&self.pool)
             .client_id(client_id);
         Ok(aws
-            .call_opt("DescribeUserPoolClient", request.send())
+            .run_opt("DescribeUserPoolClient", request.send())
             .await?
             .and_then(|out| out.user_pool_client().and_then(|c| self.credential(c))))
     }

@@ -17,7 +17,8 @@ pub(super) type HealthCache = Option<(Instant, Result<()>)>;
 
 impl Inner {
     /// Unready until the first load of the owner index (the reason: how the
-    /// last attempt failed, else `starting`); then whether API Gateway
+    /// last attempt failed, else `starting`); `index_stale` past the index's
+    /// staleness limit (`freshness.rs`); then whether API Gateway
     /// answers and the user pool (if any) exists. The error keeps AWS's own
     /// words for the log; the probe's answer shows only its kind.
     pub(super) async fn health(&self) -> Result<()> {
@@ -30,6 +31,9 @@ impl Inner {
                     kind: FailureKind::Starting,
                     detail: "the first load from AWS has not finished".into(),
                 }));
+        }
+        if let Some(why) = self.staleness() {
+            return Err(why);
         }
         let cached = self
             .health

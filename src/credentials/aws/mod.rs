@@ -10,7 +10,8 @@
 //! the index asks AWS directly (one `GetApiKeys`), if the local token bucket
 //! has a call to spare; a reader found to have nothing is remembered for one
 //! refresh interval. So: a revoke disappears from logins on this replica at
-//! once, and on other replicas within `index_refresh_secs` (default 30 s).
+//! once, and on other replicas at their next refresh; an index no refresh
+//! has confirmed for three intervals answers no login (`freshness.rs`).
 //!
 //! **Creates are idempotent and race-safe**: see `create.rs`.
 //!
@@ -18,6 +19,8 @@
 //! - this file: the provider, its state, and the [`CredentialProvider`] trait;
 //! - `call.rs`: SDK clients, the metered call wrapper, AWS error sorting;
 //! - `sync.rs`: the owner index, its refresh, journal and duplicate settling;
+//! - `freshness.rs`: how far the index is trusted, and the AWS confirmation
+//!   of what it cannot vouch for;
 //! - `create.rs`: race-safe creates and companion API keys;
 //! - `health.rs`: the readiness cache and `keyhook check`'s report;
 //! - `identity.rs`: app identities as AWS stores them;
@@ -28,6 +31,7 @@ mod apigateway;
 mod call;
 pub mod cognito;
 mod create;
+mod freshness;
 mod health;
 mod identity;
 mod limiter;
@@ -226,6 +230,9 @@ impl CredentialProvider for AwsProvider {
 
     async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
         let inner = &self.inner;
+        if let Some(why) = inner.staleness() {
+            return inner.login_unconfirmed(owner, why).await;
+        }
         let known = inner.owners.owned_by(owner);
         if !known.is_empty() {
             return Ok(known);
@@ -262,7 +269,8 @@ impl CredentialProvider for AwsProvider {
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
         let inner = &self.inner;
         let _app = inner.app_lock(&spec.app).await;
-        let made = match inner.indexed(&CredentialRef::App(spec.app.clone(), spec.kind)) {
+        let target = CredentialRef::App(spec.app.clone(), spec.kind);
+        let made = match inner.indexed_and_confirmed(&target).await? {
             Some(existing) => (existing, Created::Existing),
             None => match spec.kind {
                 CredentialKind::ApiKey => inner.create_api_key(spec).await?,

@@ -98,7 +98,7 @@ impl AwsSettings {
             read: Read::Unsigned,
             default: Some("30"),
             secret: false,
-            doc: "owner-index refresh interval: how long another replica's change takes to reach logins here",
+            doc: "owner-index refresh interval: another replica's change reaches logins here at the next refresh; with no refresh succeeding for 3 intervals, logins are answered only from what AWS confirms at once, else 503 `index_stale`",
         },
         Setting {
             key: "aws.rate_limit",

@@ -97,6 +97,9 @@ pub(super) struct OwnerIndex {
     /// Why the last load failed, until one succeeds: the reason `/readyz`
     /// gives while unready.
     load_failure: Mutex<Option<CredentialError>>,
+    /// When the listing of the last refresh that succeeded began: the index
+    /// holds nothing AWS had dropped before then (see `freshness.rs`).
+    confirmed_at: Mutex<Option<Instant>>,
 }
 
 impl OwnerIndex {
@@ -107,7 +110,15 @@ impl OwnerIndex {
             misses: Mutex::new(HashMap::new()),
             loaded: AtomicBool::new(false),
             load_failure: Mutex::new(None),
+            confirmed_at: Mutex::new(None),
         }
+    }
+
+    /// How long ago the listing of the last refresh that succeeded began;
+    /// `None` before the first.
+    pub(super) fn confirmed_age(&self) -> Option<Duration> {
+        let at = *self.confirmed_at.lock().expect("confirmed lock");
+        at.map(|at| at.elapsed())
     }
 
     pub(super) fn owned_by(&self, owner: &Email) -> Vec<Credential> {
@@ -197,6 +208,7 @@ impl OwnerIndex {
         listing: impl Future<Output = Result<Vec<Credential>>>,
     ) -> Result<usize> {
         *self.journal.lock().expect("journal lock") = Some(Vec::new());
+        let started = Instant::now();
         let listed = listing.await;
         // Index, then journal: the order `apply` takes them in, so no change
         // slips between reading the journal and swapping the index.
@@ -215,6 +227,7 @@ impl OwnerIndex {
         *index = fresh;
         drop(index);
         self.misses.lock().expect("misses lock").clear();
+        *self.confirmed_at.lock().expect("confirmed lock") = Some(started);
         self.loaded.store(true, Ordering::Release);
         Ok(count)
     }
@@ -223,11 +236,15 @@ impl OwnerIndex {
 /// Loads the index, then refreshes it every interval, until the provider
 /// is dropped. A failed load is retried sooner.
 pub(super) async fn refresh_loop(inner: Weak<Inner>) {
+    if let Some(inner) = inner.upgrade() {
+        crate::metrics::owner_index_stale_after(inner.stale_after());
+    }
     let mut delay = Duration::ZERO;
     loop {
         tokio::time::sleep(delay).await;
         let Some(inner) = inner.upgrade() else { return };
         let interval = Duration::from_secs(inner.settings.index_refresh_secs);
+        let started_ms = (inner.clock)();
         let listing = async {
             let listed = inner.list_everything().await?;
             Ok(inner.settle_duplicates(listed).await)
@@ -235,6 +252,7 @@ pub(super) async fn refresh_loop(inner: Weak<Inner>) {
         delay = match inner.owners.refresh(listing).await {
             Ok(count) => {
                 tracing::debug!(credentials = count, "owner index refreshed");
+                crate::metrics::owner_index_confirmed(started_ms);
                 interval
             }
             Err(err) => {
@@ -422,6 +440,7 @@ mod tests {
         };
         assert!(owners.refresh(listing).await.is_err());
         assert!(!owners.is_loaded());
+        assert_eq!(owners.confirmed_age(), None);
         let why = owners.load_failure().and_then(|e| e.failure());
         assert_eq!(why, Some(("GetApiKeys", FailureKind::AwsThrottled)));
         assert_eq!(ids(owners.owned_by(&email("jo@corp.com"))), ["k1", "k2"]);
@@ -430,6 +449,30 @@ mod tests {
         assert!(owners.missed(&email("al@corp.com"), Duration::from_secs(60)));
         assert_eq!(owners.refresh(async { Ok(vec![kept]) }).await.unwrap(), 1);
         assert!(!owners.missed(&email("al@corp.com"), Duration::from_secs(60)));
+    }
+
+    #[tokio::test]
+    async fn the_index_is_confirmed_as_of_the_start_of_the_last_listing_that_succeeded() {
+        let owners = OwnerIndex::new();
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(Vec::new())
+        };
+        owners.refresh(slow).await.unwrap();
+        let after_success = owners.confirmed_age().unwrap();
+        assert!(
+            after_success >= Duration::from_millis(200),
+            "{after_success:?}"
+        );
+        let failed = async {
+            Err(CredentialError::Failed {
+                operation: "GetApiKeys",
+                kind: FailureKind::AwsUnavailable,
+                detail: "down".into(),
+            })
+        };
+        assert!(owners.refresh(failed).await.is_err());
+        assert!(owners.confirmed_age().unwrap() >= after_success);
     }
 
     #[test]
