@@ -44,7 +44,8 @@ pub const FILE_NAME: &str = "keyhook.redb";
 
 pub struct LocalStore {
     db: Arc<Database>,
-    index: RwLock<Index>,
+    /// Changed only together with a commit, on the same blocking task.
+    index: Arc<RwLock<Index>>,
     /// Serialises writers so a lookup and the write that follows it are one
     /// atomic step.
     writer: Mutex<()>,
@@ -142,7 +143,7 @@ impl LocalStore {
         }
         Ok(LocalStore {
             db: Arc::new(db),
-            index: RwLock::new(index),
+            index: Arc::new(RwLock::new(index)),
             writer: Mutex::new(()),
             clock,
         })
@@ -154,8 +155,10 @@ impl LocalStore {
         self.index.read().expect("index lock").len()
     }
 
-    /// Commits one change to disk. Runs on the blocking pool: a commit waits
-    /// for fsync.
+    /// Commits one change to disk, then applies it to the index. Runs on
+    /// the blocking pool (a commit waits for fsync), both steps in the one
+    /// task: a caller that goes away cannot leave a committed change out of
+    /// the index, which a retry would not find.
     async fn commit(
         &self,
         operation: &'static str,
@@ -163,6 +166,7 @@ impl LocalStore {
         delete: Option<String>,
     ) -> Result<()> {
         let db = Arc::clone(&self.db);
+        let index = Arc::clone(&self.index);
         tokio::task::spawn_blocking(move || -> Result<()> {
             let txn = db.begin_write().map_err(|e| storage_error(operation, e))?;
             {
@@ -181,20 +185,24 @@ impl LocalStore {
                         .map_err(|e| storage_error(operation, e))?;
                 }
             }
-            txn.commit().map_err(|e| storage_error(operation, e))
+            txn.commit().map_err(|e| storage_error(operation, e))?;
+            let mut index = index.write().expect("index lock");
+            if let Some(id) = &delete {
+                index.remove(id);
+            }
+            if let Some(credential) = put {
+                index.upsert(credential);
+            }
+            Ok(())
         })
         .await
         .map_err(|e| storage_error(operation, e))?
     }
 
-    /// Stores `credential` (replacing the one with its id), then indexes it.
+    /// Stores `credential` (replacing the one with its id) and indexes it.
     async fn put(&self, operation: &'static str, credential: Credential) -> Result<Credential> {
         self.commit(operation, Some(credential.clone()), None)
             .await?;
-        self.index
-            .write()
-            .expect("index lock")
-            .upsert(credential.clone());
         Ok(credential)
     }
 
@@ -279,10 +287,6 @@ impl CredentialProvider for LocalStore {
         let credential = target.admit(self.resolve(target), |app, found| *app == found.app)?;
         self.commit("revoke credential", None, Some(credential.id.clone()))
             .await?;
-        self.index
-            .write()
-            .expect("index lock")
-            .remove(&credential.id);
         Ok(Revoked::Revoked(Box::new(credential)))
     }
 
