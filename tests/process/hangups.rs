@@ -6,9 +6,12 @@
 //! middle of the body, and at many moments after the body while the write
 //! is under way (on AWS the proxy slows the write's calls so that it is).
 //!
-//! Each hang-up point is tried on many apps: a race showing once in ten
-//! tries is caught (the local test makes 44 writes a point class, the AWS
-//! test 16 creates, 16 updates, 8 revokes and 8 first logins).
+//! Enough tries that a race showing once in ten is caught: on the local
+//! store 44 apps, each created, updated and (half of them) revoked with a
+//! hang-up first, and 44 first logins, 36 of each cut while the write may be
+//! under way; on AWS 16 apps (12 cut mid-write) and 8 first logins. On the
+//! code before the fix, the local test found a second key for an app by its
+//! third app, and the AWS test an app key with no `created` event.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
