@@ -155,11 +155,18 @@ fn codec(c: &mut Criterion) {
     let provider = rt.block_on(seeded_store(&dir));
     keyhook::metrics::handle();
     let clock = keyhook::clock::fixed(T);
-    let router = keyhook::app::router(&config, Arc::clone(&provider), Arc::clone(&clock));
+    let writes = keyhook::writes::Writes::default();
+    let router = keyhook::app::router(
+        &config,
+        Arc::clone(&provider),
+        Arc::clone(&clock),
+        writes.clone(),
+    );
     let door = Arc::new(ReadmeDoor::new(
         &config.readme,
         Arc::clone(&provider),
         clock,
+        writes,
     ));
 
     assert_eq!(keys_in(&rt, &router, login(LOGIN_1)), 1);

@@ -26,6 +26,7 @@ use crate::credentials::{CredentialError, CredentialProvider};
 use crate::error::{self, ApiError};
 use crate::readme::{self, ReadmeDoor};
 use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
+use crate::writes::Writes;
 use crate::{extract, health, metrics};
 
 mod serve;
@@ -81,15 +82,23 @@ pub async fn provider(
 /// The HTTP application: both front doors, health, and the cross-cutting
 /// layers (request ids, one log line per request, error logging, panics as
 /// JSON 500s, the body limit).
-pub fn router(config: &Config, provider: Arc<dyn CredentialProvider>, clock: Clock) -> Router {
+/// Both doors run their writes in `writes`.
+pub fn router(
+    config: &Config,
+    provider: Arc<dyn CredentialProvider>,
+    clock: Clock,
+    writes: Writes,
+) -> Router {
     let readme = Arc::new(ReadmeDoor::new(
         &config.readme,
         Arc::clone(&provider),
         clock,
+        writes.clone(),
     ));
     let sensedia = Arc::new(SensediaDoor::new(
         Arc::clone(&provider),
         config.sensedia.credential_type,
+        writes,
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 
@@ -172,6 +181,8 @@ pub struct Application {
     tls: Option<RustlsConfig>,
     timeouts: Timeouts,
     backend: &'static str,
+    /// Writes running on their own (see [`Writes`]); shutdown waits for them.
+    writes: Writes,
 }
 
 /// What the application takes from its surroundings besides configuration;
@@ -200,7 +211,8 @@ impl Application {
         metrics::handle();
         let provider = provider(config, deps.aws, Arc::clone(&deps.clock)).await?;
         let backend = provider.name();
-        let router = router(config, provider, deps.clock);
+        let writes = Writes::default();
+        let router = router(config, provider, deps.clock, writes.clone());
         let listener = bind(config.listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -221,6 +233,7 @@ impl Application {
             tls,
             timeouts: timeouts(config),
             backend,
+            writes,
         })
     }
 
@@ -237,7 +250,9 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting, lets
     /// in-flight requests finish within the shutdown timeout (a write under
-    /// way within the AWS timeout more), closes what is left, and returns.
+    /// way within the AWS timeout more), closes what is left, and returns
+    /// once the writes still running (their caller gone) have ended, within
+    /// the same bound.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -277,9 +292,29 @@ impl Application {
             tls = self.tls.is_some(),
             "keyhook listening"
         );
+        let mut stage = watch.clone();
         let served = serve::serve(self.listener, self.tls, self.router, timeouts, watch).await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
+        }
+        let writes = self.writes;
+        if writes.running() > 0 {
+            tracing::info!(
+                running = writes.running(),
+                "waiting for writes whose caller hung up"
+            );
+        }
+        tokio::select! {
+            () = writes.finished() => {}
+            () = async {
+                let _ = stage.wait_for(|s| *s == Stage::Deadline).await;
+                tokio::time::sleep(timeouts.drain).await;
+            } => {
+                tracing::error!(
+                    running = writes.running(),
+                    "shutdown deadline passed with writes still running; they are cut"
+                );
+            }
         }
         served
     }

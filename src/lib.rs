@@ -22,6 +22,8 @@
 //!   logs and the audit trail.
 //! - [`config`], [`setting`]: every setting described once, layered from
 //!   defaults, the TOML file and the environment into each section's type.
+//! - [`writes`]: runs each credential write as a task of its own, so a
+//!   caller hanging up cannot cut it half done; shutdown waits for them.
 //! - [`app`]: builds the whole application from a [`config::Config`] and its
 //!   [`app::Dependencies`], for `main` and the tests alike.
 //! - [`clock`], [`secret`]: the injected clock; `Redacted`, which keeps
@@ -40,3 +42,4 @@ pub mod secret;
 pub mod sensedia;
 pub mod setting;
 pub mod telemetry;
+pub mod writes;

@@ -138,13 +138,23 @@ impl Credential {
     }
 
     /// Whether this credential already is what `spec` asks for (owner,
-    /// label, plans, APIs): a retried create then changes nothing.
+    /// label, plans, APIs): a retried create then changes nothing. Plans
+    /// and APIs compare as sets: AWS lists a key's plans in its own order.
     pub(crate) fn matches(&self, spec: &CredentialSpec) -> bool {
+        fn same(a: &[String], b: &[String]) -> bool {
+            let sorted = |v: &[String]| {
+                let mut v = v.to_vec();
+                v.sort();
+                v.dedup();
+                v
+            };
+            sorted(a) == sorted(b)
+        }
         self.kind() == spec.kind
             && self.owner == spec.owner
             && self.label == spec.label
-            && self.usage_plans == spec.usage_plans
-            && self.api_ids == spec.api_ids
+            && same(&self.usage_plans, &spec.usage_plans)
+            && same(&self.api_ids, &spec.api_ids)
     }
 
     /// This credential re-synced with `spec`: its owner, label, plans and

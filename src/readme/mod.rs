@@ -17,11 +17,12 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::credentials::{
-    AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
+    AppId, CredentialError, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
 };
 use crate::error::ApiError;
 use crate::extract;
 use crate::telemetry::audit;
+use crate::writes::Writes;
 use settings::ReadmeSettings;
 use signature::{SignatureError, Verifier};
 
@@ -41,6 +42,9 @@ pub struct ReadmeDoor {
     extra_fields: serde_json::Map<String, Value>,
     provider: Arc<dyn CredentialProvider>,
     clock: Clock,
+    /// Where a first login's provisioning runs: to its end, even when
+    /// ReadMe hangs up.
+    writes: Writes,
 }
 
 impl ReadmeDoor {
@@ -48,6 +52,7 @@ impl ReadmeDoor {
         config: &ReadmeSettings,
         provider: Arc<dyn CredentialProvider>,
         clock: Clock,
+        writes: Writes,
     ) -> Self {
         ReadmeDoor {
             verifier: (!config.secret.is_empty())
@@ -57,6 +62,7 @@ impl ReadmeDoor {
             extra_fields: config.response.clone(),
             provider,
             clock,
+            writes,
         }
     }
 
@@ -79,8 +85,15 @@ impl ReadmeDoor {
                 api_ids: Vec::new(),
                 usage_plans: self.usage_plan_id.iter().cloned().collect(),
             };
-            let (credential, created) = self.provider.create(&spec).await?;
-            audit::created(Origin::Readme, &credential, created);
+            let provider = Arc::clone(&self.provider);
+            let credential = self
+                .writes
+                .run(async move {
+                    let (credential, created) = provider.create(&spec).await?;
+                    audit::created(Origin::Readme, &credential, created);
+                    Ok::<_, CredentialError>(credential)
+                })
+                .await?;
             credentials.push(credential);
         }
         Ok(answer::build(&as_sent, &credentials, &self.extra_fields))

@@ -19,6 +19,7 @@ use crate::credentials::{
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::telemetry::audit;
+use crate::writes::Writes;
 use auth::BasicAuth;
 use model::{
     App, CreateCredentialsRequest, CreateCredentialsResponse, CredentialRequest, InvalidRequest,
@@ -28,11 +29,21 @@ pub struct SensediaDoor {
     provider: Arc<dyn CredentialProvider>,
     /// What `createCredentials` issues (`KEYHOOK_SENSEDIA_CREDENTIAL_TYPE`).
     kind: CredentialKind,
+    /// Where writes run: to their end, even when the portal hangs up.
+    writes: Writes,
 }
 
 impl SensediaDoor {
-    pub fn new(provider: Arc<dyn CredentialProvider>, kind: CredentialKind) -> Self {
-        SensediaDoor { provider, kind }
+    pub fn new(
+        provider: Arc<dyn CredentialProvider>,
+        kind: CredentialKind,
+        writes: Writes,
+    ) -> Self {
+        SensediaDoor {
+            provider,
+            kind,
+            writes,
+        }
     }
 
     /// Issues the app's credential, or brings the one already issued to it
@@ -43,8 +54,15 @@ impl SensediaDoor {
         request: CreateCredentialsRequest,
     ) -> Result<CreateCredentialsResponse, ApiError> {
         let spec = App::try_from(&request.app)?.spec(self.kind);
-        let (credential, created) = self.provider.create(&spec).await?;
-        audit::created(Origin::Sensedia, &credential, created);
+        let provider = Arc::clone(&self.provider);
+        let credential = self
+            .writes
+            .run(async move {
+                let (credential, created) = provider.create(&spec).await?;
+                audit::created(Origin::Sensedia, &credential, created);
+                Ok::<_, CredentialError>(credential)
+            })
+            .await?;
         Ok(CreateCredentialsResponse::from(&credential))
     }
 
@@ -52,8 +70,14 @@ impl SensediaDoor {
     pub async fn update(&self, request: CredentialRequest) -> Result<(), ApiError> {
         let target = request.target(self.kind)?;
         let spec = App::try_from(&request.app)?.spec(target.kind());
-        let credential = self.provider.update(&target, &spec).await?;
-        audit::updated(Origin::Sensedia, &credential);
+        let provider = Arc::clone(&self.provider);
+        self.writes
+            .run(async move {
+                let credential = provider.update(&target, &spec).await?;
+                audit::updated(Origin::Sensedia, &credential);
+                Ok::<_, CredentialError>(())
+            })
+            .await?;
         Ok(())
     }
 
@@ -63,13 +87,24 @@ impl SensediaDoor {
     /// has nothing to revoke: 204, so a portal's retry by app succeeds.
     pub async fn revoke(&self, request: CredentialRequest) -> Result<(), ApiError> {
         let target = request.target(self.kind)?;
-        let outcome = match self.provider.revoke(&target).await {
-            Err(CredentialError::NotFound(_)) if matches!(target, CredentialRef::App(..)) => {
-                Revoked::NotFound
-            }
-            outcome => outcome?,
-        };
-        audit::revoked(Origin::Sensedia, &target, &outcome);
+        let provider = Arc::clone(&self.provider);
+        let revoking = target.clone();
+        let outcome = self
+            .writes
+            .run(async move {
+                let target = revoking;
+                let outcome = match provider.revoke(&target).await {
+                    Err(CredentialError::NotFound(_))
+                        if matches!(target, CredentialRef::App(..)) =>
+                    {
+                        Revoked::NotFound
+                    }
+                    outcome => outcome?,
+                };
+                audit::revoked(Origin::Sensedia, &target, &outcome);
+                Ok::<_, CredentialError>(outcome)
+            })
+            .await?;
         match (outcome, &target) {
             (Revoked::NotFound, CredentialRef::Id(..)) => {
                 Err(CredentialError::NotFound(target).into())

@@ -772,3 +772,72 @@ async fn create_for_an_existing_slug_with_a_new_developer_moves_the_app_client()
     assert_eq!(server.login_keys(new).await.unwrap().len(), 1);
     server.stop().await;
 }
+
+/// The app's key found in AWS rather than in the index (made by another
+/// replica, or left half made by a crash): on no plan, on another plan, or
+/// as requested. A create answers that key on exactly the requested plans;
+/// one already as requested is read, not changed.
+#[tokio::test]
+async fn a_create_that_finds_the_apps_key_in_aws_brings_it_to_the_requested_plans() {
+    let env = AwsEnv::new(2).await;
+    let (p1, p2) = (&env.seed.plans[0], &env.seed.plans[1]);
+    let server = env.spawn(&env.config(CredentialKind::ApiKey)).await;
+    for (slug, on) in [
+        ("found-on-none", vec![]),
+        ("found-on-other", vec![p2]),
+        ("found-as-asked", vec![p1]),
+    ] {
+        let owner = format!("{slug}@corp.com");
+        let key = env
+            .apigw
+            .create_api_key()
+            .name(&owner)
+            .description(format!("App {slug}"))
+            .enabled(true)
+            .tags(
+                "keyhook:app",
+                keyhook::credentials::aws::app_key(&keyhook::credentials::AppId::sensedia_slug(
+                    slug,
+                ))
+                .hash(),
+            )
+            .tags("keyhook:origin", "sensedia")
+            .send()
+            .await
+            .unwrap();
+        let id = key.id().unwrap();
+        for plan in &on {
+            env.apigw
+                .create_usage_plan_key()
+                .usage_plan_id(*plan)
+                .key_id(id)
+                .key_type("API_KEY")
+                .send()
+                .await
+                .unwrap();
+        }
+        env.proxy.reset_calls();
+        let answer = server
+            .create(&app(&owner, slug, &env.seed.api_id, &[p1]))
+            .await;
+        assert_eq!(answer["apiKeyId"], json!(id), "{slug}: {answer}");
+        assert_eq!(env.plans_of(id).await, [p1.as_str()], "{slug}");
+        assert_eq!(env.keys_named(&owner).await.len(), 1, "{slug}");
+        let on_other = on == [p2];
+        let expected = [
+            ("CreateApiKey", 0),
+            ("UpdateApiKey", 0),
+            ("CreateUsagePlanKey", usize::from(on != [p1])),
+            ("DeleteUsagePlanKey", usize::from(on_other)),
+        ];
+        for (op, times) in expected {
+            assert_eq!(
+                env.proxy.count(op),
+                times,
+                "{slug} {op}: {:?}",
+                env.proxy.counts()
+            );
+        }
+    }
+    server.stop().await;
+}

@@ -8,6 +8,7 @@ mod harness;
 
 mod cli;
 mod errors;
+mod hangups;
 mod metrics;
 mod reliability_load;
 mod reliability_secrets;

@@ -19,7 +19,7 @@ use super::cognito::{self, AppClients};
 use super::sync::{first_made, Change};
 use super::{AppKeys, Inner};
 use crate::credentials::{
-    AppId, Created, Credential, CredentialError, CredentialSpec, Email, Result,
+    AppId, Created, Credential, CredentialError, CredentialSpec, Email, Origin, Result,
 };
 use crate::secret::Redacted;
 
@@ -70,7 +70,7 @@ impl Inner {
             let before = self.keys.list_owner(&self.aws, &spec.owner).await?;
             self.replace_owner_keys(&spec.owner, &before);
             if let Some(existing) = same_app(&before).into_iter().next() {
-                return Ok((existing, Created::Existing));
+                return Ok((self.found_key(existing, spec).await?, Created::Existing));
             }
         }
         let mine = self.keys.create(&self.aws, spec, None).await?;
@@ -88,12 +88,12 @@ impl Inner {
             Some(winner) if winner.id != mine.id => {
                 // A racing replica's key was made first; ours goes.
                 self.keys.delete_after_failure(&self.aws, &mine.id).await;
-                for plan in &spec.usage_plans {
-                    self.keys.attach(&self.aws, &winner.id, plan).await?;
-                }
                 let kept: Vec<KeyRecord> = after.into_iter().filter(|r| r.id != mine.id).collect();
                 self.replace_owner_keys(&spec.owner, &kept);
-                Ok((winner.clone(), Created::Existing))
+                Ok((
+                    self.found_key(winner.clone(), spec).await?,
+                    Created::Existing,
+                ))
             }
             _ => {
                 let mut credential = mine.credential().ok_or(CredentialError::Backend {
@@ -115,6 +115,26 @@ impl Inner {
                 Ok((credential, Created::New))
             }
         }
+    }
+
+    /// The app's key as found in AWS, with what a listing does not tell
+    /// filled in, so that `create` brings it in step exactly where it is
+    /// not (it may have been left half made, by a crash or a replica of an
+    /// earlier version). A reader's own key is attached to the requested
+    /// plans (idempotent, and provisioning may not list plans); an app's
+    /// key has its plans read (`GetUsagePlans`). API ids are nothing API
+    /// Gateway keeps for a key.
+    async fn found_key(&self, mut found: Credential, spec: &CredentialSpec) -> Result<Credential> {
+        if spec.origin == Origin::Readme {
+            for plan in &spec.usage_plans {
+                self.keys.attach(&self.aws, &found.id, plan).await?;
+            }
+            found.usage_plans = spec.usage_plans.clone();
+        } else {
+            found.usage_plans = self.keys.plans_of(&self.aws, &found.id).await?;
+        }
+        found.api_ids = spec.api_ids.clone();
+        Ok(found)
     }
 
     /// The clients in the pool made for `app`, smallest id first.
