@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::credentials::{Credential, CredentialError, CredentialProvider, CredentialSpec};
+use crate::telemetry::audit;
+
 /// The running writes; clones share them.
 #[derive(Clone, Default)]
 pub struct Writes {
@@ -56,6 +59,21 @@ impl Writes {
             // Only a runtime shutting down cancels a spawned task.
             Err(err) => panic!("a write was cancelled: {err}"),
         }
+    }
+
+    /// Ensures the credential `spec` describes (`CredentialProvider::create`)
+    /// and audits it as made by `spec.origin`: the one create both doors run.
+    pub async fn create(
+        &self,
+        provider: Arc<dyn CredentialProvider>,
+        spec: CredentialSpec,
+    ) -> Result<Credential, CredentialError> {
+        self.run(async move {
+            let (credential, created) = provider.create(&spec).await?;
+            audit::created(spec.origin, &credential, created);
+            Ok(credential)
+        })
+        .await
     }
 
     /// How many writes are running.

@@ -17,11 +17,10 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::credentials::{
-    AppId, CredentialError, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
+    AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
 };
 use crate::error::ApiError;
 use crate::extract;
-use crate::telemetry::audit;
 use crate::writes::Writes;
 use settings::ReadmeSettings;
 use signature::{SignatureError, Verifier};
@@ -85,15 +84,7 @@ impl ReadmeDoor {
                 api_ids: Vec::new(),
                 usage_plans: self.usage_plan_id.iter().cloned().collect(),
             };
-            let provider = Arc::clone(&self.provider);
-            let credential = self
-                .writes
-                .run(async move {
-                    let (credential, created) = provider.create(&spec).await?;
-                    audit::created(Origin::Readme, &credential, created);
-                    Ok::<_, CredentialError>(credential)
-                })
-                .await?;
+            let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
             credentials.push(credential);
         }
         Ok(answer::build(&as_sent, &credentials, &self.extra_fields))

@@ -54,15 +54,7 @@ impl SensediaDoor {
         request: CreateCredentialsRequest,
     ) -> Result<CreateCredentialsResponse, ApiError> {
         let spec = App::try_from(&request.app)?.spec(self.kind);
-        let provider = Arc::clone(&self.provider);
-        let credential = self
-            .writes
-            .run(async move {
-                let (credential, created) = provider.create(&spec).await?;
-                audit::created(Origin::Sensedia, &credential, created);
-                Ok::<_, CredentialError>(credential)
-            })
-            .await?;
+        let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
         Ok(CreateCredentialsResponse::from(&credential))
     }
 
