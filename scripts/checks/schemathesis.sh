@@ -71,6 +71,7 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "$base/healthz" >/dev/null || { echo "schemathesis.sh: keyhook did not answer /healthz" >&2; exit 1; }
 
+cfg=(--config-file scripts/checks/schemathesis.toml)
 args=(
     run openapi/keyhook.yaml
     --url "$base"
@@ -85,10 +86,10 @@ if [ -n "${SCHEMATHESIS_SEED:-}" ]; then
 fi
 # Every request on its own, valid and invalid data alike.
 echo "-- schemathesis: examples, coverage, fuzzing (positive and negative data)"
-schemathesis "${args[@]}" --phases examples,coverage,fuzzing
+schemathesis "${cfg[@]}" "${args[@]}" --phases examples,coverage,fuzzing
 # Chains of calls (create -> update/revoke with the returned ids), valid
 # data only: in negative mode schemathesis 4 reports link-filled requests
 # as schema-violating even when the values it sends are valid (its issues
 # #2983 and #3367), which keyhook then rightly accepts.
 echo "-- schemathesis: stateful (positive data)"
-schemathesis "${args[@]}" --phases stateful --mode positive
+schemathesis "${cfg[@]}" "${args[@]}" --phases stateful --mode positive
