@@ -79,7 +79,15 @@ fn register_fixed_series() {
             }
         }
     }
+    for kind in CLEANUP_KINDS {
+        for deleted in [true, false] {
+            cleanup_by(kind, deleted, 0);
+        }
+    }
 }
+
+/// The `kind` label of `keyhook_aws_cleanups_total`.
+pub const CLEANUP_KINDS: [&str; 2] = ["api_key", "app_client"];
 
 /// The `method` label: the methods keyhook serves, else `other`.
 fn method_label(method: &Method) -> &'static str {
@@ -133,6 +141,19 @@ pub fn credential_change(action: &'static str, kind: &'static str, origin: &'sta
 
 fn credential_change_by(action: &'static str, kind: &'static str, origin: &'static str, n: u64) {
     metrics::counter!("keyhook_credentials_total", "action" => action, "kind" => kind, "origin" => origin)
+        .increment(n);
+}
+
+/// A credential keyhook made and no app keeps (a racing replica's loser, the
+/// extra of a create whose answer was lost, what a failed create left) was
+/// deleted, or its deletion failed and a later refresh will try again.
+pub fn cleanup(kind: &'static str, deleted: bool) {
+    cleanup_by(kind, deleted, 1);
+}
+
+fn cleanup_by(kind: &'static str, deleted: bool, n: u64) {
+    let outcome = if deleted { "deleted" } else { "failed" };
+    metrics::counter!("keyhook_aws_cleanups_total", "kind" => kind, "outcome" => outcome)
         .increment(n);
 }
 

@@ -9,7 +9,9 @@ What it makes (each found by name first, created only when missing):
 * a usage plan (``keyhook-demo``) bound to that API stage;
 * a Cognito user pool (``keyhook-demo``) with a resource server
   (``https://api.keyhook.example``, scopes ``read`` and ``write``) and a
-  hosted domain (the token endpoint keyhook hands to clients).
+  hosted domain (the token endpoint keyhook hands to clients);
+* the DynamoDB claim table (``keyhook-claims``: partition key ``app``, a
+  string, on-demand), in which replicas claim each app's credential.
 
 The endpoint comes from ``AWS_ENDPOINT_URL`` (or ``--endpoint-url``); the
 region from ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` (default us-east-1).
@@ -36,6 +38,7 @@ NAME = "keyhook-demo"
 STAGE = "demo"
 RESOURCE_SERVER = "https://api.keyhook.example"
 SCOPES = ("read", "write")
+CLAIM_TABLE = "keyhook-claims"
 
 
 def paginate(client, operation, key, **kwargs):
@@ -167,6 +170,22 @@ def ensure_domain(cognito, pool_id: str, prefix: str) -> str:
     return prefix
 
 
+def ensure_claim_table(dynamodb) -> str:
+    try:
+        dynamodb.describe_table(TableName=CLAIM_TABLE)
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        dynamodb.create_table(
+            TableName=CLAIM_TABLE,
+            AttributeDefinitions=[{"AttributeName": "app", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "app", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.get_waiter("table_exists").wait(TableName=CLAIM_TABLE)
+    return CLAIM_TABLE
+
+
 def seed(endpoint: str | None, region: str, domain_prefix: str) -> dict[str, str]:
     config = Config(retries={"max_attempts": 5, "mode": "standard"})
     kwargs = {"region_name": region, "config": config}
@@ -174,6 +193,7 @@ def seed(endpoint: str | None, region: str, domain_prefix: str) -> dict[str, str
         kwargs["endpoint_url"] = endpoint
     apigw = boto3.client("apigateway", **kwargs)
     cognito = boto3.client("cognito-idp", **kwargs)
+    dynamodb = boto3.client("dynamodb", **kwargs)
 
     api_id = ensure_rest_api(apigw)
     ensure_method(apigw, api_id)
@@ -182,6 +202,7 @@ def seed(endpoint: str | None, region: str, domain_prefix: str) -> dict[str, str
     pool_id = ensure_user_pool(cognito)
     ensure_resource_server(cognito, pool_id)
     prefix = ensure_domain(cognito, pool_id, domain_prefix)
+    claim_table = ensure_claim_table(dynamodb)
 
     return {
         "REST_API_ID": api_id,
@@ -190,6 +211,7 @@ def seed(endpoint: str | None, region: str, domain_prefix: str) -> dict[str, str
         "KEYHOOK_COGNITO_USER_POOL_ID": pool_id,
         "KEYHOOK_COGNITO_DOMAIN": f"https://{prefix}.auth.{region}.amazoncognito.com",
         "KEYHOOK_COGNITO_SCOPES": ",".join(f"{RESOURCE_SERVER}/{s}" for s in SCOPES),
+        "KEYHOOK_CLAIM_TABLE": claim_table,
     }
 
 

@@ -28,7 +28,7 @@ import boto3
 
 values = dict(line.split("=", 1) for line in open(sys.argv[1]).read().split())
 for key in ("REST_API_ID", "KEYHOOK_USAGE_PLAN_ID", "KEYHOOK_COGNITO_USER_POOL_ID",
-            "KEYHOOK_COGNITO_DOMAIN", "KEYHOOK_COGNITO_SCOPES"):
+            "KEYHOOK_COGNITO_DOMAIN", "KEYHOOK_COGNITO_SCOPES", "KEYHOOK_CLAIM_TABLE"):
     assert values.get(key), f"missing {key}"
     with open(os.path.join(sys.argv[2], key)) as f:
         assert f.read() == values[key], f"{key} file differs"
@@ -36,6 +36,8 @@ apigw = boto3.client("apigateway")
 cognito = boto3.client("cognito-idp")
 plan = apigw.get_usage_plan(usagePlanId=values["KEYHOOK_USAGE_PLAN_ID"])
 assert any(s["apiId"] == values["REST_API_ID"] for s in plan["apiStages"]), plan["apiStages"]
+table = boto3.client("dynamodb").describe_table(TableName=values["KEYHOOK_CLAIM_TABLE"])["Table"]
+assert table["KeySchema"] == [{"AttributeName": "app", "KeyType": "HASH"}], table["KeySchema"]
 stages = apigw.get_stages(restApiId=values["REST_API_ID"])["item"]
 assert [s["stageName"] for s in stages] == [values["REST_API_STAGE"]], stages
 pool_id = values["KEYHOOK_COGNITO_USER_POOL_ID"]

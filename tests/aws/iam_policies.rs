@@ -194,10 +194,16 @@ fn deployment(env: &Emulator) -> Deployment {
 /// The settings every mode shares; each test adds its own. `pool`: with
 /// the Cognito user pool and per-API scopes, else API keys only.
 fn config(emu: &Emulator, kind: CredentialKind, pool: bool) -> Config {
+    let mut config = match pool {
+        true => emu.scoped_config(kind),
+        false => emu.config(kind),
+    };
+    // TODO(#10 item 2): the policies do not grant the claim table's
+    // DynamoDB calls yet, nor does `iam.rs` evaluate them.
+    config.aws.claim_table = None;
     if pool {
-        return emu.scoped_config(kind);
+        return config;
     }
-    let mut config = emu.config(kind);
     config.aws.cognito_user_pool_id = None;
     config.aws.cognito_domain = None;
     config.aws.cognito_scopes.clear();

@@ -91,6 +91,7 @@ impl Emulator {
         config.aws.timeout_secs = 2;
         config.aws.max_attempts = 2;
         config.aws.rate_limit = 1000.0;
+        config.aws.claim_table = Some(self.seed.claim_table.clone());
         config
     }
 

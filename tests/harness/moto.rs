@@ -88,10 +88,41 @@ pub fn sdk_config(endpoint: &str) -> SdkConfig {
 
 /// What a test's own AWS resources are.
 pub struct Seed {
+    /// The DynamoDB claim table (as `deploy/init/seed_aws.py` makes it).
+    pub claim_table: String,
     pub api_id: String,
     pub plans: Vec<String>,
     pub pool_id: String,
     pub scopes: Vec<String>,
+}
+
+/// The claim table keyhook expects (`KEYHOOK_CLAIM_TABLE`): partition key
+/// `app`, a string; on demand.
+pub async fn create_claim_table(sdk: &SdkConfig, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("app")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("app")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Makes a REST API, `plans` usage plans and a user pool with a resource
@@ -145,7 +176,12 @@ pub async fn seed(sdk: &SdkConfig, plans: usize) -> Seed {
         .send()
         .await
         .unwrap();
+    static TABLES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let claim_table = format!("keyhook-claims-{}-{n}", std::process::id());
+    create_claim_table(sdk, &claim_table).await;
     Seed {
+        claim_table,
         api_id,
         plans: plan_ids,
         pool_id,

@@ -29,6 +29,12 @@ use crate::secret::Redacted;
 pub const TAG_APP: &str = "keyhook:app";
 pub const TAG_ORIGIN: &str = "keyhook:origin";
 pub const TAG_CLIENT: &str = "keyhook:client";
+/// Set on the keys an app claims (`claims.rs`) when keyhook makes them with
+/// a claim table, to the table's name: unclaimed once a create is over,
+/// such a key is one no app keeps (its create failed), not one made before
+/// the table existed; and a key another deployment claims in its own table
+/// is never settled here.
+pub const TAG_CLAIM: &str = "keyhook:claim";
 
 /// `GetApiKeys` returns at most 500 keys a page.
 const PAGE: i32 = 500;
@@ -71,6 +77,11 @@ impl KeyRecord {
     /// in the console, or as an earlier version wrote it).
     pub fn owner(&self) -> Option<Email> {
         Email::from_stored(&self.name).ok()
+    }
+
+    /// The claim table it was made to be claimed in (see [`TAG_CLAIM`]).
+    pub fn claim_table(&self) -> Option<&str> {
+        self.tags.get(TAG_CLAIM).map(String::as_str)
     }
 
     /// The OAuth client this key was issued beside, if any.
@@ -118,11 +129,16 @@ impl KeyRecord {
 
 pub struct ApiKeys {
     client: Client,
+    /// The claim table keys are made to be claimed in ([`TAG_CLAIM`]).
+    claim_table: Option<String>,
 }
 
 impl ApiKeys {
-    pub fn new(client: Client) -> Self {
-        ApiKeys { client }
+    pub fn new(client: Client, claim_table: Option<String>) -> Self {
+        ApiKeys {
+            client,
+            claim_table,
+        }
     }
 
     /// Every key in the account and region, following `position`.
@@ -208,8 +224,13 @@ impl ApiKeys {
             .enabled(true)
             .tags(TAG_APP, app_key(&spec.app).hash())
             .tags(TAG_ORIGIN, spec.origin.as_str());
-        if let Some(client_id) = companion_of {
-            request = request.tags(TAG_CLIENT, client_id);
+        match companion_of {
+            Some(client_id) => request = request.tags(TAG_CLIENT, client_id),
+            None => {
+                if let Some(table) = &self.claim_table {
+                    request = request.tags(TAG_CLAIM, table);
+                }
+            }
         }
         let out = aws.call("CreateApiKey", request.send()).await?;
         let id = out
@@ -229,10 +250,15 @@ impl ApiKeys {
         Ok(record)
     }
 
-    /// Best effort: the caller already has an outcome to report.
+    /// Best effort: the caller already has an outcome to report. A key
+    /// left behind holds no claim, and a later refresh deletes it (with the
+    /// claim table); without the table the create's retry finds it and
+    /// brings it to its plans.
     pub async fn delete_after_failure(&self, aws: &Aws, id: &str) {
-        if let Err(err) = self.delete(aws, id).await {
-            tracing::error!(key_id = id, error = %err, "could not delete a half-made API key; delete it by hand");
+        let gone = self.delete(aws, id).await;
+        crate::metrics::cleanup("api_key", gone.is_ok());
+        if let Err(err) = gone {
+            tracing::warn!(key_id = id, error = %err, "could not delete a half-made API key; a later refresh tries again");
         }
     }
 

@@ -22,15 +22,16 @@ pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
-/// The API Gateway and Cognito clients, with `settings`' overall timeout
-/// spread over its attempts (SDK standard retry with backoff).
-pub(super) fn sdk_clients(
-    settings: &AwsSettings,
-    sdk: &SdkConfig,
-) -> (
-    aws_sdk_apigateway::Client,
-    aws_sdk_cognitoidentityprovider::Client,
-) {
+/// The SDK clients the backend uses.
+pub(super) struct SdkClients {
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+/// The API Gateway, Cognito and DynamoDB clients, with `settings`' overall
+/// timeout spread over its attempts (SDK standard retry with backoff).
+pub(super) fn sdk_clients(settings: &AwsSettings, sdk: &SdkConfig) -> SdkClients {
     let timeout = Duration::from_secs(settings.timeout_secs);
     let retry = RetryConfig::standard()
         .with_max_attempts(settings.max_attempts)
@@ -40,18 +41,23 @@ pub(super) fn sdk_clients(
         .operation_attempt_timeout(timeout / settings.max_attempts.max(1))
         .operation_timeout(timeout)
         .build();
-    let apigw = aws_sdk_apigateway::config::Builder::from(sdk)
+    let apigateway = aws_sdk_apigateway::config::Builder::from(sdk)
         .retry_config(retry.clone())
         .timeout_config(timeouts.clone())
         .build();
     let cognito = aws_sdk_cognitoidentityprovider::config::Builder::from(sdk)
+        .retry_config(retry.clone())
+        .timeout_config(timeouts.clone())
+        .build();
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
         .retry_config(retry)
         .timeout_config(timeouts)
         .build();
-    (
-        aws_sdk_apigateway::Client::from_conf(apigw),
-        aws_sdk_cognitoidentityprovider::Client::from_conf(cognito),
-    )
+    SdkClients {
+        apigateway: aws_sdk_apigateway::Client::from_conf(apigateway),
+        cognito: aws_sdk_cognitoidentityprovider::Client::from_conf(cognito),
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+    }
 }
 
 /// An AWS timestamp in Unix milliseconds (0 when absent).
@@ -98,11 +104,15 @@ impl AwsErrorKind {
         let failed = AwsErrorKind::Failed;
         match code {
             "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
-            "ConflictException" => AwsErrorKind::Conflict,
+            // A DynamoDB condition that did not hold is a conflict too: the
+            // claim table's "someone else holds it".
+            "ConflictException" | "ConditionalCheckFailedException" => AwsErrorKind::Conflict,
             "TooManyRequestsException"
             | "ThrottlingException"
             | "Throttling"
-            | "LimitExceededException" => failed(FailureKind::AwsThrottled),
+            | "LimitExceededException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded" => failed(FailureKind::AwsThrottled),
             "AccessDeniedException"
             | "AccessDenied"
             | "UnrecognizedClientException"
@@ -275,6 +285,16 @@ mod tests {
             ("NotFoundException", 404, AwsErrorKind::NotFound),
             ("ResourceNotFoundException", 400, AwsErrorKind::NotFound),
             ("ConflictException", 409, AwsErrorKind::Conflict),
+            (
+                "ConditionalCheckFailedException",
+                400,
+                AwsErrorKind::Conflict,
+            ),
+            (
+                "ProvisionedThroughputExceededException",
+                400,
+                f(K::AwsThrottled),
+            ),
             ("TooManyRequestsException", 429, f(K::AwsThrottled)),
             ("ThrottlingException", 400, f(K::AwsThrottled)),
             ("LimitExceededException", 400, f(K::AwsThrottled)),

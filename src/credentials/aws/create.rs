@@ -1,9 +1,13 @@
 //! Race-safe creates, and the API key a client may carry beside it.
 //!
-//! Per app, this replica creates one credential at a time; before creating
-//! it looks in the index and in AWS; after creating it re-reads AWS, and if
-//! racing replicas made several credentials for one app, all keep the first
-//! made (see [`first_made`]) and the others delete their own.
+//! Per app, this replica creates one credential at a time, and looks in the
+//! index and in AWS before creating. Across replicas, with the claim table
+//! (`claims.rs`), the credential that claims the app is the app's: a create
+//! answers the claim's holder if the app has one, else claims the app's
+//! unclaimed credential or its own new one, and deletes its own if another
+//! won. Without the table (one replica), it re-reads AWS after creating and
+//! keeps the first made (see [`first_made`]): the extra credential a retried
+//! call whose answer was lost can leave.
 //!
 //! A *companion* API key is issued beside an OAuth client when
 //! `client_api_key` is set and the app has usage plans: tagged with the
@@ -14,12 +18,13 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::apigateway::{self, KeyRecord};
-use super::call::Aws;
+use super::claims::{claim_key, Claimed, Claims, MadeToClaim};
 use super::cognito::{self, AppClients};
 use super::sync::{first_made, Change};
 use super::{AppKeys, Inner};
 use crate::credentials::{
-    AppId, Created, Credential, CredentialError, CredentialSpec, Email, Origin, Result,
+    AppId, Created, Credential, CredentialError, CredentialKind, CredentialSpec, Email, Origin,
+    Result,
 };
 use crate::secret::Redacted;
 
@@ -44,10 +49,37 @@ impl Inner {
         lock.lock_owned().await
     }
 
-    /// Replaces what the index knows of `owner`'s API keys with `records`.
-    pub(super) fn replace_owner_keys(&self, owner: &Email, records: &[KeyRecord]) {
-        self.owners
-            .replace_owner_keys(owner, apigateway::credentials(records));
+    /// Replaces what the index knows of `owner`'s API keys with `records`,
+    /// as far as logins may be shown them: with the claim table, only what
+    /// holds its app's claim (or is settled, `claims::settle`).
+    pub(super) async fn replace_owner_keys(
+        &self,
+        owner: &Email,
+        records: &[KeyRecord],
+    ) -> Result<()> {
+        let listed = apigateway::credentials(records);
+        let shown = match &self.claims {
+            None => listed,
+            Some(table) => {
+                let mut keys: Vec<String> = listed
+                    .iter()
+                    .filter(|c| super::claims::is_claimable(c))
+                    .map(|c| claim_key(c.kind(), &c.app))
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                let claims = table.some(&self.aws, &keys).await?;
+                let now = u64::try_from((self.clock)()).unwrap_or_default();
+                let grace = self.settings.settle_after().as_millis() as u64;
+                let made_to_claim = made_to_claim(records, Some(table.table()));
+                let settled =
+                    super::claims::settle(listed, Some(&claims), &made_to_claim, now, grace);
+                // What the refresh would adopt is shown once it is claimed.
+                settled.shown
+            }
+        };
+        self.owners.replace_owner_keys(owner, shown);
+        Ok(())
     }
 
     pub(super) async fn create_api_key(
@@ -66,55 +98,219 @@ impl Inner {
         // Another replica may have made it since our last refresh; unless
         // AWS just told us this owner has nothing (the login that is
         // provisioning asked a moment ago).
+        let mut existing = Vec::new();
         if !self.owners.missed(&spec.owner, JUST_MISSED) {
             let before = self.keys.list_owner(&self.aws, &spec.owner).await?;
-            self.replace_owner_keys(&spec.owner, &before);
-            if let Some(existing) = same_app(&before).into_iter().next() {
-                return Ok((self.found_key(existing, spec).await?, Created::Existing));
-            }
+            self.replace_owner_keys(&spec.owner, &before).await?;
+            existing = same_app(&before);
+        }
+        if let Some(table) = &self.claims {
+            return self
+                .create_claimed(table, CredentialKind::ApiKey, spec, &app, existing)
+                .await;
+        }
+        if let Some(existing) = existing.into_iter().next() {
+            return Ok((self.found_key(existing, spec).await?, Created::Existing));
         }
         let mine = self.keys.create(&self.aws, spec, None).await?;
         let after = match self.keys.list_owner(&self.aws, &spec.owner).await {
             Ok(after) => after,
             Err(err) => {
-                // We cannot tell whether a racing replica's key wins, so the
+                // We cannot tell whether another key of the app wins, so the
                 // caller gets an error; ours must not outlive it.
-                self.keys.delete_after_failure(&self.aws, &mine.id).await;
+                self.discard_key(&mine.id).await;
                 return Err(err);
             }
         };
         let contenders = same_app(&after);
         match contenders.first() {
-            Some(winner) if winner.id != mine.id => {
-                // A racing replica's key was made first; ours goes.
-                self.keys.delete_after_failure(&self.aws, &mine.id).await;
+            Some(first) if first.id != mine.id => {
+                // A key of the app was made first (a lost answer's, when the
+                // SDK retried the create); ours goes.
+                self.discard_key(&mine.id).await;
                 let kept: Vec<KeyRecord> = after.into_iter().filter(|r| r.id != mine.id).collect();
-                self.replace_owner_keys(&spec.owner, &kept);
+                self.replace_owner_keys(&spec.owner, &kept).await?;
                 Ok((
-                    self.found_key(winner.clone(), spec).await?,
+                    self.found_key(first.clone(), spec).await?,
                     Created::Existing,
                 ))
             }
             _ => {
-                let mut credential = mine.credential().ok_or(CredentialError::Backend {
-                    operation: "CreateApiKey",
-                    detail: "the new key is not usable".into(),
-                })?;
-                credential.usage_plans = spec.usage_plans.clone();
-                credential.api_ids = spec.api_ids.clone();
-                // Later keys for this app are racing replicas' losers, which
-                // they delete themselves: never show them.
-                let losers: Vec<&str> = contenders.iter().skip(1).map(|c| c.id.as_str()).collect();
+                let credential = new_key(&mine, spec)?;
+                // Later keys for this app are extras to settle: never show them.
+                let extras: Vec<&str> = contenders.iter().skip(1).map(|c| c.id.as_str()).collect();
                 let kept: Vec<KeyRecord> = after
                     .into_iter()
-                    .filter(|r| !losers.contains(&r.id.as_str()))
+                    .filter(|r| !extras.contains(&r.id.as_str()))
                     .collect();
-                self.replace_owner_keys(&spec.owner, &kept);
+                self.replace_owner_keys(&spec.owner, &kept).await?;
                 self.owners
                     .apply(Change::Upsert(Box::new(credential.clone())));
                 Ok((credential, Created::New))
             }
         }
+    }
+
+    /// A create with the claim table: the claim's holder if the app has one;
+    /// else the first made of the app's `existing` credentials, or a new
+    /// one, once it has claimed the app. A new credential that loses the
+    /// claim is deleted, and the winner answered.
+    async fn create_claimed(
+        &self,
+        table: &Claims,
+        kind: CredentialKind,
+        spec: &CredentialSpec,
+        app: &AppKeys,
+        existing: Vec<Credential>,
+    ) -> Result<(Credential, Created)> {
+        // A holder revoked between our claim and our read frees the claim
+        // again; a few turns settle any such race.
+        for _ in 0..3 {
+            if let Some(holder) = self.claimed(table, kind, app, &existing).await? {
+                let holder = self.as_found(holder, spec).await?;
+                return Ok((holder, Created::Existing));
+            }
+            let (candidate, made) = match existing.first() {
+                Some(found) => (found.clone(), false),
+                None => (self.make(kind, spec).await?, true),
+            };
+            let key = claim_key(kind, &candidate.app);
+            match table.claim(&self.aws, &key, &candidate.id).await {
+                Ok(Claimed::Mine) if made => {
+                    self.owners
+                        .apply(Change::Upsert(Box::new(candidate.clone())));
+                    return Ok((candidate, Created::New));
+                }
+                Ok(Claimed::Mine) => {
+                    let found = self.as_found(candidate, spec).await?;
+                    return Ok((found, Created::Existing));
+                }
+                Ok(Claimed::Theirs(_)) => {
+                    if made {
+                        self.discard(&candidate).await;
+                    }
+                }
+                Err(err) => {
+                    // Unclaimed, ours would be shown to no one: it goes (a
+                    // refresh deletes it if this fails too).
+                    if made {
+                        self.discard(&candidate).await;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Err(CredentialError::Backend {
+            operation: "PutItem",
+            detail: "the app's claim kept changing".into(),
+        })
+    }
+
+    /// The credential holding the app's claim, under its current identity
+    /// or the previous version's. A claim whose credential is gone (its
+    /// revoke could not release it) is released.
+    async fn claimed(
+        &self,
+        table: &Claims,
+        kind: CredentialKind,
+        app: &AppKeys,
+        existing: &[Credential],
+    ) -> Result<Option<Credential>> {
+        let stored = std::iter::once(app.current()).chain(app.previous().map(|(p, _)| p));
+        for stored in stored {
+            let key = claim_key(kind, stored);
+            let Some(holder) = table.holder(&self.aws, &key).await? else {
+                continue;
+            };
+            let found = match existing.iter().find(|c| c.id == holder) {
+                Some(found) => Some(found.clone()),
+                None => self.look_up(kind, &holder).await?,
+            };
+            match found.filter(|c| app.names(&c.app, &c.owner)) {
+                Some(found) => return Ok(Some(found)),
+                None => table.release(&self.aws, &key, &holder).await?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The credential `id` names in AWS, if it is there and usable.
+    pub(super) async fn look_up(
+        &self,
+        kind: CredentialKind,
+        id: &str,
+    ) -> Result<Option<Credential>> {
+        match kind {
+            CredentialKind::ApiKey => Ok(self
+                .keys
+                .get(&self.aws, id)
+                .await?
+                .and_then(|record| record.credential())),
+            CredentialKind::ClientCredentials => {
+                self.describe_with_companion(self.clients()?, id).await
+            }
+        }
+    }
+
+    /// A new credential of `kind` for `spec`, not yet claimed: an API key on
+    /// its plans, or an app client (its companion key comes once claimed).
+    async fn make(&self, kind: CredentialKind, spec: &CredentialSpec) -> Result<Credential> {
+        match kind {
+            CredentialKind::ApiKey => {
+                new_key(&self.keys.create(&self.aws, spec, None).await?, spec)
+            }
+            CredentialKind::ClientCredentials => {
+                // With its companion key before it is claimed: a racing
+                // replica that answers the claimed client must find the key.
+                let mut client = self.clients()?.create(&self.aws, spec).await?;
+                self.add_new_companion(&mut client, spec).await?;
+                Ok(client)
+            }
+        }
+    }
+
+    /// An existing credential of the app, as `create` answers it: a key
+    /// with its plans known (see [`Inner::found_key`]), a client as found;
+    /// indexed either way.
+    async fn as_found(&self, found: Credential, spec: &CredentialSpec) -> Result<Credential> {
+        let found = match found.kind() {
+            CredentialKind::ApiKey => self.found_key(found, spec).await?,
+            CredentialKind::ClientCredentials => found,
+        };
+        self.owners.apply(Change::Upsert(Box::new(found.clone())));
+        Ok(found)
+    }
+
+    /// Deletes a credential keyhook made that no app keeps (with a client,
+    /// its companion key), counted; a failure is left to a later refresh,
+    /// which finds it by its tags or name. Returns whether it is gone.
+    pub(super) async fn discard(&self, credential: &Credential) -> bool {
+        match credential.kind() {
+            CredentialKind::ApiKey => self.discard_key(&credential.id).await,
+            CredentialKind::ClientCredentials => {
+                let Ok(clients) = self.clients() else {
+                    return false;
+                };
+                if let Some(key_id) = credential.custom.get("apiKeyId") {
+                    self.discard_key(key_id.expose()).await;
+                }
+                let gone = clients.delete(&self.aws, &credential.id).await;
+                crate::metrics::cleanup("app_client", gone.is_ok());
+                if let Err(err) = &gone {
+                    tracing::warn!(client_id = %credential.id, error = %err, "could not delete an app client no app keeps; a later refresh tries again");
+                }
+                gone.is_ok()
+            }
+        }
+    }
+
+    pub(super) async fn discard_key(&self, id: &str) -> bool {
+        let gone = self.keys.delete(&self.aws, id).await;
+        crate::metrics::cleanup("api_key", gone.is_ok());
+        if let Err(err) = &gone {
+            tracing::warn!(key_id = id, error = %err, "could not delete an API key no app keeps; a later refresh tries again");
+        }
+        gone.is_ok()
     }
 
     /// The app's key as found in AWS, with what a listing does not tell
@@ -159,7 +355,16 @@ impl Inner {
     ) -> Result<(Credential, Created)> {
         let clients = self.clients()?;
         let app = AppKeys::of(&spec.app);
-        if let Some(existing_id) = self.clients_of_app(clients, &app).await?.into_iter().next() {
+        let existing_ids = self.clients_of_app(clients, &app).await?;
+        if let Some(table) = &self.claims {
+            let mut existing = Vec::new();
+            if let Some(first) = existing_ids.first() {
+                existing.extend(self.describe_with_companion(clients, first).await?);
+            }
+            let kind = CredentialKind::ClientCredentials;
+            return self.create_claimed(table, kind, spec, &app, existing).await;
+        }
+        if let Some(existing_id) = existing_ids.into_iter().next() {
             if let Some(existing) = self.describe_with_companion(clients, &existing_id).await? {
                 self.owners
                     .apply(Change::Upsert(Box::new(existing.clone())));
@@ -167,34 +372,40 @@ impl Inner {
             }
         }
         let mut mine = clients.create(&self.aws, spec).await?;
-        let winner = match self.clients_of_app(clients, &app).await {
+        let first = match self.clients_of_app(clients, &app).await {
             Ok(ids) => ids.into_iter().next(),
             Err(err) => {
-                delete_client_after_failure(&self.aws, clients, &mine.id).await;
+                self.discard(&mine).await;
                 return Err(err);
             }
         };
-        if let Some(winner_id) = winner.filter(|w| *w != mine.id) {
-            delete_client_after_failure(&self.aws, clients, &mine.id).await;
-            if let Some(winner) = self.describe_with_companion(clients, &winner_id).await? {
-                self.owners.apply(Change::Upsert(Box::new(winner.clone())));
-                return Ok((winner, Created::Existing));
+        if let Some(first_id) = first.filter(|w| *w != mine.id) {
+            self.discard(&mine).await;
+            if let Some(first) = self.describe_with_companion(clients, &first_id).await? {
+                self.owners.apply(Change::Upsert(Box::new(first.clone())));
+                return Ok((first, Created::Existing));
             }
         }
+        self.add_new_companion(&mut mine, spec).await?;
+        self.owners.apply(Change::Upsert(Box::new(mine.clone())));
+        Ok((mine, Created::New))
+    }
+
+    /// Completes a new client: its companion key when the app has plans
+    /// (all or nothing: no client without its key).
+    async fn add_new_companion(&self, mine: &mut Credential, spec: &CredentialSpec) -> Result<()> {
         if self.settings.client_api_key && !spec.usage_plans.is_empty() {
             match self.keys.create(&self.aws, spec, Some(&mine.id)).await {
-                Ok(key) => add_companion(&mut mine, &key),
+                Ok(key) => add_companion(mine, &key),
                 Err(err) => {
-                    // All or nothing: no client without its key.
-                    delete_client_after_failure(&self.aws, clients, &mine.id).await;
+                    self.discard(mine).await;
                     return Err(err);
                 }
             }
         }
         mine.usage_plans = spec.usage_plans.clone();
         mine.api_ids = spec.api_ids.clone();
-        self.owners.apply(Change::Upsert(Box::new(mine.clone())));
-        Ok((mine, Created::New))
+        Ok(())
     }
 
     pub(super) async fn describe_with_companion(
@@ -250,11 +461,29 @@ impl Inner {
     }
 }
 
-/// Best effort: the caller already has an outcome to report.
-async fn delete_client_after_failure(aws: &Aws, clients: &AppClients, client_id: &str) {
-    if let Err(err) = clients.delete(aws, client_id).await {
-        tracing::error!(client_id, error = %err, "could not delete a half-made app client; delete it by hand");
+/// Which keys among `records` were made to be claimed: in `table` (ours),
+/// or in another deployment's table (never settled here).
+pub(super) fn made_to_claim(records: &[KeyRecord], table: Option<&str>) -> MadeToClaim {
+    let mut made = MadeToClaim::default();
+    for record in records {
+        match record.claim_table() {
+            Some(theirs) if Some(theirs) != table => made.elsewhere.insert(record.id.clone()),
+            Some(_) => made.here.insert(record.id.clone()),
+            None => false,
+        };
     }
+    made
+}
+
+/// A key just made for `spec`, as a credential on the plans and APIs asked.
+fn new_key(record: &KeyRecord, spec: &CredentialSpec) -> Result<Credential> {
+    let mut credential = record.credential().ok_or(CredentialError::Backend {
+        operation: "CreateApiKey",
+        detail: "the new key is not usable".into(),
+    })?;
+    credential.usage_plans = spec.usage_plans.clone();
+    credential.api_ids = spec.api_ids.clone();
+    Ok(credential)
 }
 
 /// Adds a companion API key's id and value to a client credential.
@@ -265,12 +494,28 @@ fn add_companion(credential: &mut Credential, key: &KeyRecord) {
     credential.custom.insert("apiKey".into(), key.value.clone());
 }
 
-/// Adds the enabled companion key among `records`, if any, to a client.
+/// Adds the companion key among `records` the client shows, if any.
 pub(super) fn attach_companion(credential: &mut Credential, records: &[KeyRecord]) {
-    if let Some(key) = records
+    let companions: Vec<&KeyRecord> = records
         .iter()
-        .find(|r| r.enabled && r.companion_of() == Some(credential.id.as_str()))
-    {
+        .filter(|r| r.companion_of() == Some(credential.id.as_str()))
+        .collect();
+    if let Some(key) = shown_companion(&companions) {
         add_companion(credential, key);
     }
+}
+
+/// Which of a client's companion keys it shows: the newest enabled one. A
+/// retried create whose first answer was lost leaves an older extra, never
+/// attached to the plans; a refresh deletes it.
+pub(super) fn shown_companion<'a>(companions: &[&'a KeyRecord]) -> Option<&'a KeyRecord> {
+    companions
+        .iter()
+        .filter(|r| r.enabled)
+        .max_by(|a, b| {
+            a.created_ms
+                .cmp(&b.created_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        })
+        .copied()
 }

@@ -72,7 +72,7 @@ impl Inner {
         }
         let records = (self.keys.list_owner_unmetered(&self.aws, owner).await)
             .map_err(|e| unconfirmed(Some(e)))?;
-        self.replace_owner_keys(owner, &records);
+        (self.replace_owner_keys(owner, &records).await).map_err(|e| unconfirmed(Some(e)))?;
         let mut found = Vec::new();
         for indexed in self.owners.owned_by(owner) {
             if indexed.kind() == CredentialKind::ApiKey {

@@ -89,6 +89,16 @@ impl AwsProvider {
                 Err(e) => return Err(format!("cannot read user pool {pool} (cognito-idp:DescribeUserPool): {e}")),
             }
         }
+        match &inner.claims {
+            Some(table) => {
+                let name = table.table();
+                table.verify(&inner.aws).await.map_err(|e| format!("cannot read and write claims in DynamoDB table {name} (KEYHOOK_CLAIM_TABLE; dynamodb:GetItem, PutItem, DeleteItem, Scan): {e}"))?;
+                report.push(format!("claim table {name} can be read and written"));
+            }
+            None => report.push(
+                "no claim table (KEYHOOK_CLAIM_TABLE): exact with one replica only".to_string(),
+            ),
+        }
         Ok(report)
     }
 }

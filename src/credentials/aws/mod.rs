@@ -29,6 +29,7 @@
 
 mod apigateway;
 mod call;
+mod claims;
 pub mod cognito;
 mod create;
 mod freshness;
@@ -55,6 +56,7 @@ use super::{
 use crate::clock::Clock;
 use apigateway::{ApiKeys, KeyRecord};
 use call::Aws;
+use claims::Claims;
 use cognito::AppClients;
 use settings::{AwsSettings, RevokeMode};
 use sync::{Change, OwnerIndex};
@@ -67,6 +69,8 @@ struct Inner {
     aws: Aws,
     keys: ApiKeys,
     clients: Option<AppClients>,
+    /// The claim table, when one is configured (`claims.rs`).
+    claims: Option<Claims>,
     settings: AwsSettings,
     /// The plan `check` and health look at, when one is configured.
     usage_plan_id: Option<String>,
@@ -91,6 +95,10 @@ impl AwsProvider {
         clock: Clock,
     ) -> Self {
         let provider = Self::new(settings, usage_plan_id, sdk, clock);
+        match &settings.claim_table {
+            Some(table) => tracing::info!(table = %table, "app claims in DynamoDB: one credential per app across replicas"),
+            None => tracing::warn!("no claim table (KEYHOOK_CLAIM_TABLE): one credential per app holds with one replica only; run several replicas only with a claim table"),
+        }
         tokio::spawn(sync::refresh_loop(Arc::downgrade(&provider.inner)));
         provider
     }
@@ -105,15 +113,20 @@ impl AwsProvider {
         clock: Clock,
     ) -> Self {
         let settings = settings.clone();
-        let (apigw, cognito) = call::sdk_clients(&settings, sdk);
+        let sdk = call::sdk_clients(&settings, sdk);
         let clients = settings
             .cognito_user_pool_id
             .clone()
-            .map(|pool| AppClients::new(cognito, pool, &settings));
+            .map(|pool| AppClients::new(sdk.cognito, pool, &settings));
+        let claims = settings
+            .claim_table
+            .clone()
+            .map(|table| Claims::new(sdk.dynamodb, table));
         let inner = Arc::new(Inner {
             aws: Aws::new(settings.rate_limit),
-            keys: ApiKeys::new(apigw),
+            keys: ApiKeys::new(sdk.apigateway, settings.claim_table.clone()),
             clients,
+            claims,
             usage_plan_id,
             settings,
             owners: OwnerIndex::new(),
@@ -151,16 +164,7 @@ impl Inner {
         let CredentialRef::Id(id, ..) = target else {
             return Ok(None);
         };
-        match target.kind() {
-            CredentialKind::ApiKey => Ok(self
-                .keys
-                .get(&self.aws, id)
-                .await?
-                .and_then(|r| r.credential())),
-            CredentialKind::ClientCredentials => {
-                self.describe_with_companion(self.clients()?, id).await
-            }
-        }
+        self.look_up(target.kind(), id).await
     }
 
     fn clients(&self) -> Result<&AppClients> {
@@ -247,9 +251,12 @@ impl CredentialProvider for AwsProvider {
             // Before the first load the index cannot answer: wait our turn.
             inner.aws.limiter.acquire().await;
         }
-        match inner.keys.list_owner_unmetered(&inner.aws, owner).await {
-            Ok(records) => {
-                inner.replace_owner_keys(owner, &records);
+        let looked_up = async {
+            let records = inner.keys.list_owner_unmetered(&inner.aws, owner).await?;
+            inner.replace_owner_keys(owner, &records).await
+        };
+        match looked_up.await {
+            Ok(()) => {
                 let found = inner.owners.owned_by(owner);
                 if found.is_empty() {
                     inner.owners.record_miss(owner);
@@ -314,6 +321,14 @@ impl CredentialProvider for AwsProvider {
             }
         };
         inner.owners.apply(Change::Remove(current.id.clone()));
+        if let Some(table) = &inner.claims {
+            // A claim left naming a revoked credential is released by the
+            // next create of the app instead: the revoke has happened.
+            let key = claims::claim_key(current.kind(), &current.app);
+            if let Err(err) = table.release(&inner.aws, &key, &current.id).await {
+                tracing::warn!(credential_id = %current.id, error = %err, "could not release a revoked credential's claim; the app's next create does");
+            }
+        }
         Ok(if gone {
             Revoked::Revoked(Box::new(current))
         } else {

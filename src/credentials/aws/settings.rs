@@ -48,6 +48,9 @@ pub struct AwsSettings {
     pub timeout_secs: u64,
     /// Attempts per AWS operation (SDK standard retry with backoff).
     pub max_attempts: u32,
+    /// DynamoDB table of app claims: one credential per app across
+    /// replicas (`claims.rs`).
+    pub claim_table: Option<String>,
 }
 
 impl AwsSettings {
@@ -124,6 +127,14 @@ impl AwsSettings {
             secret: false,
             doc: "attempts per operation (SDK standard retry, exponential backoff with jitter)",
         },
+        Setting {
+            key: "aws.claim_table",
+            var: "KEYHOOK_CLAIM_TABLE",
+            read: Read::Text,
+            default: None,
+            secret: false,
+            doc: "DynamoDB table (partition key `app`, a string) in which replicas claim each app's credential, so that racing replicas show one credential per app; required with more than one replica (`deploy/init/seed_aws.py` makes it)",
+        },
     ];
 
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -152,10 +163,18 @@ impl AwsSettings {
         Ok(())
     }
 
+    /// How old a credential no claim holds must be before a refresh settles
+    /// it: longer than any create (its look, create and claim, each with
+    /// retries) can take, with room for clock skew (AWS dates have whole
+    /// seconds).
+    pub fn settle_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(3 * self.timeout_secs + 10)
+    }
+
     /// What `keyhook check` says of the AWS backend.
     pub fn summary(&self) -> String {
         format!(
-            "api keys (revoke: {:?}), client credentials {}, index refresh {} s, {} calls/s, timeout {} s x {} attempts",
+            "api keys (revoke: {:?}), client credentials {}, index refresh {} s, {} calls/s, timeout {} s x {} attempts, {}",
             self.revoke,
             match &self.cognito_user_pool_id {
                 Some(pool) => format!("in user pool {pool}"),
@@ -164,7 +183,11 @@ impl AwsSettings {
             self.index_refresh_secs,
             self.rate_limit,
             self.timeout_secs,
-            self.max_attempts
+            self.max_attempts,
+            match &self.claim_table {
+                Some(table) => format!("app claims in DynamoDB table {table}"),
+                None => "no claim table (KEYHOOK_CLAIM_TABLE): run one replica only".into(),
+            }
         )
     }
 }

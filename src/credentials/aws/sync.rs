@@ -3,16 +3,13 @@
 //!
 //! A refresh lists every credential in AWS, which takes a while; changes
 //! this replica makes meanwhile go to a journal and are replayed onto the
-//! listing ([`merge`]), so a revoke racing a refresh stays revoked. Racing
-//! replicas can leave an app with two keys; once no create can still be in
-//! flight, a refresh keeps the first made and deletes the others
-//! ([`duplicates_to_settle`]). Both are pure; [`OwnerIndex`] holds the
-//! state, and the `impl Inner` at the end is the thin shell that asks AWS.
-//!
-//! (Past 400 lines only with the unit tests of the journal and the
-//! settling, kept beside the logic they pin down.)
+//! listing ([`merge`]), so a revoke racing a refresh stays revoked. What the
+//! listing holds is settled app by app before it is shown (`claims.rs`:
+//! only claimed credentials are shown; what no app keeps is deleted).
+//! [`OwnerIndex`] holds the state, and the `impl Inner` at the end is the
+//! thin shell that asks AWS.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock, Weak};
@@ -20,15 +17,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{apigateway, cognito, create::attach_companion, Inner};
+use super::apigateway::KeyRecord;
+use super::claims::{self, Claimed};
+use super::create::{self, attach_companion};
+use super::{apigateway, cognito, Inner};
 use crate::credentials::index::Index;
 use crate::credentials::{
-    AppId, Credential, CredentialError, CredentialKind, CredentialRef, Email, Result, AUDIT_TARGET,
+    Credential, CredentialError, CredentialKind, CredentialRef, Email, Result, AUDIT_TARGET,
 };
-
-/// How old every duplicate of an app's key must be before a refresh settles
-/// them: longer than any create (with its retries) can take.
-const SETTLE: Duration = Duration::from_secs(120);
 
 /// One change this replica made to the index.
 pub(super) enum Change {
@@ -51,37 +47,13 @@ fn merge(listed: Vec<Credential>, journal: Vec<Change>) -> Index {
     index
 }
 
-/// Which of several credentials made for one app wins: the first made
-/// (AWS dates have whole seconds), then the smallest id. Every replica
+/// Which of several credentials made for one app comes first: the first
+/// made (AWS dates have whole seconds), then the smallest id. Every replica
 /// computes the same answer from the same listing.
 pub(super) fn first_made(a: &Credential, b: &Credential) -> std::cmp::Ordering {
     a.created_at_ms
         .cmp(&b.created_at_ms)
         .then_with(|| a.id.cmp(&b.id))
-}
-
-/// The keyhook-made API keys to delete, each with the one its app keeps.
-/// Two replicas can both keep a key for one app when their creates land in
-/// the same second and one re-read missed the other's key; a group is
-/// settled only once all of it is older than [`SETTLE`] at `now_ms`.
-fn duplicates_to_settle(listed: &[Credential], now_ms: u64) -> Vec<(&Credential, &Credential)> {
-    let settled = |c: &Credential| c.created_at_ms + SETTLE.as_millis() as u64 <= now_ms;
-    let mut groups: BTreeMap<(&Email, &AppId), Vec<&Credential>> = BTreeMap::new();
-    for c in listed {
-        let made_by_keyhook = c.app.as_str().starts_with("aws:");
-        if c.kind() == CredentialKind::ApiKey && made_by_keyhook {
-            groups.entry((&c.owner, &c.app)).or_default().push(c);
-        }
-    }
-    let mut extras = Vec::new();
-    for mut group in groups.into_values() {
-        if group.len() < 2 || !group.iter().all(|c| settled(c)) {
-            continue;
-        }
-        group.sort_by(|a, b| first_made(a, b));
-        extras.extend(group[1..].iter().map(|extra| (*extra, group[0])));
-    }
-    extras
 }
 
 /// The index with what keeps it current: the journal a refresh replays,
@@ -247,7 +219,7 @@ pub(super) async fn refresh_loop(inner: Weak<Inner>) {
         let started_ms = (inner.clock)();
         let listing = async {
             let listed = inner.list_everything().await?;
-            Ok(inner.settle_duplicates(listed).await)
+            inner.settle(listed).await
         };
         delay = match inner.owners.refresh(listing).await {
             Ok(count) => {
@@ -264,43 +236,67 @@ pub(super) async fn refresh_loop(inner: Weak<Inner>) {
 }
 
 impl Inner {
-    /// Deletes the duplicates [`duplicates_to_settle`] names; returns the
-    /// listing without those it deleted.
-    async fn settle_duplicates(&self, listed: Vec<Credential>) -> Vec<Credential> {
+    /// Settles the listing app by app (`claims::settle`): claims what an
+    /// app without a claim keeps, deletes what no app keeps, and returns
+    /// what logins may be shown.
+    async fn settle(&self, listing: Listing) -> Result<Vec<Credential>> {
+        for id in &listing.stray_companions {
+            if self.discard_key(id).await {
+                tracing::warn!(target: AUDIT_TARGET, action = "duplicate_deleted", credential_id = %id, "a companion API key no client shows was deleted");
+            }
+        }
+        let claims = match &self.claims {
+            Some(claims) => Some(claims.all(&self.aws).await?),
+            None => None,
+        };
         let now = u64::try_from((self.clock)()).unwrap_or_default();
-        let mut deleted = Vec::new();
-        for (extra, kept) in duplicates_to_settle(&listed, now) {
-            match self.keys.delete(&self.aws, &extra.id).await {
-                Ok(_) => {
-                    tracing::warn!(
-                        target: AUDIT_TARGET,
-                        action = "duplicate_deleted",
-                        owner = %extra.owner,
-                        app = %extra.app,
-                        credential_id = %extra.id,
-                        kept = %kept.id,
-                        "duplicate API key from a replica race deleted"
-                    );
-                    deleted.push(extra.id.clone());
-                }
-                Err(err) => {
-                    tracing::warn!(key_id = %extra.id, error = %err, "could not delete a duplicate API key")
+        let grace = self.settings.settle_after().as_millis() as u64;
+        let settled = claims::settle(
+            listing.credentials,
+            claims.as_ref(),
+            &listing.made_to_claim,
+            now,
+            grace,
+        );
+        let mut shown = settled.shown;
+        if let Some(table) = &self.claims {
+            for credential in settled.adopt {
+                let key = claims::claim_key(credential.kind(), &credential.app);
+                match table.claim(&self.aws, &key, &credential.id).await {
+                    Ok(Claimed::Mine) => shown.push(credential),
+                    // Settled at the next refresh, against its holder.
+                    Ok(Claimed::Theirs(_)) => {}
+                    Err(err) => {
+                        tracing::warn!(credential_id = %credential.id, error = %err, "could not claim an app's credential; the next refresh tries again")
+                    }
                 }
             }
         }
-        listed
-            .into_iter()
-            .filter(|c| !deleted.contains(&c.id))
-            .collect()
+        for (extra, kept) in settled.delete {
+            if self.discard(&extra).await {
+                tracing::warn!(
+                    target: AUDIT_TARGET,
+                    action = "duplicate_deleted",
+                    owner = %extra.owner,
+                    app = %extra.app,
+                    credential_id = %extra.id,
+                    kept = kept.as_deref().unwrap_or("none"),
+                    "a credential no app keeps was deleted"
+                );
+            }
+        }
+        Ok(shown)
     }
 
     /// Every API key and app client in AWS, as credentials.
-    async fn list_everything(&self) -> Result<Vec<Credential>> {
+    async fn list_everything(&self) -> Result<Listing> {
         let records = self.keys.list_all(&self.aws).await?;
         let mut credentials = apigateway::credentials(&records);
+        let mut client_ids = HashSet::new();
         if let Some(clients) = &self.clients {
             let known = self.owners.clients();
             for (id, name) in clients.list(&self.aws).await? {
+                client_ids.insert(id.clone());
                 let Some((_, label, owner)) = cognito::parse_client_name(&name) else {
                     continue;
                 };
@@ -320,25 +316,87 @@ impl Inner {
                 }
             }
         }
-        Ok(credentials)
+        let now = u64::try_from((self.clock)()).unwrap_or_default();
+        let grace = self.settings.settle_after().as_millis() as u64;
+        let stray_companions = match self.clients {
+            Some(_) => stray_companions(&records, &client_ids, now, grace),
+            None => Vec::new(),
+        };
+        Ok(Listing {
+            credentials,
+            made_to_claim: create::made_to_claim(
+                &records,
+                self.claims.as_ref().map(|table| table.table()),
+            ),
+            stray_companions,
+        })
     }
 }
 
+/// What a refresh found in AWS.
+struct Listing {
+    credentials: Vec<Credential>,
+    /// The keys made to be claimed (`apigateway::TAG_CLAIM`).
+    made_to_claim: claims::MadeToClaim,
+    /// Companion keys of this pool's clients that no client shows: a newer
+    /// companion of it is (the extra of a retried create whose answer was
+    /// lost). Older than a create can take.
+    stray_companions: Vec<String>,
+}
+
+/// The companion keys among `records` of a client in `clients` that it
+/// does not show (see [`attach_companion`]: the newest enabled one), once
+/// older than `grace_ms` at `now_ms`.
+fn stray_companions(
+    records: &[KeyRecord],
+    clients: &HashSet<String>,
+    now_ms: u64,
+    grace_ms: u64,
+) -> Vec<String> {
+    let mut by_client: BTreeMap<&str, Vec<&KeyRecord>> = BTreeMap::new();
+    for record in records {
+        if let Some(client) = record.companion_of() {
+            by_client.entry(client).or_default().push(record);
+        }
+    }
+    let old = |r: &KeyRecord| r.created_ms.saturating_add(grace_ms) <= now_ms;
+    let mut stray = Vec::new();
+    // Only the companions of this pool's clients: a key names its client,
+    // not its pool, and another deployment's pool may share the account.
+    for (client, companions) in by_client {
+        if !clients.contains(client) {
+            continue;
+        }
+        let shown = create::shown_companion(&companions).map(|r| r.id.as_str());
+        stray.extend(
+            companions
+                .into_iter()
+                .filter(|r| Some(r.id.as_str()) != shown && old(r))
+                .map(|r| r.id.clone()),
+        );
+    }
+    stray
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::credentials::{CredentialError, FailureKind, Origin, Secret};
+    use crate::credentials::{AppId, CredentialError, FailureKind, Origin, Secret};
     use crate::secret::Redacted;
-
-    const SETTLED: u64 = SETTLE.as_millis() as u64;
 
     fn email(raw: &str) -> Email {
         Email::parse(raw).unwrap()
     }
 
-    fn key(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {
+    /// A credential as the index holds it (also for `claims.rs`' tests).
+    pub(in crate::credentials::aws) fn key(
+        id: &str,
+        owner: &str,
+        app: &str,
+        created_at_ms: u64,
+    ) -> Credential {
         Credential {
             id: id.into(),
             owner: email(owner),
@@ -355,7 +413,12 @@ mod tests {
         }
     }
 
-    fn client(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {
+    pub(in crate::credentials::aws) fn client(
+        id: &str,
+        owner: &str,
+        app: &str,
+        created_at_ms: u64,
+    ) -> Credential {
         Credential {
             secret: Secret::ClientCredentials {
                 client_secret: Redacted::new("s".into()),
@@ -505,32 +568,5 @@ mod tests {
         );
         assert_eq!(ids(owners.owned_by(&email("jo@corp.com"))), ["c1", "k3"]);
         assert_eq!(owners.clients().into_keys().collect::<Vec<_>>(), ["c1"]);
-    }
-
-    #[test]
-    fn settled_duplicates_keep_the_first_made() {
-        let listed = vec![
-            key("kb", "jo@corp.com", "aws:01", 1000),
-            key("kc", "jo@corp.com", "aws:01", 2000),
-            key("ka", "jo@corp.com", "aws:01", 1000),
-            // Same app, another owner: its own group.
-            key("kd", "al@corp.com", "aws:01", 1000),
-            // Hand-made keys and clients are never settled.
-            key("h1", "jo@corp.com", "apikey:h1", 1000),
-            key("h2", "jo@corp.com", "apikey:h1", 1000),
-            client("c1", "jo@corp.com", "aws:02", 1000),
-            client("c2", "jo@corp.com", "aws:02", 1000),
-        ];
-        let settle = |now| -> Vec<(String, String)> {
-            duplicates_to_settle(&listed, now)
-                .into_iter()
-                .map(|(extra, kept)| (extra.id.clone(), kept.id.clone()))
-                .collect()
-        };
-        let pair = |extra: &str, kept: &str| (extra.to_string(), kept.to_string());
-        assert_eq!(settle(2000 + SETTLED), [pair("kb", "ka"), pair("kc", "ka")]);
-        // One of them could still be a create in flight: wait.
-        assert!(settle(2000 + SETTLED - 1).is_empty());
-        assert!(settle(0).is_empty());
     }
 }

@@ -1,0 +1,437 @@
+//! One credential per app across replicas: the claim table.
+//!
+//! Replicas racing on one app (a first-time reader's logins, a portal's
+//! retried create) can each make a credential before either sees the other's;
+//! a re-read cannot tell them which to keep, because neither knows what the
+//! other has already shown. A claim can: one DynamoDB item per app and kind,
+//! written with a conditional `PutItem` (`attribute_not_exists`), so exactly
+//! one credential ever holds it. A credential is shown only once it holds
+//! its app's claim; a create that loses deletes its own credential and
+//! answers the claimed one. Revoking releases the claim.
+//!
+//! Credentials that hold no claim are settled by the refresh ([`settle`]):
+//! once older than a create can take, the first made of an unclaimed app is
+//! claimed for it (made before the table existed, or by a create whose claim
+//! was lost with its answer), and the others are deleted, as are those whose
+//! app's claim names another credential (a loser's failed clean-up, the
+//! extra credential of a retried create whose first answer was lost).
+//!
+//! Without a table (`KEYHOOK_CLAIM_TABLE` unset) one replica is still exact:
+//! its creates for an app take turns and re-read AWS after creating.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::call::Aws;
+use super::sync::first_made;
+use crate::credentials::{AppId, Credential, CredentialError, CredentialKind, Result};
+
+/// The table's partition key: `<kind>#<app identity as stored in AWS>`.
+const KEY: &str = "app";
+/// The id of the credential holding the claim.
+const HOLDER: &str = "credential";
+
+/// The claim a credential of `kind` for `app` (as AWS stores it) holds.
+pub(super) fn claim_key(kind: CredentialKind, app: &AppId) -> String {
+    format!("{}#{}", kind.as_str(), app.as_str())
+}
+
+/// Claims are made only for credentials keyhook made (tagged or named with
+/// an app identity); a hand-made key is its own app.
+pub(super) fn is_claimable(credential: &Credential) -> bool {
+    credential.app.as_str().starts_with("aws:")
+}
+
+/// What a claim attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Claimed {
+    /// The claim is this credential's (now, or already: a retried `PutItem`
+    /// whose first answer was lost finds its own claim).
+    Mine,
+    /// Another credential holds it.
+    Theirs(String),
+}
+
+/// Every claim in the table: claim key → the credential holding it.
+pub(super) type ClaimMap = HashMap<String, String>;
+
+pub(super) struct Claims {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Claims {
+    pub(super) fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Claims { client, table }
+    }
+
+    pub(super) fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Claims `key` for credential `id`, unless another credential holds it.
+    /// DynamoDB's own quota is not API Gateway's: no token is taken.
+    pub(super) async fn claim(&self, aws: &Aws, key: &str, id: &str) -> Result<Claimed> {
+        // A claim released between our put and our read (the holder was
+        // revoked) is tried again; twice is plenty for a race with a revoke.
+        for _ in 0..3 {
+            let request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(KEY, AttributeValue::S(key.to_string()))
+                .item(HOLDER, AttributeValue::S(id.to_string()))
+                .condition_expression("attribute_not_exists(#k)")
+                .expression_attribute_names("#k", KEY);
+            match aws.run("PutItem", request.send()).await {
+                Ok(_) => return Ok(Claimed::Mine),
+                Err(err) if err.is_conflict() => {}
+                Err(err) => return Err(err.into()),
+            }
+            match self.holder(aws, key).await? {
+                Some(holder) if holder == id => return Ok(Claimed::Mine),
+                Some(holder) => return Ok(Claimed::Theirs(holder)),
+                None => continue,
+            }
+        }
+        Err(CredentialError::Backend {
+            operation: "PutItem",
+            detail: "the app's claim kept changing".into(),
+        })
+    }
+
+    /// The credential holding `key`, read consistently.
+    pub(super) async fn holder(&self, aws: &Aws, key: &str) -> Result<Option<String>> {
+        let request = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(key.to_string()))
+            .consistent_read(true);
+        let out = aws.run("GetItem", request.send()).await?;
+        Ok(out
+            .item()
+            .and_then(|item| item.get(HOLDER))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    /// Releases `key` if `id` still holds it (a claim someone else has
+    /// since taken is theirs to keep).
+    pub(super) async fn release(&self, aws: &Aws, key: &str, id: &str) -> Result<()> {
+        let request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(key.to_string()))
+            .condition_expression("#h = :id")
+            .expression_attribute_names("#h", HOLDER)
+            .expression_attribute_values(":id", AttributeValue::S(id.to_string()));
+        match aws.run("DeleteItem", request.send()).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.is_conflict() => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Every claim, read consistently (one item per app: small).
+    pub(super) async fn all(&self, aws: &Aws) -> Result<ClaimMap> {
+        let mut claims = ClaimMap::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let request = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            let page = aws.run("Scan", request.send()).await?;
+            for item in page.items() {
+                let text = |name| item.get(name).and_then(|v: &AttributeValue| v.as_s().ok());
+                if let (Some(key), Some(holder)) = (text(KEY), text(HOLDER)) {
+                    claims.insert(key.clone(), holder.clone());
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => break,
+            }
+        }
+        Ok(claims)
+    }
+
+    /// What `keyhook check` proves: every call keyhook makes on the table
+    /// works, on a key no credential can have.
+    pub(super) async fn verify(&self, aws: &Aws) -> Result<()> {
+        let key = "keyhook#check";
+        self.release(aws, key, "check").await?;
+        self.claim(aws, key, "check").await?;
+        self.holder(aws, key).await?;
+        self.all(aws).await?;
+        self.release(aws, key, "check").await
+    }
+
+    /// The claims of `keys` only: for a login that read one owner's keys.
+    pub(super) async fn some(&self, aws: &Aws, keys: &[String]) -> Result<ClaimMap> {
+        let mut claims = ClaimMap::new();
+        for key in keys {
+            if let Some(holder) = self.holder(aws, key).await? {
+                claims.insert(key.clone(), holder);
+            }
+        }
+        Ok(claims)
+    }
+}
+
+/// The API keys made to be claimed (`apigateway::TAG_CLAIM`), by table.
+#[derive(Debug, Default)]
+pub(super) struct MadeToClaim {
+    /// In this deployment's table.
+    pub here: HashSet<String>,
+    /// In another deployment's: shown as they are, never settled here.
+    pub elsewhere: HashSet<String>,
+}
+
+/// What a refresh does with the credentials keyhook made, app by app.
+#[derive(Debug, Default)]
+pub(super) struct Settlement {
+    /// Shown: claimed, or the settled choice of an app without a claim.
+    pub shown: Vec<Credential>,
+    /// Not shown yet: too young to tell (a create may still claim it).
+    pub held: Vec<Credential>,
+    /// To claim for their app before showing: the first made of an app
+    /// nothing claims, once no create can still be in flight.
+    pub adopt: Vec<Credential>,
+    /// To delete: settled extras, each with the credential its app keeps
+    /// (when known).
+    pub delete: Vec<(Credential, Option<String>)>,
+}
+
+/// Sorts `listed` by app. With `claims` (the table): the claim decides; an
+/// app without one is settled once all its credentials are older than
+/// `grace_ms` at `now_ms`: those `made_to_claim` (whose create failed) are
+/// deleted, and the first made of the others (made before the table) is
+/// claimed. Without (one replica): every credential is shown, and an app's
+/// extras are deleted once all are that old, keeping the first made.
+/// Hand-made keys are shown as they are.
+pub(super) fn settle(
+    listed: Vec<Credential>,
+    claims: Option<&ClaimMap>,
+    made_to_claim: &MadeToClaim,
+    now_ms: u64,
+    grace_ms: u64,
+) -> Settlement {
+    let mut out = Settlement::default();
+    let mut apps: BTreeMap<String, Vec<Credential>> = BTreeMap::new();
+    for credential in listed {
+        if is_claimable(&credential) && !made_to_claim.elsewhere.contains(&credential.id) {
+            apps.entry(claim_key(credential.kind(), &credential.app))
+                .or_default()
+                .push(credential);
+        } else {
+            out.shown.push(credential);
+        }
+    }
+    let old = |c: &Credential| c.created_at_ms.saturating_add(grace_ms) <= now_ms;
+    for (key, mut group) in apps {
+        group.sort_by(first_made);
+        let holder = claims.and_then(|claims| claims.get(&key));
+        match (claims, holder) {
+            (Some(_), Some(holder)) => {
+                for c in group {
+                    if &c.id == holder {
+                        out.shown.push(c);
+                    } else if old(&c) {
+                        out.delete.push((c, Some(holder.clone())));
+                    } else {
+                        out.held.push(c);
+                    }
+                }
+            }
+            (Some(_), None) => {
+                if group.iter().all(old) {
+                    let (orphans, earlier): (Vec<_>, Vec<_>) = group
+                        .into_iter()
+                        .partition(|c| made_to_claim.here.contains(&c.id));
+                    let mut earlier = earlier.into_iter();
+                    let first = earlier.next();
+                    let kept = first.as_ref().map(|c| c.id.clone());
+                    out.delete.extend(
+                        orphans
+                            .into_iter()
+                            .chain(earlier)
+                            .map(|c| (c, kept.clone())),
+                    );
+                    out.adopt.extend(first);
+                } else {
+                    out.held.extend(group);
+                }
+            }
+            (None, _) => {
+                if group.len() > 1 && group.iter().all(old) {
+                    let mut group = group.into_iter();
+                    let first = group.next().expect("a group has a member");
+                    let kept = Some(first.id.clone());
+                    out.delete.extend(group.map(|c| (c, kept.clone())));
+                    out.shown.push(first);
+                } else {
+                    out.shown.extend(group);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sync::tests as fixture;
+    use super::*;
+
+    const GRACE: u64 = 30_000;
+
+    fn key(id: &str, app: &str, created_at_ms: u64) -> Credential {
+        fixture::key(id, "jo@corp.com", app, created_at_ms)
+    }
+
+    fn client(id: &str, app: &str, created_at_ms: u64) -> Credential {
+        fixture::client(id, "jo@corp.com", app, created_at_ms)
+    }
+
+    fn ids(found: &[Credential]) -> Vec<&str> {
+        let mut ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+        ids.sort();
+        ids
+    }
+
+    fn deleted(s: &Settlement) -> Vec<(&str, Option<&str>)> {
+        let mut out: Vec<_> = s
+            .delete
+            .iter()
+            .map(|(c, kept)| (c.id.as_str(), kept.as_deref()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn claims(pairs: &[(&str, &str)]) -> ClaimMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn keys_are_apps_and_kinds_as_aws_stores_them() {
+        let app = AppId::from_stored("aws:00ff");
+        assert_eq!(claim_key(CredentialKind::ApiKey, &app), "api_key#aws:00ff");
+        assert_eq!(
+            claim_key(CredentialKind::ClientCredentials, &app),
+            "client_credentials#aws:00ff"
+        );
+        assert!(!is_claimable(&key("h1", "apikey:h1", 0)));
+    }
+
+    #[test]
+    fn the_claim_decides_which_credential_is_shown() {
+        let now = 100_000;
+        let listed = vec![
+            key("k1", "aws:01", 1_000),
+            // The holder, though made later.
+            key("k2", "aws:01", 2_000),
+            // A loser still in flight: hidden, not deleted.
+            key("k3", "aws:01", now - 1),
+            // Its app's client is another claim.
+            client("c1", "aws:01", 1_000),
+            key("h1", "apikey:h1", 0),
+        ];
+        let map = claims(&[
+            ("api_key#aws:01", "k2"),
+            ("client_credentials#aws:01", "c1"),
+        ]);
+        let s = settle(listed, Some(&map), &MadeToClaim::default(), now, GRACE);
+        assert_eq!(ids(&s.shown), ["c1", "h1", "k2"]);
+        assert_eq!(ids(&s.held), ["k3"]);
+        assert!(s.adopt.is_empty());
+        assert_eq!(deleted(&s), [("k1", Some("k2"))]);
+    }
+
+    #[test]
+    fn an_unclaimed_app_is_settled_once_no_create_can_be_in_flight() {
+        let listed = || {
+            vec![
+                key("kb", "aws:01", 1_000),
+                key("ka", "aws:01", 1_000),
+                key("kc", "aws:01", 5_000),
+                client("c1", "aws:02", 1_000),
+            ]
+        };
+        let map = ClaimMap::new();
+        let none = MadeToClaim::default();
+        // One of them could still be a create about to claim: wait.
+        let early = settle(listed(), Some(&map), &none, 5_000 + GRACE - 1, GRACE);
+        assert!(early.shown.is_empty() && early.delete.is_empty());
+        assert_eq!(ids(&early.held), ["ka", "kb", "kc"]);
+        // `c1`'s app is settled on its own.
+        assert_eq!(ids(&early.adopt), ["c1"]);
+        let s = settle(listed(), Some(&map), &none, 5_000 + GRACE, GRACE);
+        assert_eq!(ids(&s.adopt), ["c1", "ka"]);
+        assert_eq!(deleted(&s), [("kb", Some("ka")), ("kc", Some("ka"))]);
+        assert!(s.shown.is_empty() && s.held.is_empty());
+    }
+
+    #[test]
+    fn an_unclaimed_key_made_to_be_claimed_is_a_failed_creates_and_goes() {
+        let listed = || {
+            vec![
+                // Made before the table: adopted, though made later.
+                key("k2", "aws:01", 2_000),
+                key("k1", "aws:01", 1_000),
+                key("k3", "aws:03", 1_000),
+                key("k4", "aws:04", 1_000),
+            ]
+        };
+        let made_to_claim = MadeToClaim {
+            here: ["k1".to_string(), "k3".to_string()].into(),
+            // Another deployment's: not ours to settle.
+            elsewhere: ["k4".to_string()].into(),
+        };
+        let s = settle(
+            listed(),
+            Some(&ClaimMap::new()),
+            &made_to_claim,
+            2_000 + GRACE,
+            GRACE,
+        );
+        assert_eq!(ids(&s.adopt), ["k2"]);
+        assert_eq!(deleted(&s), [("k1", Some("k2")), ("k3", None)]);
+        assert_eq!(ids(&s.shown), ["k4"]);
+        assert!(s.held.is_empty());
+    }
+
+    #[test]
+    fn without_a_table_every_credential_is_shown_and_old_extras_go() {
+        let listed = || {
+            vec![
+                key("kb", "aws:01", 1_000),
+                key("ka", "aws:01", 1_000),
+                key("k9", "aws:09", 1_000),
+                client("c1", "aws:02", 1_000),
+                client("c2", "aws:02", 9_000),
+            ]
+        };
+        let young = settle(listed(), None, &MadeToClaim::default(), 9_000, GRACE);
+        assert_eq!(ids(&young.shown), ["c1", "c2", "k9", "ka", "kb"]);
+        assert!(young.delete.is_empty());
+        let s = settle(
+            listed(),
+            None,
+            &MadeToClaim::default(),
+            9_000 + GRACE,
+            GRACE,
+        );
+        assert_eq!(ids(&s.shown), ["c1", "k9", "ka"]);
+        assert_eq!(deleted(&s), [("c2", Some("c1")), ("kb", Some("ka"))]);
+    }
+}
