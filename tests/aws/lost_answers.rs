@@ -42,9 +42,9 @@ use serde_json::Value;
 use crate::harness::cases::all_pass;
 use crate::harness::client::ApiClient;
 use crate::harness::emulator::{app, Emulator};
-use crate::harness::process::aws_env;
+use crate::harness::process::{aws_env, portals_env};
 use crate::harness::proxy::{Fault, Proxy};
-use crate::harness::{Process, TestApp, README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
+use crate::harness::{Process, TestApp};
 
 /// How many times the portal sends a request before it gives up.
 const PORTAL_TRIES: usize = 4;
@@ -237,12 +237,8 @@ impl Case {
     fn env(&self, proxy: &Proxy) -> Vec<(&'static str, String)> {
         let seed = &self.emu.seed;
         let mut env = aws_env(&proxy.endpoint);
+        env.extend(portals_env());
         env.extend([
-            ("KEYHOOK_README_SECRET", README_SECRET.to_string()),
-            (
-                "KEYHOOK_SENSEDIA_USERS",
-                format!("{SENSEDIA_USER}:{SENSEDIA_PASSWORD}"),
-            ),
             ("KEYHOOK_INDEX_REFRESH_SECS", REFRESH_SECS.to_string()),
             ("KEYHOOK_AWS_TIMEOUT_SECS", "2".into()),
             ("KEYHOOK_AWS_MAX_ATTEMPTS", "2".into()),
