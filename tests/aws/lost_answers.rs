@@ -5,7 +5,8 @@
 //! the answer never came back. The SDK then retries a call that is not
 //! idempotent, and keyhook may hold a second credential, or a clean-up it
 //! believes failed. The proxy's `Fault::Lost` forwards the call to moto
-//! (applied) and closes the connection without answering.
+//! (applied) and closes the connection without answering; a test of its own
+//! checks the fault itself.
 //!
 //! The table covers the create, attach and clean-up calls of the three
 //! create paths (a Sensedia API-key create, a provisioning ReadMe login, a
@@ -620,4 +621,45 @@ async fn a_failed_cleanup_is_retried_by_the_refresh_and_counted_when_the_portal_
         case.run_failed_cleanup(false)
     })
     .await;
+}
+
+/// The fault itself: moto applies the call, the caller gets no answer, and
+/// `times: 1` loses just that one (the next call is answered).
+#[tokio::test]
+async fn the_proxy_applies_a_call_whose_answer_it_loses() {
+    let emu = Emulator::new(1).await;
+    let proxy = emu.proxy().await;
+    let sdk = crate::harness::moto::sdk_config(&proxy.endpoint);
+    let config = aws_sdk_apigateway::config::Builder::from(&sdk)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let apigw = aws_sdk_apigateway::Client::from_conf(config);
+    let owner = "proxy-self-test@lost.io";
+    proxy.fail("CreateApiKey", Fault::Lost, 1);
+    let lost = apigw
+        .create_api_key()
+        .name(owner)
+        .enabled(true)
+        .send()
+        .await;
+    assert!(lost.is_err(), "the caller got an answer: {lost:?}");
+    assert_eq!(
+        emu.keys_named(owner).await.len(),
+        1,
+        "moto did not apply it"
+    );
+    let answered = apigw
+        .create_api_key()
+        .name(owner)
+        .enabled(true)
+        .send()
+        .await;
+    assert!(answered.is_ok(), "{answered:?}");
+    assert_eq!(emu.keys_named(owner).await.len(), 2);
+    let calls = proxy.calls();
+    assert_eq!(
+        calls,
+        [("CreateApiKey".into(), 0), ("CreateApiKey".into(), 201)]
+    );
+    assert_eq!(proxy.faulted("CreateApiKey"), 1);
 }
