@@ -1,6 +1,7 @@
 //! The suites of the AWS backend, against one moto server per run (started
 //! by the harness), through a counting, fault-injecting proxy: behaviour,
-//! least-privilege IAM policies, faults, and replicas racing.
+//! least-privilege IAM policies, faults (answers lost after AWS applied the
+//! call among them), and replicas racing.
 
 #[allow(dead_code, unused_imports)] // each binary uses a part of the shared harness
 #[path = "../harness/mod.rs"]
@@ -10,6 +11,7 @@ mod aws;
 mod errors;
 mod iam;
 mod iam_policies;
+mod lost_answers;
 mod reliability_concurrency;
 mod reliability_faults;
 mod revocation;

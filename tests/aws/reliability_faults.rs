@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::harness::cases::all_pass;
 use crate::harness::emulator::{expected_failure, Emulator};
 use crate::harness::moto::sdk_config;
 use crate::harness::proxy::{Fault, Proxy};
@@ -549,8 +550,7 @@ async fn run_table(tag: &str, rows: Vec<Row>, claims: bool) {
             emulators.insert(*flow, Arc::new(Emulator::new(2).await));
         }
     }
-    let limit = Arc::new(tokio::sync::Semaphore::new(12));
-    let mut tasks = Vec::new();
+    let mut cases = Vec::new();
     for (n, (row, fault)) in rows
         .into_iter()
         .flat_map(|row| faults().into_iter().map(move |fault| (row, fault)))
@@ -565,26 +565,9 @@ async fn run_table(tag: &str, rows: Vec<Row>, claims: bool) {
             owner: format!("{tag}{n}-{}@{flow_name}.faults.io", row.1.to_lowercase()),
             slug: format!("{tag}-{n}-{}", row.1.to_lowercase()),
         };
-        let limit = Arc::clone(&limit);
-        tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await.unwrap();
-            case.run().await
-        }));
+        cases.push(case.run());
     }
-    let total = tasks.len();
-    let mut failures = Vec::new();
-    for task in tasks {
-        if let Err(e) = task.await.unwrap() {
-            failures.push(e);
-        }
-    }
-    failures.sort();
-    assert!(
-        failures.is_empty(),
-        "{} of {total} fault cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    all_pass("fault cases", 12, cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

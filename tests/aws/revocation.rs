@@ -12,9 +12,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::harness::emulator::Emulator;
-use crate::harness::process::aws_env;
+use crate::harness::process::{aws_env, portals_env};
 use crate::harness::proxy::{Fault, Proxy};
-use crate::harness::{Process, README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
+use crate::harness::Process;
 
 const REFRESH_SECS: u64 = 1;
 /// The README's hard bound: three refresh intervals without a confirmed
@@ -29,12 +29,8 @@ const UNAVAILABLE: Fault = Fault::Status(500, "InternalServerError");
 /// then also lists app clients).
 fn replica(proxy: &Proxy, pool: Option<&str>, refresh_secs: u64) -> Process {
     let mut env = aws_env(&proxy.endpoint);
+    env.extend(portals_env());
     env.extend([
-        ("KEYHOOK_README_SECRET", README_SECRET.to_string()),
-        (
-            "KEYHOOK_SENSEDIA_USERS",
-            format!("{SENSEDIA_USER}:{SENSEDIA_PASSWORD}"),
-        ),
         ("KEYHOOK_INDEX_REFRESH_SECS", refresh_secs.to_string()),
         ("KEYHOOK_AWS_MAX_ATTEMPTS", "1".into()),
         ("KEYHOOK_METRICS_LISTEN", "127.0.0.1:0".into()),

@@ -8,7 +8,8 @@
 //! - [`ApiClient`]: what both portals send (signed ReadMe logins, Sensedia
 //!   calls with Basic auth), against either of the two;
 //! - `moto`, `proxy`, `emulator`: a real moto server, a counting and
-//!   fault-injecting proxy in front of it, and direct reads of what it holds.
+//!   fault-injecting proxy in front of it, and direct reads of what it holds;
+//! - `cases`: a table's cases run side by side, every failure reported.
 //!
 //! It is a module included by each binary rather than a crate of its own: a
 //! path dev-dependency would have to exist wherever Cargo resolves the
@@ -16,6 +17,7 @@
 //! part of it, so the binaries allow dead code on `mod harness` alone.
 
 pub mod app;
+pub mod cases;
 pub mod client;
 pub mod emulator;
 pub mod moto;

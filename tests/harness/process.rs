@@ -44,6 +44,19 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     env
 }
 
+/// The variables that open both front doors with the harness's ReadMe
+/// secret and Sensedia pair (what [`crate::harness::base_config`] sets).
+pub fn portals_env() -> [(&'static str, String); 2] {
+    use super::{README_SECRET, SENSEDIA_PASSWORD, SENSEDIA_USER};
+    [
+        ("KEYHOOK_README_SECRET", README_SECRET.to_string()),
+        (
+            "KEYHOOK_SENSEDIA_USERS",
+            format!("{SENSEDIA_USER}:{SENSEDIA_PASSWORD}"),
+        ),
+    ]
+}
+
 /// How to start one process.
 pub struct Launch<'a> {
     /// The binary: the one cargo built for this test unless set.

@@ -1,7 +1,8 @@
 //! A real HTTP proxy between keyhook and moto, on loopback. It names every
 //! AWS operation that passes (so tests can count calls), injects faults on
-//! chosen operations (throttling, 5xx, dropped connections, delays), and can
-//! paginate `GetApiKeys` the way AWS does (moto returns everything at once).
+//! chosen operations (throttling, 5xx, dropped connections, delays, answers
+//! lost after moto applied the call), and can paginate `GetApiKeys` the way
+//! AWS does (moto returns everything at once).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -40,8 +41,12 @@ pub async fn answer_without_aws_words(response: reqwest::Response) -> (reqwest::
 pub enum Fault {
     /// Answer with this status and `x-amzn-ErrorType`.
     Status(u16, &'static str),
-    /// Close the connection without answering.
+    /// Close the connection without answering; the call never reaches moto.
     Drop,
+    /// Forward the call to moto (so it is applied), then close the
+    /// connection without answering: the answer lost on its way back, as
+    /// when a connection resets after AWS did the work.
+    Lost,
     /// Wait this long before forwarding.
     Delay(Duration),
 }
@@ -58,7 +63,8 @@ struct Rule {
 #[derive(Debug, Clone)]
 pub struct Call {
     pub operation: String,
-    /// The status the proxy answered (0: the connection was dropped).
+    /// The status the proxy answered (0: the connection was dropped, or the
+    /// answer lost).
     pub status: u16,
     pub method: String,
     pub path: String,
@@ -338,8 +344,9 @@ impl Proxy {
                 return Err(std::io::Error::other("dropped by the test proxy"));
             }
             Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-            None => {}
+            Some(Fault::Lost) | None => {}
         }
+        let lose = matches!(fault, Some(Fault::Lost));
 
         let query = parts.uri.query().map(str::to_string);
         let headers = parts.headers;
@@ -388,6 +395,11 @@ impl Proxy {
             }
         }
         let mut bytes = answer.bytes().await.map_err(std::io::Error::other)?;
+        if lose {
+            // moto has applied the call; its answer goes nowhere.
+            self.record(&seen, 0);
+            return Err(std::io::Error::other("answer lost by the test proxy"));
+        }
         if paginate && status == 200 {
             bytes = self.page(&bytes, position, page_size.unwrap_or(usize::MAX));
         }

@@ -1,0 +1,38 @@
+//! Many cases of one table run side by side: each a task, a few at a time,
+//! and one failure listing every case that failed (not just the first).
+
+use std::future::Future;
+use std::sync::Arc;
+
+/// Runs `cases`, at most `parallel` at a time, and fails with every case
+/// whose `Err` says why, sorted; `what` names them in the message.
+pub async fn all_pass<F>(what: &str, parallel: usize, cases: Vec<F>)
+where
+    F: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let limit = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let tasks: Vec<_> = cases
+        .into_iter()
+        .map(|case| {
+            let limit = Arc::clone(&limit);
+            tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await.unwrap();
+                case.await
+            })
+        })
+        .collect();
+    let total = tasks.len();
+    let mut failures = Vec::new();
+    for task in tasks {
+        if let Err(e) = task.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    failures.sort();
+    assert!(
+        failures.is_empty(),
+        "{} of {total} {what} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
