@@ -435,13 +435,18 @@ impl Case {
                     // credential that is gone: the app's next create
                     // releases it and issues a new one.
                     let created = create_ok(server, &self.body(0, "Fault app")).await?;
-                    let id = created["clientId"].as_str().or(created["apiKeyId"].as_str());
+                    let id = created["clientId"]
+                        .as_str()
+                        .or(created["apiKeyId"].as_str());
                     let keys = emu.keys_named(&self.owner).await;
                     let clients = emu.clients_of(&self.owner).await;
                     let fresh = id.is_some_and(|id| {
                         Some(id) != made.client.as_deref() && Some(id) != made.key.as_deref()
                     });
-                    if !fresh || keys.len() != 1 || clients.len() != usize::from(made.client.is_some()) {
+                    if !fresh
+                        || keys.len() != 1
+                        || clients.len() != usize::from(made.client.is_some())
+                    {
                         return Err(format!(
                             "a create after the revoke answered {created}; AWS holds keys {:?}, clients {clients:?}",
                             Self::key_ids(&keys)

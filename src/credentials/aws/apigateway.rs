@@ -29,11 +29,12 @@ use crate::secret::Redacted;
 pub const TAG_APP: &str = "keyhook:app";
 pub const TAG_ORIGIN: &str = "keyhook:origin";
 pub const TAG_CLIENT: &str = "keyhook:client";
-/// Set on the keys an app claims (`claims.rs`) when keyhook makes them with
-/// a claim table, to the table's name: unclaimed once a create is over,
-/// such a key is one no app keeps (its create failed), not one made before
-/// the table existed; and a key another deployment claims in its own table
-/// is never settled here.
+/// Set on the keys keyhook makes with a claim table (`claims.rs`), to the
+/// table's name: unclaimed once a create is over, such a key is one no app
+/// keeps (its create failed), not one made before the table existed; a
+/// companion key so tagged whose client is not in this deployment's pool is
+/// left behind by a failed create; and a key another deployment tagged is
+/// never settled here.
 pub const TAG_CLAIM: &str = "keyhook:claim";
 
 /// `GetApiKeys` returns at most 500 keys a page.
@@ -224,13 +225,13 @@ impl ApiKeys {
             .enabled(true)
             .tags(TAG_APP, app_key(&spec.app).hash())
             .tags(TAG_ORIGIN, spec.origin.as_str());
-        match companion_of {
-            Some(client_id) => request = request.tags(TAG_CLIENT, client_id),
-            None => {
-                if let Some(table) = &self.claim_table {
-                    request = request.tags(TAG_CLAIM, table);
-                }
-            }
+        if let Some(client_id) = companion_of {
+            request = request.tags(TAG_CLIENT, client_id);
+        }
+        // A companion key too: an extra one (its create's answer lost) or
+        // one whose client is gone is this deployment's to delete.
+        if let Some(table) = &self.claim_table {
+            request = request.tags(TAG_CLAIM, table);
         }
         let out = aws.call("CreateApiKey", request.send()).await?;
         let id = out

@@ -32,6 +32,30 @@ const KEY: &str = "app";
 /// The id of the credential holding the claim.
 const HOLDER: &str = "credential";
 
+/// The prefix of a clean-up to-do: a credential with no tags to find it by
+/// (an app client) whose deletion failed, for a later refresh to finish.
+const CLEANUP: &str = "cleanup#";
+
+/// The to-do item for deleting app client `id`.
+pub(super) fn cleanup_key(id: &str) -> String {
+    format!(
+        "{CLEANUP}{}#{id}",
+        CredentialKind::ClientCredentials.as_str()
+    )
+}
+
+/// The app clients a to-do names, among `claims`.
+pub(super) fn clients_to_clean_up(claims: &ClaimMap) -> Vec<String> {
+    let prefix = cleanup_key("");
+    let mut ids: Vec<String> = claims
+        .keys()
+        .filter_map(|key| key.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// The claim a credential of `kind` for `app` (as AWS stores it) holds.
 pub(super) fn claim_key(kind: CredentialKind, app: &AppId) -> String {
     format!("{}#{}", kind.as_str(), app.as_str())
@@ -170,6 +194,11 @@ impl Claims {
         self.holder(aws, key).await?;
         self.all(aws).await?;
         self.release(aws, key, "check").await
+    }
+
+    /// Records that app client `id` is to be deleted by a later refresh.
+    pub(super) async fn clean_up_later(&self, aws: &Aws, id: &str) -> Result<()> {
+        self.claim(aws, &cleanup_key(id), id).await.map(|_| ())
     }
 
     /// The claims of `keys` only: for a login that read one owner's keys.
@@ -320,6 +349,16 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn clean_up_to_dos_name_clients_and_no_app() {
+        let map = claims(&[
+            (&cleanup_key("c9"), "c9"),
+            ("client_credentials#aws:01", "c1"),
+            (&cleanup_key("c2"), "c2"),
+        ]);
+        assert_eq!(clients_to_clean_up(&map), ["c2", "c9"]);
     }
 
     #[test]

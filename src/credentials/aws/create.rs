@@ -177,11 +177,13 @@ impl Inner {
             let key = claim_key(kind, &candidate.app);
             match table.claim(&self.aws, &key, &candidate.id).await {
                 Ok(Claimed::Mine) if made => {
+                    self.sweep_app(&candidate, table).await;
                     self.owners
                         .apply(Change::Upsert(Box::new(candidate.clone())));
                     return Ok((candidate, Created::New));
                 }
                 Ok(Claimed::Mine) => {
+                    self.sweep_app(&candidate, table).await;
                     let found = self.as_found(candidate, spec).await?;
                     return Ok((found, Created::Existing));
                 }
@@ -294,12 +296,70 @@ impl Inner {
                 if let Some(key_id) = credential.custom.get("apiKeyId") {
                     self.discard_key(key_id.expose()).await;
                 }
-                let gone = clients.delete(&self.aws, &credential.id).await;
-                crate::metrics::cleanup("app_client", gone.is_ok());
-                if let Err(err) = &gone {
-                    tracing::warn!(client_id = %credential.id, error = %err, "could not delete an app client no app keeps; a later refresh tries again");
+                self.discard_client(clients, &credential.id).await
+            }
+        }
+    }
+
+    /// Deletes app client `id`, counted. An app client has no tags a
+    /// refresh could find it by: with the claim table, a failed deletion is
+    /// recorded there for the refresh to finish.
+    pub(super) async fn discard_client(&self, clients: &AppClients, id: &str) -> bool {
+        let gone = clients.delete(&self.aws, id).await;
+        crate::metrics::cleanup("app_client", gone.is_ok());
+        if let Err(err) = &gone {
+            let noted = match &self.claims {
+                Some(table) => table.clean_up_later(&self.aws, id).await.is_ok(),
+                None => false,
+            };
+            tracing::warn!(client_id = id, error = %err, later = noted, "could not delete an app client no app keeps");
+        }
+        gone.is_ok()
+    }
+
+    /// Deletes every companion key of client `id` among `records` but
+    /// `keep` (the extra a retried create whose answer was lost made).
+    async fn discard_companions(&self, records: &[KeyRecord], client_id: &str, keep: Option<&str>) {
+        for record in records {
+            if record.companion_of() == Some(client_id) && Some(record.id.as_str()) != keep {
+                self.discard_key(&record.id).await;
+            }
+        }
+    }
+
+    /// After a credential won its app's claim: every other credential of
+    /// the app this deployment made is an extra (a lost answer's, a failed
+    /// create's, a racing replica's loser), deleted now rather than at a
+    /// refresh. Best effort: what is left, a refresh deletes.
+    async fn sweep_app(&self, mine: &Credential, table: &Claims) {
+        let key = claim_key(mine.kind(), &mine.app);
+        let same_app = |c: &Credential| c.id != mine.id && claim_key(c.kind(), &c.app) == key;
+        let Ok(records) = self.keys.list_owner(&self.aws, &mine.owner).await else {
+            return;
+        };
+        match mine.kind() {
+            CredentialKind::ApiKey => {
+                for record in &records {
+                    let ours = record.claim_table() == Some(table.table());
+                    if ours && record.credential().is_some_and(|c| same_app(&c)) {
+                        self.discard_key(&record.id).await;
+                    }
                 }
-                gone.is_ok()
+            }
+            CredentialKind::ClientCredentials => {
+                let Ok(clients) = self.clients() else { return };
+                let Ok(listed) = clients.list(&self.aws).await else {
+                    return;
+                };
+                for (id, name) in listed {
+                    let extra = cognito::parse_client_name(&name).is_some_and(|(app, _, _)| {
+                        id != mine.id && claim_key(CredentialKind::ClientCredentials, &app) == key
+                    });
+                    if extra {
+                        self.discard_companions(&records, &id, None).await;
+                        self.discard_client(clients, &id).await;
+                    }
+                }
             }
         }
     }
@@ -395,9 +455,22 @@ impl Inner {
     /// (all or nothing: no client without its key).
     async fn add_new_companion(&self, mine: &mut Credential, spec: &CredentialSpec) -> Result<()> {
         if self.settings.client_api_key && !spec.usage_plans.is_empty() {
-            match self.keys.create(&self.aws, spec, Some(&mine.id)).await {
-                Ok(key) => add_companion(mine, &key),
+            let made = self.keys.create(&self.aws, spec, Some(&mine.id)).await;
+            // A lost answer may have left a key the SDK's retry did not
+            // return: the companions of this new client are ours alone.
+            let records = self.keys.list_owner(&self.aws, &spec.owner).await;
+            match made {
+                Ok(key) => {
+                    if let Ok(records) = &records {
+                        self.discard_companions(records, &mine.id, Some(&key.id))
+                            .await;
+                    }
+                    add_companion(mine, &key);
+                }
                 Err(err) => {
+                    if let Ok(records) = &records {
+                        self.discard_companions(records, &mine.id, None).await;
+                    }
                     self.discard(mine).await;
                     return Err(err);
                 }

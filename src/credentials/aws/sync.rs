@@ -249,6 +249,20 @@ impl Inner {
             Some(claims) => Some(claims.all(&self.aws).await?),
             None => None,
         };
+        let mut listing = listing;
+        if let (Some(table), Some(map), Some(clients)) = (&self.claims, &claims, &self.clients) {
+            // App clients whose deletion failed, recorded for us: never
+            // shown or adopted; deleted, then the to-do with them.
+            let to_clean = claims::clients_to_clean_up(map);
+            for id in &to_clean {
+                if self.discard_client(clients, id).await {
+                    if let Err(err) = table.release(&self.aws, &claims::cleanup_key(id), id).await {
+                        tracing::warn!(client_id = %id, error = %err, "could not remove a finished clean-up to-do");
+                    }
+                }
+            }
+            listing.credentials.retain(|c| !to_clean.contains(&c.id));
+        }
         let now = u64::try_from((self.clock)()).unwrap_or_default();
         let grace = self.settings.settle_after().as_millis() as u64;
         let settled = claims::settle(
@@ -318,16 +332,14 @@ impl Inner {
         }
         let now = u64::try_from((self.clock)()).unwrap_or_default();
         let grace = self.settings.settle_after().as_millis() as u64;
+        let table = self.claims.as_ref().map(|table| table.table());
         let stray_companions = match self.clients {
-            Some(_) => stray_companions(&records, &client_ids, now, grace),
+            Some(_) => stray_companions(&records, &client_ids, table, now, grace),
             None => Vec::new(),
         };
         Ok(Listing {
             credentials,
-            made_to_claim: create::made_to_claim(
-                &records,
-                self.claims.as_ref().map(|table| table.table()),
-            ),
+            made_to_claim: create::made_to_claim(&records, table),
             stray_companions,
         })
     }
@@ -338,18 +350,18 @@ struct Listing {
     credentials: Vec<Credential>,
     /// The keys made to be claimed (`apigateway::TAG_CLAIM`).
     made_to_claim: claims::MadeToClaim,
-    /// Companion keys of this pool's clients that no client shows: a newer
-    /// companion of it is (the extra of a retried create whose answer was
-    /// lost). Older than a create can take.
+    /// Companion keys no client shows (see [`stray_companions`]).
     stray_companions: Vec<String>,
 }
 
-/// The companion keys among `records` of a client in `clients` that it
-/// does not show (see [`attach_companion`]: the newest enabled one), once
-/// older than `grace_ms` at `now_ms`.
+/// The companion keys among `records` no client shows, once older than
+/// `grace_ms` at `now_ms`: of a client in `clients`, all but the one it
+/// shows (see [`attach_companion`]: the newest enabled one); of a client not
+/// there, those made with this deployment's claim `table`.
 fn stray_companions(
     records: &[KeyRecord],
     clients: &HashSet<String>,
+    table: Option<&str>,
     now_ms: u64,
     grace_ms: u64,
 ) -> Vec<String> {
@@ -364,10 +376,20 @@ fn stray_companions(
     // Only the companions of this pool's clients: a key names its client,
     // not its pool, and another deployment's pool may share the account.
     for (client, companions) in by_client {
-        if !clients.contains(client) {
-            continue;
-        }
-        let shown = create::shown_companion(&companions).map(|r| r.id.as_str());
+        let shown = match clients.contains(client) {
+            true => create::shown_companion(&companions).map(|r| r.id.as_str()),
+            // Made with our claim table for a client no longer in the
+            // pool (its create failed): ours. Else another pool's, maybe.
+            false if table.is_some() => None,
+            false => continue,
+        };
+        let companions: Vec<&KeyRecord> = match clients.contains(client) {
+            true => companions,
+            false => companions
+                .into_iter()
+                .filter(|r| r.claim_table().is_some() && r.claim_table() == table)
+                .collect(),
+        };
         stray.extend(
             companions
                 .into_iter()
