@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Render a deploy/iam policy template into a policy document for one
-deployment: substitutes ${Region}, ${AccountId}, ${UserPoolId} and
+deployment: substitutes ${Region}, ${AccountId}, ${UserPoolId},
+${ClaimTable} (the DynamoDB claim table, KEYHOOK_CLAIM_TABLE) and
 ${UsagePlanId}; every resource naming ${UsagePlanId} is repeated once per
 usage plan given (Sensedia apps may pick any plan the portal exposes).
 
     python3 deploy/iam/render.py deploy/iam/sensedia-api-keys.json \
         --region eu-west-1 --account-id 123456789012 \
         --usage-plan-id abc123 --usage-plan-id def456 \
-        --user-pool-id eu-west-1_AbCdEf123 > policy.json
+        --user-pool-id eu-west-1_AbCdEf123 --claim-table keyhook-claims > policy.json
     aws iam create-policy --policy-name keyhook --policy-document file://policy.json
 """
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", required=True)
     parser.add_argument("--account-id")
     parser.add_argument("--user-pool-id")
+    parser.add_argument("--claim-table", help="the DynamoDB claim table (KEYHOOK_CLAIM_TABLE)")
     parser.add_argument("--usage-plan-id", action="append", default=[])
     parser.add_argument("-o", "--output", help="write here instead of stdout")
     args = parser.parse_args(argv)
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         values["AccountId"] = args.account_id
     if args.user_pool_id:
         values["UserPoolId"] = args.user_pool_id
+    if args.claim_table:
+        values["ClaimTable"] = args.claim_table
     with open(args.template, encoding="utf-8") as f:
         policy = json.load(f)
     text = json.dumps(render(policy, values, args.usage_plan_id), indent=2) + "\n"

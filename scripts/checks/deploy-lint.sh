@@ -40,7 +40,8 @@ for policy in deploy/iam/*.json; do
     [ "$(basename "$policy")" = operations.json ] && continue
     rendered="$tmp/$(basename "$policy")"
     python3 deploy/iam/render.py "$policy" --region us-east-1 --account-id 123456789012 \
-        --user-pool-id us-east-1_AbCdEf123 --usage-plan-id abc123 --usage-plan-id def456 \
+        --user-pool-id us-east-1_AbCdEf123 --claim-table keyhook-claims \
+        --usage-plan-id abc123 --usage-plan-id def456 \
         -o "$rendered"
     out="$(parliament --string "$(cat "$rendered")" </dev/null)" || { echo "$policy:"; echo "$out"; exit 1; }
     if [ -n "$out" ]; then
