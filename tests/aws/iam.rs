@@ -172,56 +172,28 @@ fn globs_and_statements_match_like_iam() {
         claim_table: "claims".into(),
     };
     let plan_keys = |plan: &str| format!("arn:aws:apigateway:{REGION}::/usageplans/{plan}/keys");
-    assert!(allows(
-        &policy,
-        &deployment,
-        "apigateway:POST",
-        &plan_keys("p2")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "apigateway:POST",
-        &plan_keys("p3")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "apigateway:DELETE",
-        &plan_keys("p1")
-    ));
     let pool = |id: &str| format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{id}");
-    assert!(allows(
-        &policy,
-        &deployment,
-        "cognito-idp:describeuserpool",
-        &pool("us-east-1_pool")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "cognito-idp:DescribeUserPool",
-        &pool("us-east-1_other")
-    ));
     let table = |name: &str| format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}");
-    assert!(allows(
-        &policy,
-        &deployment,
-        "dynamodb:GetItem",
-        &table("claims")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "dynamodb:GetItem",
-        &table("claims-other")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "dynamodb:PutItem",
-        &table("claims")
-    ));
+    for (action, resource, allowed) in [
+        ("apigateway:POST", plan_keys("p2"), true),
+        ("apigateway:POST", plan_keys("p3"), false),
+        ("apigateway:DELETE", plan_keys("p1"), false),
+        ("cognito-idp:describeuserpool", pool("us-east-1_pool"), true),
+        (
+            "cognito-idp:DescribeUserPool",
+            pool("us-east-1_other"),
+            false,
+        ),
+        ("dynamodb:GetItem", table("claims"), true),
+        ("dynamodb:GetItem", table("claims-other"), false),
+        ("dynamodb:PutItem", table("claims"), false),
+    ] {
+        assert_eq!(
+            allows(&policy, &deployment, action, &resource),
+            allowed,
+            "{action} on {resource}"
+        );
+    }
 }
 
 #[test]
