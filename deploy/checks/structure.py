@@ -11,6 +11,11 @@
 * deploy/iam: every operation in operations.json is granted by the policy
   of each mode it lists, and no policy grants anything operations.json
   does not account for.
+* the claim table: every manifest that runs keyhook on AWS sets
+  KEYHOOK_CLAIM_TABLE (required with more than one replica), the compose
+  stack from the file aws-init writes, and the CloudFormation stack
+  creates the table (partition key `app`, a string) and grants its task
+  role the claim table's calls on it.
 
 Prints one line per finding and exits 1 if there is any.
 """
@@ -202,8 +207,95 @@ def check_iam() -> None:
             finding(str(path.relative_to(ROOT)), "policy not mapped in operations.json")
 
 
+CLAIM_TABLE = "KEYHOOK_CLAIM_TABLE"
+
+
+def claim_actions() -> set[str]:
+    """The actions operations.json lists for the claim table."""
+    ops = json.loads((ROOT / "deploy/iam/operations.json").read_text())["operations"]
+    return {spec["action"] for spec in ops.values() if "${ClaimTable}" in spec["resource"]}
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short intrinsic tags (`!Ref x` becomes
+    {"Ref": "x"}, `!GetAtt a.b` {"Fn::GetAtt": ["a", "b"]})."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def check_claim_table() -> None:
+    # docker-compose.yml: from the file aws-init writes on the seed volume.
+    where = "docker-compose.yml"
+    keyhook = (yaml.safe_load((ROOT / where).read_text()).get("services") or {}).get("keyhook", {})
+    env = keyhook.get("environment") or {}
+    source = env.get(f"{CLAIM_TABLE}_FILE")
+    if not source:
+        finding(where, f"keyhook: no {CLAIM_TABLE}_FILE")
+    elif not source.startswith("/seed/") or source.split("/")[-1] not in (ROOT / "deploy/init/seed_aws.py").read_text():
+        finding(where, f"keyhook: {CLAIM_TABLE}_FILE {source} is not a file aws-init writes")
+
+    # deploy/kubernetes: the ConfigMap the Deployment reads its settings from.
+    where = "deploy/kubernetes/configmap.yaml"
+    config = yaml.safe_load((ROOT / where).read_text())
+    if not (config.get("data") or {}).get(CLAIM_TABLE):
+        finding(where, f"no {CLAIM_TABLE} (required with more than one replica)")
+
+    # deploy/ecs/task-definition.json.
+    where = "deploy/ecs/task-definition.json"
+    task = json.loads((ROOT / where).read_text())
+    for c in task.get("containerDefinitions", []):
+        if not any(e["name"] == CLAIM_TABLE and e.get("value") for e in c.get("environment", [])):
+            finding(where, f"{c['name']}: no {CLAIM_TABLE}")
+
+    # deploy/ecs/keyhook.yaml: the table, its grant, and the setting.
+    where = "deploy/ecs/keyhook.yaml"
+    stack = yaml.load((ROOT / where).read_text(), Loader=CfnLoader)
+    resources = stack.get("Resources") or {}
+    tables = [
+        name
+        for name, r in resources.items()
+        if r.get("Type") == "AWS::DynamoDB::Table"
+        and r["Properties"].get("KeySchema") == [{"AttributeName": "app", "KeyType": "HASH"}]
+        and {"AttributeName": "app", "AttributeType": "S"} in r["Properties"].get("AttributeDefinitions", [])
+    ]
+    if len(tables) != 1:
+        finding(where, "no DynamoDB claim table with partition key `app` (S)")
+        return
+    table = tables[0]
+    for name, r in resources.items():
+        if r.get("Type") != "AWS::ECS::TaskDefinition":
+            continue
+        props = r["Properties"]
+        for c in props.get("ContainerDefinitions", []):
+            if {"Name": CLAIM_TABLE, "Value": {"Ref": table}} not in c.get("Environment", []):
+                finding(where, f"{name}/{c['Name']}: {CLAIM_TABLE} is not !Ref {table}")
+        role = props.get("TaskRoleArn", {}).get("Fn::GetAtt", [None])[0]
+        granted = set()
+        for policy in (resources.get(role) or {}).get("Properties", {}).get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                if st.get("Effect") == "Allow" and st.get("Resource") == {"Fn::GetAtt": [table, "Arn"]}:
+                    granted |= set(actions)
+        for action in sorted(claim_actions() - granted):
+            finding(where, f"task role {role} is not granted {action} on {table}")
+
+
 def main() -> int:
-    for check in (check_compose, check_kubernetes, check_ecs_task_definition, check_iam):
+    for check in (check_compose, check_kubernetes, check_ecs_task_definition, check_iam, check_claim_table):
         try:
             check()
         except Exception as err:  # a crash is a finding too

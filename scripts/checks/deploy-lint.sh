@@ -4,7 +4,8 @@
 # (parliament, on copies rendered with sample ids), OpenAPI
 # (openapi-spec-validator), and the structure no linter covers
 # (deploy/checks/structure.py: compose file, kustomization, ECS task
-# definition against botocore's model, policies against operations.json).
+# definition against botocore's model, policies against operations.json,
+# the claim table in every manifest).
 # Tools come from scripts/requirements-test.txt. Any finding fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,7 +41,8 @@ for policy in deploy/iam/*.json; do
     [ "$(basename "$policy")" = operations.json ] && continue
     rendered="$tmp/$(basename "$policy")"
     python3 deploy/iam/render.py "$policy" --region us-east-1 --account-id 123456789012 \
-        --user-pool-id us-east-1_AbCdEf123 --usage-plan-id abc123 --usage-plan-id def456 \
+        --user-pool-id us-east-1_AbCdEf123 --claim-table keyhook-claims \
+        --usage-plan-id abc123 --usage-plan-id def456 \
         -o "$rendered"
     out="$(parliament --string "$(cat "$rendered")" </dev/null)" || { echo "$policy:"; echo "$out"; exit 1; }
     if [ -n "$out" ]; then
@@ -48,10 +50,21 @@ for policy in deploy/iam/*.json; do
     fi
 done
 
+# Without a table: --no-claim-table leaves the claim table's statement out;
+# naming neither is refused.
+sample=(--region us-east-1 --account-id 123456789012 --user-pool-id us-east-1_AbCdEf123 --usage-plan-id abc123)
+python3 deploy/iam/render.py deploy/iam/readme-readonly.json "${sample[@]}" --no-claim-table -o "$tmp/no-table.json"
+if grep -q dynamodb "$tmp/no-table.json"; then
+    echo "render.py --no-claim-table left a DynamoDB grant in"; exit 1
+fi
+if python3 deploy/iam/render.py deploy/iam/readme-readonly.json "${sample[@]}" >/dev/null 2>&1; then
+    echo "render.py rendered a policy without --claim-table or --no-claim-table"; exit 1
+fi
+
 echo "-- openapi-spec-validator openapi/keyhook.yaml"
 openapi-spec-validator openapi/keyhook.yaml
 
-echo "-- deploy structure (compose, kustomization, ECS task definition, IAM vs operations.json)"
+echo "-- deploy structure (compose, kustomization, ECS task definition, IAM vs operations.json, claim table)"
 python3 deploy/checks/structure.py
 
 echo "deploy-lint: OK"

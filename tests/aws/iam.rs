@@ -15,15 +15,23 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// The (action, resource ARN) pairs AWS checks for `call`.
 pub fn authorizations(call: &Call) -> Vec<(String, String)> {
-    match &call.target {
-        Some(operation) => {
+    match (&call.target, &call.table_name) {
+        // DynamoDB's JSON calls name their table in the body; Cognito's
+        // never do.
+        (Some(operation), Some(table)) => {
+            vec![(
+                format!("dynamodb:{operation}"),
+                format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"),
+            )]
+        }
+        (Some(operation), None) => {
             let pool = call.user_pool_id.as_deref().unwrap_or("(no UserPoolId)");
             vec![(
                 format!("cognito-idp:{operation}"),
                 format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{pool}"),
             )]
         }
-        None => {
+        (None, _) => {
             let mut pairs = vec![(
                 format!("apigateway:{}", call.method),
                 format!("arn:aws:apigateway:{REGION}::{}", call.path),
@@ -82,6 +90,7 @@ pub fn strings(value: &Value) -> Vec<String> {
 pub struct Deployment {
     pub user_pool_id: String,
     pub usage_plans: Vec<String>,
+    pub claim_table: String,
 }
 
 impl Deployment {
@@ -90,7 +99,8 @@ impl Deployment {
         let fixed = template
             .replace("${Region}", REGION)
             .replace("${AccountId}", ACCOUNT)
-            .replace("${UserPoolId}", &self.user_pool_id);
+            .replace("${UserPoolId}", &self.user_pool_id)
+            .replace("${ClaimTable}", &self.claim_table);
         let rendered: Vec<String> = if fixed.contains("${UsagePlanId}") {
             self.usage_plans
                 .iter()
@@ -154,41 +164,70 @@ fn globs_and_statements_match_like_iam() {
     let policy = serde_json::json!({"Statement": [
         {"Effect": "Allow", "Action": ["apigateway:POST"], "Resource": "arn:aws:apigateway:${Region}::/usageplans/${UsagePlanId}/keys"},
         {"Effect": "Allow", "Action": "cognito-idp:DescribeUserPool", "Resource": ["arn:aws:cognito-idp:${Region}:${AccountId}:userpool/${UserPoolId}"]},
+        {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": ["arn:aws:dynamodb:${Region}:${AccountId}:table/${ClaimTable}"]},
     ]});
     let deployment = Deployment {
         user_pool_id: "us-east-1_pool".into(),
         usage_plans: vec!["p1".into(), "p2".into()],
+        claim_table: "claims".into(),
     };
     let plan_keys = |plan: &str| format!("arn:aws:apigateway:{REGION}::/usageplans/{plan}/keys");
-    assert!(allows(
-        &policy,
-        &deployment,
-        "apigateway:POST",
-        &plan_keys("p2")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "apigateway:POST",
-        &plan_keys("p3")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "apigateway:DELETE",
-        &plan_keys("p1")
-    ));
     let pool = |id: &str| format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{id}");
-    assert!(allows(
-        &policy,
-        &deployment,
-        "cognito-idp:describeuserpool",
-        &pool("us-east-1_pool")
-    ));
-    assert!(!allows(
-        &policy,
-        &deployment,
-        "cognito-idp:DescribeUserPool",
-        &pool("us-east-1_other")
-    ));
+    let table = |name: &str| format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}");
+    for (action, resource, allowed) in [
+        ("apigateway:POST", plan_keys("p2"), true),
+        ("apigateway:POST", plan_keys("p3"), false),
+        ("apigateway:DELETE", plan_keys("p1"), false),
+        ("cognito-idp:describeuserpool", pool("us-east-1_pool"), true),
+        (
+            "cognito-idp:DescribeUserPool",
+            pool("us-east-1_other"),
+            false,
+        ),
+        ("dynamodb:GetItem", table("claims"), true),
+        ("dynamodb:GetItem", table("claims-other"), false),
+        ("dynamodb:PutItem", table("claims"), false),
+    ] {
+        assert_eq!(
+            allows(&policy, &deployment, action, &resource),
+            allowed,
+            "{action} on {resource}"
+        );
+    }
+}
+
+#[test]
+fn calls_are_authorized_as_their_service_does() {
+    let call = |target: Option<&str>, pool: Option<&str>, table: Option<&str>| Call {
+        operation: target.unwrap_or("GetApiKeys").to_string(),
+        status: 200,
+        method: if target.is_some() { "POST" } else { "GET" }.to_string(),
+        path: if target.is_some() { "/" } else { "/apikeys" }.to_string(),
+        target: target.map(str::to_string),
+        user_pool_id: pool.map(str::to_string),
+        table_name: table.map(str::to_string),
+        tagged: false,
+    };
+    let one = |c: Call| authorizations(&c).remove(0);
+    assert_eq!(
+        one(call(Some("PutItem"), None, Some("claims"))),
+        (
+            "dynamodb:PutItem".to_string(),
+            format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/claims")
+        )
+    );
+    assert_eq!(
+        one(call(Some("DescribeUserPool"), Some("us-east-1_p"), None)),
+        (
+            "cognito-idp:DescribeUserPool".to_string(),
+            format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/us-east-1_p")
+        )
+    );
+    assert_eq!(
+        one(call(None, None, None)),
+        (
+            "apigateway:GET".to_string(),
+            format!("arn:aws:apigateway:{REGION}::/apikeys")
+        )
+    );
 }

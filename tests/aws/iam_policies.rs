@@ -1,22 +1,24 @@
 //! The IAM policies cannot drift from the code. For each deployment mode
 //! keyhook runs its real flows on the AWS backend against moto, through the
 //! recording proxy, and every request the proxy saw keyhook send must be
-//! allowed by that mode's policy file, rendered for the test's user pool and
-//! usage plans, as AWS would authorize it: the action and the resource ARN
-//! its method and path (API Gateway) or its `X-Amz-Target` and `UserPoolId`
-//! (Cognito) name (`iam.rs` evaluates the policy). Each operation must also
-//! be listed for that mode in `deploy/iam/operations.json`. What a policy
-//! grants that the flows never called is printed, not failed: some grants
-//! cover paths only a race or a fault takes.
+//! allowed by that mode's policy file, rendered for the test's user pool,
+//! usage plans and claim table, as AWS would authorize it: the action and
+//! the resource ARN its method and path (API Gateway), its `X-Amz-Target`
+//! and `UserPoolId` (Cognito) or `TableName` (DynamoDB) name (`iam.rs`
+//! evaluates the policy). keyhook runs with the claim table, and each mode's
+//! flows are checked to call it themselves, not only through `keyhook
+//! check`. Each operation must also be listed for that mode in
+//! `deploy/iam/operations.json`. What a policy grants that the flows never
+//! called is printed, not failed: some grants cover paths only a race or a
+//! fault takes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::harness::emulator::{app, expected_failure, Emulator};
 use crate::harness::moto::sdk_config;
-use crate::harness::proxy::{Call, Fault};
+use crate::harness::proxy::{Call, Fault, Proxy};
 use crate::harness::TestApp;
 use crate::iam::{self, strings, Deployment};
-use aws_config::SdkConfig;
 use keyhook::config::Config;
 use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::aws::{app_key, cognito, AwsProvider};
@@ -179,12 +181,13 @@ impl Kit {
     }
 }
 
-/// The deployment the policies are rendered for: this test's user pool and
-/// usage plans.
+/// The deployment the policies are rendered for: this test's user pool,
+/// usage plans and claim table.
 fn deployment(env: &Emulator) -> Deployment {
     Deployment {
         user_pool_id: env.seed.pool_id.clone(),
         usage_plans: env.seed.plans.clone(),
+        claim_table: env.seed.claim_table.clone(),
     }
 }
 
@@ -198,9 +201,6 @@ fn config(emu: &Emulator, kind: CredentialKind, pool: bool) -> Config {
         true => emu.scoped_config(kind),
         false => emu.config(kind),
     };
-    // TODO(#10 item 2): the policies do not grant the claim table's
-    // DynamoDB calls yet, nor does `iam.rs` evaluate them.
-    config.aws.claim_table = None;
     if pool {
         return config;
     }
@@ -239,17 +239,38 @@ async fn foreign_client(emu: &Emulator, slug: &str, label: &str, owner: &str) ->
         .to_string()
 }
 
-/// What `keyhook check` runs, through the proxy.
-async fn verify(config: &Config, sdk: &SdkConfig) {
+/// What `keyhook check` runs, through `proxy`; returns how many calls the
+/// proxy has seen so far, where the flows' own calls begin.
+async fn verify(config: &Config, proxy: &Proxy) -> usize {
     let report = AwsProvider::new(
         &config.aws,
         config.readme.usage_plan_id.clone(),
-        sdk,
+        &sdk_config(&proxy.endpoint),
         keyhook::clock::system(),
     )
     .verify()
     .await;
     assert!(report.is_ok(), "keyhook check fails: {report:?}");
+    proxy.requests().len()
+}
+
+/// Fails unless the flows themselves (the calls after `keyhook check`, which
+/// makes all four claim calls anyway) made each of `claim_calls` on the
+/// claim table: else the policy test would not show that the flows' use of
+/// the table is granted.
+fn assert_flows_call(label: &str, proxy: &Proxy, checked: usize, claim_calls: &[&str]) {
+    let calls = proxy.requests();
+    let made: BTreeSet<&str> = calls[checked..]
+        .iter()
+        .filter(|call| call.table_name.is_some())
+        .map(|call| call.operation.as_str())
+        .collect();
+    for op in claim_calls {
+        assert!(
+            made.contains(op),
+            "[{label}] the flows never called {op} on the claim table (only {made:?})"
+        );
+    }
 }
 
 async fn probes(server: &TestApp) {
@@ -284,10 +305,11 @@ async fn readme_readonly_calls_only_what_its_policy_grants() {
     env.hand_made_key("not an email", true).await;
     let client = foreign_client(&env, "ro-app", "Reports", "oauth@ro.io").await;
 
+    let sensedia_config = config(&env, CredentialKind::ApiKey, false);
     let mut config = config(&env, CredentialKind::ApiKey, true);
     config.readme.provision = false;
     config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
-    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let checked = verify(&config, &proxy).await;
 
     let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
@@ -309,8 +331,34 @@ async fn readme_readonly_calls_only_what_its_policy_grants() {
         server.login_keys("late@ro.io").await.unwrap()[0]["apiKey"],
         late
     );
+    // A key a Sensedia deployment sharing the claim table made (and
+    // claimed) after keyhook started: the login reads its claim (GetItem).
+    let sensedia = TestApp::spawn_ready(&sensedia_config, &env.endpoint).await;
+    let made = created(
+        &sensedia,
+        &app(
+            "made@ro.io",
+            "ro-keys",
+            &env.seed.api_id,
+            &[&env.seed.plans[0]],
+        ),
+    )
+    .await;
+    sensedia.stop().await;
+    assert_eq!(
+        server.login_keys("made@ro.io").await.unwrap()[0]["apiKey"],
+        made["apiKey"]
+    );
     server.stop().await;
 
+    // PutItem: the refresh claims the foreign client for its app (at once:
+    // moto gives app clients no creation date, so it is old enough).
+    assert_flows_call(
+        "readme-readonly",
+        &proxy,
+        checked,
+        &["GetItem", "PutItem", "Scan"],
+    );
     kit.assert_covers(
         "readme-readonly",
         &["readme-readonly"],
@@ -332,7 +380,7 @@ async fn readme_provisioning_calls_only_what_its_policy_grants() {
     let mut config = config(&env, CredentialKind::ApiKey, true);
     config.readme.provision = true;
     config.readme.usage_plan_id = Some(plan.clone());
-    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let checked = verify(&config, &proxy).await;
 
     let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     let second = TestApp::spawn_ready(&config, &proxy.endpoint).await;
@@ -374,10 +422,32 @@ async fn readme_provisioning_calls_only_what_its_policy_grants() {
     proxy.clear_faults();
     assert!(env.keys_named("orphan@prov.io").await.is_empty());
     assert_eq!(server.login_keys("orphan@prov.io").await.unwrap().len(), 1);
+    // A key deleted by hand (in the console) still holds its app's claim:
+    // a replica that starts without it provisions a new key at the reader's
+    // next login, releasing the stale claim (DeleteItem) first.
+    let gone = env.keys_named("first@prov.io").await;
+    env.apigw
+        .delete_api_key()
+        .api_key(gone[0].id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let third = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+    let again = third.login_keys("first@prov.io").await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again, first);
+    assert_eq!(env.keys_named("first@prov.io").await.len(), 1);
+    third.stop().await;
     probes(&second).await;
     second.stop().await;
     server.stop().await;
 
+    assert_flows_call(
+        "readme-provisioning",
+        &proxy,
+        checked,
+        &["GetItem", "PutItem", "DeleteItem", "Scan"],
+    );
     kit.assert_covers(
         "readme-provisioning",
         &["readme-provisioning"],
@@ -398,7 +468,7 @@ async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
     let dev = "dev@keys.io";
 
     let config = config(&env, CredentialKind::ApiKey, false);
-    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let checked = verify(&config, &proxy).await;
     let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
 
@@ -470,6 +540,12 @@ async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
     probes(&server).await;
     server.stop().await;
 
+    assert_flows_call(
+        "sensedia-api-keys",
+        &proxy,
+        checked,
+        &["GetItem", "PutItem", "DeleteItem", "Scan"],
+    );
     kit.assert_covers(
         "sensedia-api-keys",
         &["sensedia-api-keys"],
@@ -492,7 +568,7 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
     // Client credentials alone.
     let proxy = env.proxy().await;
     let config = config(&env, CredentialKind::ClientCredentials, true);
-    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let checked = verify(&config, &proxy).await;
     let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
     let dev = "plain@cc.io";
@@ -526,6 +602,12 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
         );
     }
     server.stop().await;
+    assert_flows_call(
+        "sensedia-client-credentials",
+        &proxy,
+        checked,
+        &["GetItem", "PutItem", "DeleteItem", "Scan"],
+    );
     let plain = proxy.requests();
     kit.assert_covers(
         "sensedia-client-credentials",
@@ -538,7 +620,7 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
     let proxy = env.proxy().await;
     let mut config = config.clone();
     config.aws.client_api_key = true;
-    verify(&config, &sdk_config(&proxy.endpoint)).await;
+    let checked = verify(&config, &proxy).await;
     let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
     probes(&server).await;
     let dev = "companion@cc.io";
@@ -578,6 +660,12 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
     );
     assert!(env.keys_named(dev).await.is_empty());
     server.stop().await;
+    assert_flows_call(
+        "+ client_api_key",
+        &proxy,
+        checked,
+        &["GetItem", "PutItem", "DeleteItem", "Scan"],
+    );
     let all: Vec<Call> = plain.into_iter().chain(proxy.requests()).collect();
     kit.assert_covers(
         "sensedia-client-credentials + client_api_key",

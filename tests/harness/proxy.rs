@@ -68,10 +68,13 @@ pub struct Call {
     pub status: u16,
     pub method: String,
     pub path: String,
-    /// Cognito's `X-Amz-Target` operation (`CreateUserPoolClient`).
+    /// Cognito's or DynamoDB's `X-Amz-Target` operation
+    /// (`CreateUserPoolClient`, `PutItem`).
     pub target: Option<String>,
     /// Cognito's `UserPoolId`, from the JSON body.
     pub user_pool_id: Option<String>,
+    /// DynamoDB's `TableName`, from the JSON body.
+    pub table_name: Option<String>,
     /// API Gateway request bodies carrying `tags` (a create that tags).
     pub tagged: bool,
 }
@@ -288,6 +291,7 @@ impl Proxy {
             status: 0,
             target: target.as_ref().map(|t| operation(&method, &path, Some(t))),
             user_pool_id: json["UserPoolId"].as_str().map(str::to_string),
+            table_name: json["TableName"].as_str().map(str::to_string),
             tagged: target.is_none() && json["tags"].as_object().is_some_and(|t| !t.is_empty()),
             method,
             path,
