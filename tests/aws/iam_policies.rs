@@ -309,6 +309,8 @@ async fn readme_readonly_calls_only_what_its_policy_grants() {
     let mut config = config(&env, CredentialKind::ApiKey, true);
     config.readme.provision = false;
     config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    // A refresh after the first load settles (the first load only shows).
+    config.aws.index_refresh_secs = 1;
     let checked = verify(&config, &proxy).await;
 
     let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
@@ -349,9 +351,17 @@ async fn readme_readonly_calls_only_what_its_policy_grants() {
         server.login_keys("made@ro.io").await.unwrap()[0]["apiKey"],
         made["apiKey"]
     );
+    // A refresh claims the foreign client (below); generous bound.
+    for _ in 0..100 {
+        let calls = proxy.requests();
+        if calls[checked..].iter().any(|c| c.operation == "PutItem") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     server.stop().await;
 
-    // PutItem: the refresh claims the foreign client for its app (at once:
+    // PutItem: a refresh claims the foreign client for its app (at once:
     // moto gives app clients no creation date, so it is old enough).
     assert_flows_call(
         "readme-readonly",

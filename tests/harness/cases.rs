@@ -1,10 +1,16 @@
 //! Many cases of one table run side by side: each a task, a few at a time,
 //! and one failure listing every case that failed (not just the first).
+//! Tables running at once (the test binary runs tests in parallel) share
+//! one limit, so that together they never load the shared moto past what
+//! the cases' one-second AWS timeouts allow.
 
 use std::future::Future;
 use std::sync::Arc;
 
-/// Runs `cases`, at most `parallel` at a time, and fails with every case
+/// Keyhooks in fault cases at once, across every table of the binary.
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(12);
+
+/// Runs `cases`, at most `parallel` at a time (and [`SLOTS`] in all), and fails with every case
 /// whose `Err` says why, sorted; `what` names them in the message.
 pub async fn all_pass<F>(what: &str, parallel: usize, cases: Vec<F>)
 where
@@ -17,6 +23,7 @@ where
             let limit = Arc::clone(&limit);
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await.unwrap();
+                let _slot = SLOTS.acquire().await.unwrap();
                 case.await
             })
         })

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::call::Aws;
 use super::sync::first_made;
-use crate::credentials::{AppId, Credential, CredentialError, CredentialKind, Result};
+use crate::credentials::{AppId, Credential, CredentialError, CredentialKind, Email, Result};
 
 /// The table's partition key: `<kind>#<app identity as stored in AWS>`.
 const KEY: &str = "app";
@@ -62,9 +62,19 @@ pub(super) fn claim_key(kind: CredentialKind, app: &AppId) -> String {
 }
 
 /// Claims are made only for credentials keyhook made (tagged or named with
-/// an app identity); a hand-made key is its own app.
+/// an app identity; a hand-made key is its own app) for an owner today's
+/// rules accept.
 pub(super) fn is_claimable(credential: &Credential) -> bool {
-    credential.app.as_str().starts_with("aws:")
+    credential.app.as_str().starts_with("aws:") && Email::parse(credential.owner.as_str()).is_ok()
+}
+
+/// The holder a refresh claims an app with while it deletes credentials
+/// that app's creates failed to claim: names no credential.
+pub(super) const SETTLING: &str = "settling";
+
+/// Whether a claim's holder is [`SETTLING`]'s: no credential.
+pub(super) fn is_settling(holder: &str) -> bool {
+    holder.starts_with(SETTLING)
 }
 
 /// What a claim attempt found.
@@ -222,28 +232,61 @@ pub(super) struct MadeToClaim {
     pub elsewhere: HashSet<String>,
 }
 
+/// One app's credentials a refresh may delete, and why that is safe.
+#[derive(Debug)]
+pub(super) enum Settle {
+    /// The app's claim names `holder`, listed: the others are extras (a
+    /// loser whose own deletion failed, a lost answer's). Deleted once the
+    /// claim still names `holder`.
+    Extras {
+        key: String,
+        holder: String,
+        extras: Vec<Credential>,
+    },
+    /// The app's claim names a credential not listed: gone (its revoke
+    /// could not release the claim) or made since the listing. Released
+    /// if gone; the app's credentials wait for the next refresh.
+    Unlisted { key: String, holder: String },
+    /// No claim, all old, and `kept` made before the table (shown, as it
+    /// was before): claimed for its app, then the others deleted.
+    Adopt {
+        key: String,
+        kept: Box<Credential>,
+        extras: Vec<Credential>,
+    },
+    /// No claim, all old, all made to be claimed: each create failed. The
+    /// app is claimed for the deletion first, so that no create still in
+    /// flight can claim one of them meanwhile.
+    Orphans {
+        key: String,
+        orphans: Vec<Credential>,
+    },
+}
+
 /// What a refresh does with the credentials keyhook made, app by app.
 #[derive(Debug, Default)]
 pub(super) struct Settlement {
-    /// Shown: claimed, or the settled choice of an app without a claim.
+    /// Shown: claimed (or, without a table, every credential kept).
     pub shown: Vec<Credential>,
-    /// Not shown yet: too young to tell (a create may still claim it).
+    /// Not shown: no claim yet (a create may still claim it), or waiting
+    /// for what [`Settlement::settle`] decides.
     pub held: Vec<Credential>,
-    /// To claim for their app before showing: the first made of an app
-    /// nothing claims, once no create can still be in flight.
-    pub adopt: Vec<Credential>,
-    /// To delete: settled extras, each with the credential its app keeps
-    /// (when known).
-    pub delete: Vec<(Credential, Option<String>)>,
+    /// What the refresh settles with the claim table.
+    pub settle: Vec<Settle>,
+    /// Without a table: extras to delete, each with the credential its app
+    /// keeps.
+    pub delete: Vec<(Credential, String)>,
 }
 
-/// Sorts `listed` by app. With `claims` (the table): the claim decides; an
-/// app without one is settled once all its credentials are older than
-/// `grace_ms` at `now_ms`: those `made_to_claim` (whose create failed) are
-/// deleted, and the first made of the others (made before the table) is
-/// claimed. Without (one replica): every credential is shown, and an app's
-/// extras are deleted once all are that old, keeping the first made.
-/// Hand-made keys are shown as they are.
+/// Sorts `listed` by app. With `claims` (the table): the claim decides what
+/// is shown; an app without one is settled once all its credentials are
+/// older than `grace_ms` at `now_ms` (see [`Settle`]). Without (one
+/// replica): every credential is shown, and an app's extras are deleted
+/// once all are that old, keeping the first made key or the smallest client
+/// id (as a create without a table keeps). Hand-made keys, keys another
+/// deployment's table tags, and credentials whose owner today's rules
+/// refuse (an earlier version's identity may share a hash with another
+/// app's, see `AppKeys`) are shown as they are and never settled.
 pub(super) fn settle(
     listed: Vec<Credential>,
     claims: Option<&ClaimMap>,
@@ -264,50 +307,69 @@ pub(super) fn settle(
     }
     let old = |c: &Credential| c.created_at_ms.saturating_add(grace_ms) <= now_ms;
     for (key, mut group) in apps {
-        group.sort_by(first_made);
-        let holder = claims.and_then(|claims| claims.get(&key));
-        match (claims, holder) {
-            (Some(_), Some(holder)) => {
-                for c in group {
-                    if &c.id == holder {
-                        out.shown.push(c);
-                    } else if old(&c) {
-                        out.delete.push((c, Some(holder.clone())));
-                    } else {
-                        out.held.push(c);
+        match group[0].kind() {
+            CredentialKind::ApiKey => group.sort_by(first_made),
+            CredentialKind::ClientCredentials => group.sort_by(|a, b| a.id.cmp(&b.id)),
+        }
+        let Some(claims) = claims else {
+            if group.len() > 1 && group.iter().all(old) {
+                let mut group = group.into_iter();
+                let first = group.next().expect("a group has a member");
+                out.delete.extend(group.map(|c| (c, first.id.clone())));
+                out.shown.push(first);
+            } else {
+                out.shown.extend(group);
+            }
+            continue;
+        };
+        match claims.get(&key) {
+            Some(holder) => {
+                let (held, extras): (Vec<_>, Vec<_>) =
+                    group.into_iter().partition(|c| &c.id == holder);
+                let listed = !held.is_empty();
+                out.shown.extend(held);
+                let holder = holder.clone();
+                if !listed {
+                    out.held.extend(extras);
+                    out.settle.push(Settle::Unlisted { key, holder });
+                    continue;
+                }
+                let (extras, young): (Vec<_>, Vec<_>) = extras.into_iter().partition(old);
+                out.held.extend(young);
+                if !extras.is_empty() {
+                    out.held.extend(extras.iter().cloned());
+                    out.settle.push(Settle::Extras {
+                        key,
+                        holder,
+                        extras,
+                    });
+                }
+            }
+            None if group.iter().all(old) => {
+                out.held.extend(group.iter().cloned());
+                let earlier = group
+                    .iter()
+                    .position(|c| !made_to_claim.here.contains(&c.id));
+                match earlier {
+                    Some(i) => {
+                        let kept = group.remove(i);
+                        // Shown as before the table while it is claimed:
+                        // every create adopts the same one (the first made).
+                        out.held.retain(|c| c.id != kept.id);
+                        out.shown.push(kept.clone());
+                        out.settle.push(Settle::Adopt {
+                            key,
+                            kept: Box::new(kept),
+                            extras: group,
+                        });
                     }
+                    None => out.settle.push(Settle::Orphans {
+                        key,
+                        orphans: group,
+                    }),
                 }
             }
-            (Some(_), None) => {
-                if group.iter().all(old) {
-                    let (orphans, earlier): (Vec<_>, Vec<_>) = group
-                        .into_iter()
-                        .partition(|c| made_to_claim.here.contains(&c.id));
-                    let mut earlier = earlier.into_iter();
-                    let first = earlier.next();
-                    let kept = first.as_ref().map(|c| c.id.clone());
-                    out.delete.extend(
-                        orphans
-                            .into_iter()
-                            .chain(earlier)
-                            .map(|c| (c, kept.clone())),
-                    );
-                    out.adopt.extend(first);
-                } else {
-                    out.held.extend(group);
-                }
-            }
-            (None, _) => {
-                if group.len() > 1 && group.iter().all(old) {
-                    let mut group = group.into_iter();
-                    let first = group.next().expect("a group has a member");
-                    let kept = Some(first.id.clone());
-                    out.delete.extend(group.map(|c| (c, kept.clone())));
-                    out.shown.push(first);
-                } else {
-                    out.shown.extend(group);
-                }
-            }
+            None => out.held.extend(group),
         }
     }
     out
@@ -332,16 +394,6 @@ mod tests {
         let mut ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
         ids.sort();
         ids
-    }
-
-    fn deleted(s: &Settlement) -> Vec<(&str, Option<&str>)> {
-        let mut out: Vec<_> = s
-            .delete
-            .iter()
-            .map(|(c, kept)| (c.id.as_str(), kept.as_deref()))
-            .collect();
-        out.sort();
-        out
     }
 
     fn claims(pairs: &[(&str, &str)]) -> ClaimMap {
@@ -372,6 +424,29 @@ mod tests {
         assert!(!is_claimable(&key("h1", "apikey:h1", 0)));
     }
 
+    /// What a settlement decides, in short: per app, what and why.
+    fn decided(s: &Settlement) -> Vec<String> {
+        let names = |cs: &[Credential]| ids(cs).join(",");
+        let mut out: Vec<String> = s
+            .settle
+            .iter()
+            .map(|settle| match settle {
+                Settle::Extras {
+                    key,
+                    holder,
+                    extras,
+                } => format!("{key}: extras {} of {holder}", names(extras)),
+                Settle::Unlisted { key, holder } => format!("{key}: unlisted {holder}"),
+                Settle::Adopt { key, kept, extras } => {
+                    format!("{key}: adopt {} drop {}", kept.id, names(extras))
+                }
+                Settle::Orphans { key, orphans } => format!("{key}: orphans {}", names(orphans)),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     #[test]
     fn the_claim_decides_which_credential_is_shown() {
         let now = 100_000;
@@ -383,17 +458,26 @@ mod tests {
             key("k3", "aws:01", now - 1),
             // Its app's client is another claim.
             client("c1", "aws:01", 1_000),
+            // Claimed by a credential the listing does not hold.
+            key("k5", "aws:05", 1_000),
             key("h1", "apikey:h1", 0),
         ];
         let map = claims(&[
             ("api_key#aws:01", "k2"),
             ("client_credentials#aws:01", "c1"),
+            ("api_key#aws:05", "k9"),
         ]);
         let s = settle(listed, Some(&map), &MadeToClaim::default(), now, GRACE);
         assert_eq!(ids(&s.shown), ["c1", "h1", "k2"]);
-        assert_eq!(ids(&s.held), ["k3"]);
-        assert!(s.adopt.is_empty());
-        assert_eq!(deleted(&s), [("k1", Some("k2"))]);
+        assert_eq!(ids(&s.held), ["k1", "k3", "k5"]);
+        assert_eq!(
+            decided(&s),
+            [
+                "api_key#aws:01: extras k1 of k2",
+                "api_key#aws:05: unlisted k9"
+            ]
+        );
+        assert!(s.delete.is_empty());
     }
 
     #[test]
@@ -410,14 +494,23 @@ mod tests {
         let none = MadeToClaim::default();
         // One of them could still be a create about to claim: wait.
         let early = settle(listed(), Some(&map), &none, 5_000 + GRACE - 1, GRACE);
-        assert!(early.shown.is_empty() && early.delete.is_empty());
+        assert_eq!(ids(&early.shown), ["c1"]);
         assert_eq!(ids(&early.held), ["ka", "kb", "kc"]);
         // `c1`'s app is settled on its own.
-        assert_eq!(ids(&early.adopt), ["c1"]);
+        assert_eq!(
+            decided(&early),
+            ["client_credentials#aws:02: adopt c1 drop "]
+        );
         let s = settle(listed(), Some(&map), &none, 5_000 + GRACE, GRACE);
-        assert_eq!(ids(&s.adopt), ["c1", "ka"]);
-        assert_eq!(deleted(&s), [("kb", Some("ka")), ("kc", Some("ka"))]);
-        assert!(s.shown.is_empty() && s.held.is_empty());
+        assert_eq!(
+            decided(&s),
+            [
+                "api_key#aws:01: adopt ka drop kb,kc",
+                "client_credentials#aws:02: adopt c1 drop "
+            ]
+        );
+        assert_eq!(ids(&s.shown), ["c1", "ka"]);
+        assert_eq!(ids(&s.held), ["kb", "kc"]);
     }
 
     #[test]
@@ -443,10 +536,34 @@ mod tests {
             2_000 + GRACE,
             GRACE,
         );
-        assert_eq!(ids(&s.adopt), ["k2"]);
-        assert_eq!(deleted(&s), [("k1", Some("k2")), ("k3", None)]);
-        assert_eq!(ids(&s.shown), ["k4"]);
-        assert!(s.held.is_empty());
+        assert_eq!(
+            decided(&s),
+            [
+                "api_key#aws:01: adopt k2 drop k1",
+                "api_key#aws:03: orphans k3"
+            ]
+        );
+        assert_eq!(ids(&s.shown), ["k2", "k4"]);
+    }
+
+    #[test]
+    fn an_owner_todays_rules_refuse_is_never_settled() {
+        // The previous form let `a@b.c/x` with app `y` and `a@b.c` with
+        // app `x/y` share an identity: never one group.
+        let mut theirs = key("k1", "aws:01", 1_000);
+        theirs.owner = Email::from_stored("a@b.c/x").unwrap();
+        let listed = vec![theirs, key("k2", "aws:01", 2_000)];
+        for table in [Some(ClaimMap::new()), None] {
+            let s = settle(
+                listed.clone(),
+                table.as_ref(),
+                &MadeToClaim::default(),
+                2_000 + GRACE,
+                GRACE,
+            );
+            assert!(s.delete.is_empty(), "{:?}", s.delete);
+            assert!(ids(&s.shown).contains(&"k1"));
+        }
     }
 
     #[test]
@@ -456,21 +573,24 @@ mod tests {
                 key("kb", "aws:01", 1_000),
                 key("ka", "aws:01", 1_000),
                 key("k9", "aws:09", 1_000),
-                client("c1", "aws:02", 1_000),
-                client("c2", "aws:02", 9_000),
+                // A create without a table keeps the smallest client id.
+                client("c2", "aws:02", 1_000),
+                client("c1", "aws:02", 9_000),
             ]
         };
-        let young = settle(listed(), None, &MadeToClaim::default(), 9_000, GRACE);
+        let none = MadeToClaim::default();
+        let young = settle(listed(), None, &none, 9_000, GRACE);
         assert_eq!(ids(&young.shown), ["c1", "c2", "k9", "ka", "kb"]);
         assert!(young.delete.is_empty());
-        let s = settle(
-            listed(),
-            None,
-            &MadeToClaim::default(),
-            9_000 + GRACE,
-            GRACE,
-        );
+        let s = settle(listed(), None, &none, 9_000 + GRACE, GRACE);
         assert_eq!(ids(&s.shown), ["c1", "k9", "ka"]);
-        assert_eq!(deleted(&s), [("c2", Some("c1")), ("kb", Some("ka"))]);
+        let mut deleted: Vec<(&str, &str)> = s
+            .delete
+            .iter()
+            .map(|(c, kept)| (c.id.as_str(), kept.as_str()))
+            .collect();
+        deleted.sort();
+        assert_eq!(deleted, [("c2", "c1"), ("kb", "ka")]);
+        assert!(s.settle.is_empty());
     }
 }

@@ -97,16 +97,27 @@ impl Inner {
         };
         // Another replica may have made it since our last refresh; unless
         // AWS just told us this owner has nothing (the login that is
-        // provisioning asked a moment ago).
+        // provisioning asked a moment ago). With the table, always: that
+        // login was not shown keys no claim holds yet.
         let mut existing = Vec::new();
-        if !self.owners.missed(&spec.owner, JUST_MISSED) {
-            let before = self.keys.list_owner(&self.aws, &spec.owner).await?;
+        let mut before = Vec::new();
+        if self.claims.is_some() || !self.owners.missed(&spec.owner, JUST_MISSED) {
+            before = self.keys.list_owner(&self.aws, &spec.owner).await?;
             self.replace_owner_keys(&spec.owner, &before).await?;
             existing = same_app(&before);
         }
         if let Some(table) = &self.claims {
+            // Keys made to be claimed are a create's in flight, or a failed
+            // one's: never adopted (the claim's winner deletes them).
+            let tagged = made_to_claim(&before, Some(table.table()));
+            let adoptable = existing
+                .iter()
+                .filter(|c| !tagged.here.contains(&c.id) && !tagged.elsewhere.contains(&c.id))
+                .cloned()
+                .collect();
+            let kind = CredentialKind::ApiKey;
             return self
-                .create_claimed(table, CredentialKind::ApiKey, spec, &app, existing)
+                .create_claimed(table, kind, spec, &app, (existing, adoptable))
                 .await;
         }
         if let Some(existing) = existing.into_iter().next() {
@@ -151,17 +162,18 @@ impl Inner {
         }
     }
 
-    /// A create with the claim table: the claim's holder if the app has one;
-    /// else the first made of the app's `existing` credentials, or a new
-    /// one, once it has claimed the app. A new credential that loses the
-    /// claim is deleted, and the winner answered.
+    /// A create with the claim table: the claim's holder if the app has one
+    /// (found among `existing` or in AWS); else the first of `adoptable`
+    /// (made before the table), or a new one, once it has claimed the app.
+    /// A new credential that loses the claim is deleted, and the winner
+    /// answered.
     async fn create_claimed(
         &self,
         table: &Claims,
         kind: CredentialKind,
         spec: &CredentialSpec,
         app: &AppKeys,
-        existing: Vec<Credential>,
+        (existing, adoptable): (Vec<Credential>, Vec<Credential>),
     ) -> Result<(Credential, Created)> {
         // A holder revoked between our claim and our read frees the claim
         // again; a few turns settle any such race.
@@ -170,12 +182,22 @@ impl Inner {
                 let holder = self.as_found(holder, spec).await?;
                 return Ok((holder, Created::Existing));
             }
-            let (candidate, made) = match existing.first() {
+            let (candidate, made) = match adoptable.first() {
                 Some(found) => (found.clone(), false),
                 None => (self.make(kind, spec).await?, true),
             };
             let key = claim_key(kind, &candidate.app);
-            match table.claim(&self.aws, &key, &candidate.id).await {
+            let claimed = match table.claim(&self.aws, &key, &candidate.id).await {
+                // The put may have been applied, its answer lost: ask.
+                Err(err) => match table.holder(&self.aws, &key).await {
+                    Ok(Some(holder)) if holder == candidate.id => Ok(Claimed::Mine),
+                    Ok(_) => Err((err, true)),
+                    // Cannot tell: a refresh settles it.
+                    Err(_) => Err((err, false)),
+                },
+                Ok(claimed) => Ok(claimed),
+            };
+            match claimed {
                 Ok(Claimed::Mine) if made => {
                     self.sweep_app(&candidate, table).await;
                     self.owners
@@ -192,10 +214,9 @@ impl Inner {
                         self.discard(&candidate).await;
                     }
                 }
-                Err(err) => {
-                    // Unclaimed, ours would be shown to no one: it goes (a
-                    // refresh deletes it if this fails too).
-                    if made {
+                Err((err, unclaimed)) => {
+                    // Unclaimed, ours would be shown to no one: it goes.
+                    if made && unclaimed {
                         self.discard(&candidate).await;
                     }
                     return Err(err);
@@ -224,12 +245,21 @@ impl Inner {
             let Some(holder) = table.holder(&self.aws, &key).await? else {
                 continue;
             };
+            if super::claims::is_settling(&holder) {
+                // A refresh deleting the app's orphans: it holds no
+                // credential, and orphans are never adopted.
+                table.release(&self.aws, &key, &holder).await?;
+                continue;
+            }
             let found = match existing.iter().find(|c| c.id == holder) {
                 Some(found) => Some(found.clone()),
                 None => self.look_up(kind, &holder).await?,
             };
-            match found.filter(|c| app.names(&c.app, &c.owner)) {
-                Some(found) => return Ok(Some(found)),
+            match found {
+                Some(found) if app.names(&found.app, &found.owner) => return Ok(Some(found)),
+                // Alive, but another app's under an identity the previous
+                // version shared: not ours to release.
+                Some(_) => continue,
                 None => table.release(&self.aws, &key, &holder).await?,
             }
         }
@@ -294,7 +324,11 @@ impl Inner {
                     return false;
                 };
                 if let Some(key_id) = credential.custom.get("apiKeyId") {
-                    self.discard_key(key_id.expose()).await;
+                    // Without a table nothing would find the key again once
+                    // its client is gone: keep both for a retry.
+                    if !self.discard_key(key_id.expose()).await && self.claims.is_none() {
+                        return false;
+                    }
                 }
                 self.discard_client(clients, &credential.id).await
             }
@@ -421,8 +455,19 @@ impl Inner {
             if let Some(first) = existing_ids.first() {
                 existing.extend(self.describe_with_companion(clients, first).await?);
             }
+            // A client younger than a create can take may be another
+            // replica's, still being made (its companion key to come).
+            let now = u64::try_from((self.clock)()).unwrap_or_default();
+            let grace = self.settings.settle_after().as_millis() as u64;
+            let adoptable = existing
+                .iter()
+                .filter(|c| c.created_at_ms.saturating_add(grace) <= now)
+                .cloned()
+                .collect();
             let kind = CredentialKind::ClientCredentials;
-            return self.create_claimed(table, kind, spec, &app, existing).await;
+            return self
+                .create_claimed(table, kind, spec, &app, (existing, adoptable))
+                .await;
         }
         if let Some(existing_id) = existing_ids.into_iter().next() {
             if let Some(existing) = self.describe_with_companion(clients, &existing_id).await? {

@@ -71,6 +71,9 @@ struct Inner {
     clients: Option<AppClients>,
     /// The claim table, when one is configured (`claims.rs`).
     claims: Option<Claims>,
+    /// What the last refresh read of it: what logins are shown while it
+    /// cannot be read.
+    last_claims: Mutex<Option<claims::ClaimMap>>,
     settings: AwsSettings,
     /// The plan `check` and health look at, when one is configured.
     usage_plan_id: Option<String>,
@@ -127,6 +130,7 @@ impl AwsProvider {
             keys: ApiKeys::new(sdk.apigateway, settings.claim_table.clone()),
             clients,
             claims,
+            last_claims: Mutex::new(None),
             usage_plan_id,
             settings,
             owners: OwnerIndex::new(),

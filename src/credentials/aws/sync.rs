@@ -18,13 +18,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::apigateway::KeyRecord;
-use super::claims::{self, Claimed};
+use super::claims::{self, Claimed, Claims};
 use super::create::{self, attach_companion};
 use super::{apigateway, cognito, Inner};
 use crate::credentials::index::Index;
 use crate::credentials::{
     Credential, CredentialError, CredentialKind, CredentialRef, Email, Result, AUDIT_TARGET,
 };
+
+/// How many apps one refresh settles at most (see `Inner::settle`).
+const SETTLE_PER_REFRESH: usize = 50;
 
 /// One change this replica made to the index.
 pub(super) enum Change {
@@ -239,18 +242,33 @@ impl Inner {
     /// Settles the listing app by app (`claims::settle`): claims what an
     /// app without a claim keeps, deletes what no app keeps, and returns
     /// what logins may be shown.
-    async fn settle(&self, listing: Listing) -> Result<Vec<Credential>> {
+    async fn settle(&self, mut listing: Listing) -> Result<Vec<Credential>> {
         for id in &listing.stray_companions {
             if self.discard_key(id).await {
                 tracing::warn!(target: AUDIT_TARGET, action = "duplicate_deleted", credential_id = %id, "a companion API key no client shows was deleted");
             }
         }
-        let claims = match &self.claims {
-            Some(claims) => Some(claims.all(&self.aws).await?),
-            None => None,
+        // With the table unreadable, what is shown is decided by the claims
+        // last read, and nothing is claimed or deleted: logins go on.
+        let (claims, fresh) = match &self.claims {
+            None => (None, false),
+            Some(table) => match table.all(&self.aws).await {
+                Ok(map) => {
+                    *self.last_claims.lock().expect("claims lock") = Some(map.clone());
+                    (Some(map), true)
+                }
+                Err(err) => match self.last_claims.lock().expect("claims lock").clone() {
+                    Some(map) => {
+                        tracing::warn!(error = %err, "the claim table cannot be read; showing what its last reading claimed");
+                        (Some(map), false)
+                    }
+                    None => return Err(err),
+                },
+            },
         };
-        let mut listing = listing;
-        if let (Some(table), Some(map), Some(clients)) = (&self.claims, &claims, &self.clients) {
+        if let (Some(table), Some(map), Some(clients), true) =
+            (&self.claims, &claims, &self.clients, fresh)
+        {
             // App clients whose deletion failed, recorded for us: never
             // shown or adopted; deleted, then the to-do with them.
             let to_clean = claims::clients_to_clean_up(map);
@@ -272,34 +290,108 @@ impl Inner {
             now,
             grace,
         );
-        let mut shown = settled.shown;
-        if let Some(table) = &self.claims {
-            for credential in settled.adopt {
-                let key = claims::claim_key(credential.kind(), &credential.app);
-                match table.claim(&self.aws, &key, &credential.id).await {
-                    Ok(Claimed::Mine) => shown.push(credential),
-                    // Settled at the next refresh, against its holder.
-                    Ok(Claimed::Theirs(_)) => {}
-                    Err(err) => {
-                        tracing::warn!(credential_id = %credential.id, error = %err, "could not claim an app's credential; the next refresh tries again")
-                    }
-                }
-            }
+        let shown = settled.shown;
+        // The first load only shows: readiness waits for nothing else.
+        if !self.owners.is_loaded() {
+            return Ok(shown);
         }
         for (extra, kept) in settled.delete {
-            if self.discard(&extra).await {
-                tracing::warn!(
-                    target: AUDIT_TARGET,
-                    action = "duplicate_deleted",
-                    owner = %extra.owner,
-                    app = %extra.app,
-                    credential_id = %extra.id,
-                    kept = kept.as_deref().unwrap_or("none"),
-                    "a credential no app keeps was deleted"
-                );
+            self.delete_unkept(&extra, Some(&kept)).await;
+        }
+        if let (Some(table), true) = (&self.claims, fresh) {
+            // Bounded, so that a first refresh with the table in an account
+            // of many keys made before it is not held up: the rest next time.
+            for settle in settled.settle.into_iter().take(SETTLE_PER_REFRESH) {
+                self.settle_app(table, settle).await;
             }
         }
         Ok(shown)
+    }
+
+    /// Does what `settle` decided for one app (see [`claims::Settle`]).
+    /// Every deletion is made
+    /// only while the app's claim names another credential (or no
+    /// credential), so none can delete what a create has just claimed.
+    async fn settle_app(&self, table: &Claims, settle: claims::Settle) -> Option<()> {
+        use claims::Settle;
+        match settle {
+            Settle::Extras {
+                key,
+                holder,
+                extras,
+            } => {
+                // Still the holder: no revoke has freed the claim for one
+                // of these since the scan.
+                if table.holder(&self.aws, &key).await.ok()?.as_deref() != Some(&*holder) {
+                    return None;
+                }
+                for extra in &extras {
+                    self.delete_unkept(extra, Some(&holder)).await;
+                }
+                None
+            }
+            Settle::Unlisted { key, holder } => {
+                if claims::is_settling(&holder) {
+                    // A refresh that claimed it to delete orphans stopped
+                    // before releasing it.
+                    let _ = table.release(&self.aws, &key, &holder).await;
+                    return None;
+                }
+                let kind = match key.starts_with(CredentialKind::ApiKey.as_str()) {
+                    true => CredentialKind::ApiKey,
+                    false => CredentialKind::ClientCredentials,
+                };
+                if let Ok(None) = self.look_up(kind, &holder).await {
+                    if let Err(err) = table.release(&self.aws, &key, &holder).await {
+                        tracing::warn!(error = %err, "could not release the claim of a credential that is gone");
+                    }
+                }
+                None
+            }
+            Settle::Adopt { key, kept, extras } => {
+                match table.claim(&self.aws, &key, &kept.id).await {
+                    Ok(Claimed::Mine) => {}
+                    // Settled at the next refresh, against its holder.
+                    Ok(Claimed::Theirs(_)) => return None,
+                    Err(err) => {
+                        tracing::warn!(credential_id = %kept.id, error = %err, "could not claim an app's credential; the next refresh tries again");
+                        return None;
+                    }
+                }
+                for extra in &extras {
+                    self.delete_unkept(extra, Some(&kept.id)).await;
+                }
+                None
+            }
+            Settle::Orphans { key, orphans } => {
+                let settling = format!("{}:{}", claims::SETTLING, (self.clock)());
+                if table.claim(&self.aws, &key, &settling).await.ok()? != Claimed::Mine {
+                    return None;
+                }
+                for orphan in &orphans {
+                    self.delete_unkept(orphan, None).await;
+                }
+                if let Err(err) = table.release(&self.aws, &key, &settling).await {
+                    tracing::warn!(error = %err, "could not release a settling claim; the app's next create or a refresh does");
+                }
+                None
+            }
+        }
+    }
+
+    /// Deletes a credential no app keeps, audited.
+    async fn delete_unkept(&self, extra: &Credential, kept: Option<&str>) {
+        if self.discard(extra).await {
+            tracing::warn!(
+                target: AUDIT_TARGET,
+                action = "duplicate_deleted",
+                owner = %extra.owner,
+                app = %extra.app,
+                credential_id = %extra.id,
+                kept = kept.unwrap_or("none"),
+                "a credential no app keeps was deleted"
+            );
+        }
     }
 
     /// Every API key and app client in AWS, as credentials.
