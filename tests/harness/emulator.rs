@@ -106,6 +106,24 @@ impl Emulator {
         config
     }
 
+    /// The claim table's items: claim key → the credential holding it.
+    pub async fn claims(&self) -> std::collections::BTreeMap<String, String> {
+        let out = aws_sdk_dynamodb::Client::new(&self.sdk())
+            .scan()
+            .table_name(&self.seed.claim_table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let text =
+            |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+             name: &str| { item.get(name).and_then(|v| v.as_s().ok()).cloned() };
+        out.items()
+            .iter()
+            .filter_map(|item| Some((text(item, "app")?, text(item, "credential")?)))
+            .collect()
+    }
+
     /// One app client as Cognito describes it (secret, flows, scopes).
     pub async fn client(
         &self,
