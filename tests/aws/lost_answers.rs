@@ -572,14 +572,19 @@ impl Cleanups {
 /// [`TRIALS`] times),
 /// `parallel` at a time, each row on an emulator of its own; fails with
 /// every case that failed.
-async fn run_cases<F, Fut>(tag: &str, rows: Vec<Row>, parallel: usize, run: F)
+async fn run_cases<F, Fut>(tag: &str, rows: Vec<Row>, parallel: usize, processes: bool, run: F)
 where
     F: Fn(Case) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
 {
     let mut cases = Vec::new();
+    // Cases on the real binary refresh every second: on a moto of their own.
+    let base = match processes {
+        true => Emulator::own_moto(1).await,
+        false => Emulator::new(1).await,
+    };
     for (n, row) in rows.into_iter().enumerate() {
-        let emu = Arc::new(Emulator::new(1).await);
+        let emu = Arc::new(base.beside(1).await);
         let lost_create_once = row.times == Times::Once
             && row.refused.is_none()
             && CREATES.contains(&(row.flow, row.op));
@@ -594,22 +599,22 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_answer_to_a_create_leaves_one_credential_on_its_plans() {
-    run_cases("w", lost_writes(&CREATES), 8, Case::run_lost).await;
+    run_cases("w", lost_writes(&CREATES), 8, false, Case::run_lost).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_answer_to_an_attach_leaves_one_credential_on_its_plans() {
-    run_cases("a", lost_writes(&ATTACHES), 8, Case::run_lost).await;
+    run_cases("a", lost_writes(&ATTACHES), 8, false, Case::run_lost).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_answer_to_a_cleanup_leaves_one_credential_on_its_plans() {
-    run_cases("c", lost_cleanups(), 8, Case::run_lost).await;
+    run_cases("c", lost_cleanups(), 8, false, Case::run_lost).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_cleanup_is_retried_by_the_refresh_and_counted_when_the_portal_retries() {
-    run_cases("fr", failed_cleanups(), 5, |case| {
+    run_cases("fr", failed_cleanups(), 5, true, |case| {
         case.run_failed_cleanup(true)
     })
     .await;
@@ -617,7 +622,7 @@ async fn a_failed_cleanup_is_retried_by_the_refresh_and_counted_when_the_portal_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_cleanup_is_retried_by_the_refresh_and_counted_when_the_portal_gives_up() {
-    run_cases("fg", failed_cleanups(), 5, |case| {
+    run_cases("fg", failed_cleanups(), 5, true, |case| {
         case.run_failed_cleanup(false)
     })
     .await;

@@ -231,7 +231,11 @@ async fn race(a: &ApiClient, b: &ApiClient, reader: &str) -> [Vec<Value>; 2] {
 /// creates and claims before B's create lands, and B's loser path (create,
 /// lose the claim, delete) must have run.
 async fn race_rounds(skewed: bool, settled: bool, rounds: usize) -> Vec<String> {
-    let emu = Emulator::new(1).await;
+    // Replicas refreshing every second: on a moto of their own.
+    let emu = match settled {
+        true => Emulator::own_moto(1).await,
+        false => Emulator::new(1).await,
+    };
     let Replicas {
         proxy_a,
         proxy_b,

@@ -28,14 +28,14 @@ use keyhook::credentials::{AppId, CredentialKind};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// How long a delayed call is held: past the 1 s operation timeout, so
+/// How long a delayed call is held: past the 2 s operation timeout, so
 /// every attempt times out (the proxy then drops the abandoned call with its
 /// connection); checks wait a little for anything still on its way.
-const DELAY: Duration = Duration::from_millis(1500);
+const DELAY: Duration = Duration::from_millis(2500);
 const LAND: Duration = Duration::from_millis(300);
 /// The overall time keyhook gives one AWS operation, retries included
 /// (`KEYHOOK_AWS_TIMEOUT_SECS`), and its attempts at it.
-const TIMEOUT_SECS: u64 = 1;
+const TIMEOUT_SECS: u64 = 2;
 const MAX_ATTEMPTS: u32 = 2;
 /// Room on top of the promised timeouts for everything else a step does on a
 /// loaded machine: generous, as this bounds a promise, not speed.

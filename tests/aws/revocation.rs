@@ -54,7 +54,8 @@ struct Replicas {
 
 impl Replicas {
     async fn start(b_with_pool: bool) -> Replicas {
-        let emu = Emulator::new(1).await;
+        // Replicas refreshing every second: on a moto of their own.
+        let emu = Emulator::own_moto(1).await;
         let proxy_a = Proxy::start(&emu.endpoint).await;
         let proxy_b = Proxy::start(&emu.endpoint).await;
         let mut a = replica(&proxy_a, None, 30);

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// Keyhooks in fault cases at once, across every table of the binary.
-static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(12);
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 /// Runs `cases`, at most `parallel` at a time (and [`SLOTS`] in all), and fails with every case
 /// whose `Err` says why, sorted; `what` names them in the message.

@@ -17,6 +17,8 @@ use super::moto::{sdk_config, seed, Moto, Seed};
 use super::proxy::{Fault, Proxy};
 
 pub struct Emulator {
+    /// A moto of this emulator's own, if it has one ([`Emulator::own_moto`]).
+    _own: Option<Arc<Moto>>,
     pub endpoint: String,
     pub seed: Arc<Seed>,
     pub apigw: aws_sdk_apigateway::Client,
@@ -48,9 +50,27 @@ impl Emulator {
     /// The shared moto, with fresh resources (`plans` usage plans, a REST
     /// API, a user pool with a resource server) for this test.
     pub async fn new(plans: usize) -> Emulator {
-        let moto = Moto::shared();
+        Emulator::on(Moto::shared(), None, plans).await
+    }
+
+    /// As [`Emulator::new`], on a moto of its own (see [`Moto::own`]).
+    pub async fn own_moto(plans: usize) -> Emulator {
+        let moto = Arc::new(Moto::own());
+        Emulator::on(&moto.clone(), Some(moto), plans).await
+    }
+
+    /// Fresh resources on the same moto as `self`.
+    pub async fn beside(&self, plans: usize) -> Emulator {
+        match &self._own {
+            Some(own) => Emulator::on(&own.clone(), Some(own.clone()), plans).await,
+            None => Emulator::new(plans).await,
+        }
+    }
+
+    async fn on(moto: &Moto, own: Option<Arc<Moto>>, plans: usize) -> Emulator {
         let direct = sdk_config(&moto.endpoint);
         Emulator {
+            _own: own,
             endpoint: moto.endpoint.clone(),
             seed: Arc::new(seed(&direct, plans).await),
             apigw: aws_sdk_apigateway::Client::new(&direct),
@@ -63,6 +83,7 @@ impl Emulator {
     pub fn through(&self, proxy: &Proxy) -> Emulator {
         let sdk = sdk_config(&proxy.endpoint);
         Emulator {
+            _own: self._own.clone(),
             endpoint: proxy.endpoint.clone(),
             seed: Arc::clone(&self.seed),
             apigw: aws_sdk_apigateway::Client::new(&sdk),

@@ -34,39 +34,59 @@ impl Moto {
     /// The moto server shared by this test binary's tests. Each test makes
     /// its own usage plans and user pool, so they do not see each other.
     pub fn shared() -> &'static Moto {
-        MOTO.get_or_init(|| {
-            ensure_installed();
-            // Port 0: moto binds a free port and names it on stderr
-            // (" * Running on http://127.0.0.1:PORT"). The shell watches
-            // this test process and stops moto when it ends, so no emulator
-            // outlives the run.
-            let script = format!(
-                "python3 -m moto.server -H 127.0.0.1 -p 0 2>&1 & m=$!; \
-                 while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
-                parent = std::process::id()
-            );
-            let mut child = Command::new("sh")
-                .args(["-c", &script])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("start moto");
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            let endpoint = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .find_map(|line| {
-                    let url = line.split("Running on ").nth(1)?;
-                    Some(url.trim().trim_end_matches('/').to_string())
-                })
-                .expect("moto names the address it listens on");
-            // moto logs every request: keep its pipe drained.
-            std::thread::spawn(move || lines.for_each(drop));
-            Moto {
-                endpoint,
-                _child: child,
-            }
-        })
+        MOTO.get_or_init(Moto::start)
+    }
+
+    /// A moto server of the caller's own, stopped when dropped: for tests
+    /// whose keyhooks refresh every second. Every refresh lists the whole
+    /// account, and the shared one holds every key of the binary's tests:
+    /// on their own, such tests neither wait for it nor slow it for others.
+    pub fn own() -> Moto {
+        Moto::start()
+    }
+
+    fn start() -> Moto {
+        ensure_installed();
+        // Port 0: moto binds a free port and names it on stderr
+        // (" * Running on http://127.0.0.1:PORT"). The shell watches this
+        // test process and stops moto when it ends (or on SIGTERM, when
+        // dropped), so no emulator outlives the run.
+        let script = format!(
+            "python3 -m moto.server -H 127.0.0.1 -p 0 2>&1 & m=$!; \
+             trap 'kill $m; exit 0' TERM; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1 & wait $!; done; kill $m",
+            parent = std::process::id()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start moto");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let endpoint = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let url = line.split("Running on ").nth(1)?;
+                Some(url.trim().trim_end_matches('/').to_string())
+            })
+            .expect("moto names the address it listens on");
+        // moto logs every request: keep its pipe drained.
+        std::thread::spawn(move || lines.for_each(drop));
+        Moto {
+            endpoint,
+            _child: child,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self._child.id().to_string())
+            .status();
+        let _ = self._child.wait();
     }
 }
 

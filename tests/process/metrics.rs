@@ -361,6 +361,14 @@ async fn fixed_series_exist_at_zero_from_the_start() {
             }
         }
     }
+    for kind in ["api_key", "app_client"] {
+        for outcome in ["deleted", "failed"] {
+            zero(
+                "keyhook_aws_cleanups_total",
+                &[("kind", kind), ("outcome", outcome)],
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,15 @@ pub(super) fn clients_to_clean_up(claims: &ClaimMap) -> Vec<String> {
     ids
 }
 
+/// The credentials holding an app's claim (not a clean-up to-do's).
+pub(super) fn holders(claims: &ClaimMap) -> HashSet<String> {
+    claims
+        .iter()
+        .filter(|(key, _)| !key.starts_with(CLEANUP))
+        .map(|(_, holder)| holder.clone())
+        .collect()
+}
+
 /// The claim a credential of `kind` for `app` (as AWS stores it) holds.
 pub(super) fn claim_key(kind: CredentialKind, app: &AppId) -> String {
     format!("{}#{}", kind.as_str(), app.as_str())
@@ -306,6 +315,20 @@ pub(super) fn settle(
         }
     }
     let old = |c: &Credential| c.created_at_ms.saturating_add(grace_ms) <= now_ms;
+    // Claims of apps nothing listed belongs to: their holder is gone (its
+    // release failed), or made since the listing, or a settling claim left.
+    if let Some(claims) = claims {
+        let mut unlisted: Vec<(&String, &String)> = claims
+            .iter()
+            .filter(|(key, _)| !key.starts_with(CLEANUP) && !apps.contains_key(*key))
+            .collect();
+        unlisted.sort();
+        out.settle
+            .extend(unlisted.into_iter().map(|(key, holder)| Settle::Unlisted {
+                key: key.clone(),
+                holder: holder.clone(),
+            }));
+    }
     for (key, mut group) in apps {
         match group[0].kind() {
             CredentialKind::ApiKey => group.sort_by(first_made),
@@ -478,6 +501,27 @@ mod tests {
             ]
         );
         assert!(s.delete.is_empty());
+    }
+
+    #[test]
+    fn a_claim_of_an_app_nothing_listed_belongs_to_is_checked() {
+        let map = claims(&[
+            ("api_key#aws:07", "k7"),
+            ("api_key#aws:08", "settling:1"),
+            (&cleanup_key("c9"), "c9"),
+        ]);
+        let s = settle(Vec::new(), Some(&map), &MadeToClaim::default(), 0, GRACE);
+        assert_eq!(
+            decided(&s),
+            [
+                "api_key#aws:07: unlisted k7",
+                "api_key#aws:08: unlisted settling:1"
+            ]
+        );
+        assert_eq!(
+            holders(&map),
+            ["k7".to_string(), "settling:1".to_string()].into()
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@ use super::cognito::{self, AppClients};
 use super::sync::{first_made, Change};
 use super::{AppKeys, Inner};
 use crate::credentials::{
-    AppId, Created, Credential, CredentialError, CredentialKind, CredentialSpec, Email, Origin,
-    Result,
+    AppId, Created, Credential, CredentialError, CredentialKind, CredentialSpec, Email,
+    FailureKind, Origin, Result,
 };
 use crate::secret::Redacted;
 
@@ -184,7 +184,19 @@ impl Inner {
             }
             let (candidate, made) = match adoptable.first() {
                 Some(found) => (found.clone(), false),
-                None => (self.make(kind, spec).await?, true),
+                None => match self.make(kind, spec).await {
+                    Ok(made) => (made, true),
+                    // Deleted while half made: the app's claim was won by a
+                    // racing replica, which deletes the app's other keys.
+                    Err(err)
+                        if err
+                            .failure()
+                            .is_some_and(|(_, kind)| kind == FailureKind::AwsNotFound) =>
+                    {
+                        continue
+                    }
+                    Err(err) => return Err(err),
+                },
             };
             let key = claim_key(kind, &candidate.app);
             let claimed = match table.claim(&self.aws, &key, &candidate.id).await {

@@ -271,15 +271,19 @@ impl Inner {
         {
             // App clients whose deletion failed, recorded for us: never
             // shown or adopted; deleted, then the to-do with them.
-            let to_clean = claims::clients_to_clean_up(map);
+            let claimed = claims::holders(map);
+            let to_clean: Vec<String> = claims::clients_to_clean_up(map);
             for id in &to_clean {
-                if self.discard_client(clients, id).await {
+                // A create adopted it since (a portal's retry): kept.
+                if claimed.contains(id) || self.discard_client(clients, id).await {
                     if let Err(err) = table.release(&self.aws, &claims::cleanup_key(id), id).await {
                         tracing::warn!(client_id = %id, error = %err, "could not remove a finished clean-up to-do");
                     }
                 }
             }
-            listing.credentials.retain(|c| !to_clean.contains(&c.id));
+            listing
+                .credentials
+                .retain(|c| !to_clean.contains(&c.id) || claimed.contains(&c.id));
         }
         let now = u64::try_from((self.clock)()).unwrap_or_default();
         let grace = self.settings.settle_after().as_millis() as u64;
