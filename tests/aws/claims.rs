@@ -65,28 +65,10 @@ async fn key_for(
     origin: &str,
     table: Option<&str>,
 ) -> (String, String) {
-    let mut request = emu
-        .apigw
-        .create_api_key()
-        .name(owner)
-        .description("App")
-        .enabled(true)
-        .tags("keyhook:app", app_key(app).hash())
-        .tags("keyhook:origin", origin);
-    if let Some(table) = table {
-        request = request.tags("keyhook:claim", table);
-    }
-    let made = request.send().await.unwrap();
-    let id = made.id().unwrap().to_string();
-    emu.apigw
-        .create_usage_plan_key()
-        .usage_plan_id(&emu.seed.plans[0])
-        .key_id(&id)
-        .key_type("API_KEY")
-        .send()
-        .await
-        .unwrap();
-    (id, made.value().unwrap().to_string())
+    let hash = app_key(app).hash().to_string();
+    let mut tags = vec![("keyhook:app", hash.as_str()), ("keyhook:origin", origin)];
+    tags.extend(table.map(|table| ("keyhook:claim", table)));
+    emu.tagged_key(owner, "App", &tags).await
 }
 
 /// Two pre-table keys for one Sensedia app: (first made, second made). AWS

@@ -156,6 +156,37 @@ impl Emulator {
             .to_string()
     }
 
+    /// A key named `owner`, described `label`, with `tags`, made straight
+    /// in moto (as keyhook, or an earlier version of it, would have made
+    /// it) and attached to the seed's first plan: (id, value).
+    pub async fn tagged_key(
+        &self,
+        owner: &str,
+        label: &str,
+        tags: &[(&str, &str)],
+    ) -> (String, String) {
+        let mut request = self
+            .apigw
+            .create_api_key()
+            .name(owner)
+            .description(label)
+            .enabled(true);
+        for (tag, value) in tags {
+            request = request.tags(*tag, *value);
+        }
+        let key = request.send().await.unwrap();
+        let id = key.id().unwrap().to_string();
+        self.apigw
+            .create_usage_plan_key()
+            .usage_plan_id(&self.seed.plans[0])
+            .key_id(&id)
+            .key_type("API_KEY")
+            .send()
+            .await
+            .unwrap();
+        (id, key.value().unwrap().to_string())
+    }
+
     /// Every API key named `owner` (enabled or not), from every page.
     pub async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
         apigateway_pages!("GetApiKeys", self.apigw.get_api_keys().include_values(true))
