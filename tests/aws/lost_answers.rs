@@ -43,6 +43,7 @@ use serde_json::Value;
 use crate::harness::cases::all_pass;
 use crate::harness::client::ApiClient;
 use crate::harness::emulator::{app, Emulator};
+use crate::harness::metrics::Metrics;
 use crate::harness::process::{aws_env, portals_env};
 use crate::harness::proxy::{Fault, Proxy};
 use crate::harness::{Process, TestApp};
@@ -513,11 +514,11 @@ impl Case {
                 "DeleteUserPoolClient" => "app_client",
                 _ => "api_key",
             };
-            let metrics = Cleanups::read(&server).await;
-            if proxy.faulted(self.row.op) > 0 && metrics.get(kind, "failed") < 1.0 {
+            let metrics = Metrics::read(&server).await;
+            if proxy.faulted(self.row.op) > 0 && metrics.cleanups(kind, "failed") < 1.0 {
                 return Err(format!("the failed clean-up is not counted: {metrics:?}"));
             }
-            if deleted && metrics.get(kind, "deleted") < 1.0 {
+            if deleted && metrics.cleanups(kind, "deleted") < 1.0 {
                 return Err(format!(
                     "the leftover's deletion is not counted: {metrics:?}"
                 ));
@@ -526,45 +527,6 @@ impl Case {
         }
         .await;
         result.map_err(|e| format!("{} (portal retries: {retries}): {e}", self.label()))
-    }
-}
-
-/// `keyhook_aws_cleanups_total` of one process: value by (kind, outcome).
-#[derive(Debug)]
-struct Cleanups(Vec<(String, String, f64)>);
-
-impl Cleanups {
-    const NAME: &'static str = "keyhook_aws_cleanups_total";
-
-    async fn read(server: &Process) -> Cleanups {
-        let url = format!("{}/metrics", server.metrics_url());
-        let text = server.http.get(url).send().await.unwrap().text().await;
-        Cleanups(text.unwrap().lines().filter_map(Self::sample).collect())
-    }
-
-    /// `name{kind="…",outcome="…"} value`, in either label order.
-    fn sample(line: &str) -> Option<(String, String, f64)> {
-        let rest = line.strip_prefix(Self::NAME)?.strip_prefix('{')?;
-        let (labels, value) = rest.split_once("} ")?;
-        let label = |name: &str| {
-            labels.split(',').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                (k == name).then(|| v.trim_matches('"').to_string())
-            })
-        };
-        Some((
-            label("kind")?,
-            label("outcome")?,
-            value.trim().parse().ok()?,
-        ))
-    }
-
-    fn get(&self, kind: &str, outcome: &str) -> f64 {
-        self.0
-            .iter()
-            .filter(|(k, o, _)| k == kind && o == outcome)
-            .map(|(.., v)| v)
-            .sum()
     }
 }
 

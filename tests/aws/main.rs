@@ -8,6 +8,7 @@
 mod harness;
 
 mod aws;
+mod claims;
 mod errors;
 mod iam;
 mod iam_policies;

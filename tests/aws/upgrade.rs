@@ -21,27 +21,12 @@ fn previous_tag(identity: &str) -> String {
 
 /// A key made as the previous version made it, attached to `plan`: (id, value).
 async fn previous_key(env: &AwsEnv, owner: &str, label: &str, identity: &str) -> (String, String) {
-    let key = env
-        .apigw
-        .create_api_key()
-        .name(owner)
-        .description(label)
-        .enabled(true)
-        .tags("keyhook:app", previous_tag(identity))
-        .tags("keyhook:origin", "sensedia")
-        .send()
-        .await
-        .unwrap();
-    let id = key.id().unwrap().to_string();
-    env.apigw
-        .create_usage_plan_key()
-        .usage_plan_id(&env.seed.plans[0])
-        .key_id(&id)
-        .key_type("API_KEY")
-        .send()
-        .await
-        .unwrap();
-    (id, key.value().unwrap().to_string())
+    let app = previous_tag(identity);
+    let tags = [
+        ("keyhook:app", app.as_str()),
+        ("keyhook:origin", "sensedia"),
+    ];
+    env.tagged_key(owner, label, &tags).await
 }
 
 /// A named app's create request (no slug), for the seed's API and first plan.

@@ -1,11 +1,12 @@
 //! What the emulator holds, read straight from moto (not through keyhook or
 //! a proxy): the reliability tests check every effect there.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
 use keyhook::config::{BackendKind, Config};
 use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::app::TestApp;
 use super::base_config;
-use super::moto::{sdk_config, seed, Moto, Seed};
+use super::moto::{private_account, sdk_config_as, seed, Moto, Seed, DEFAULT_ACCESS_KEY};
 use super::proxy::{Fault, Proxy};
 
 pub struct Emulator {
@@ -21,8 +22,11 @@ pub struct Emulator {
     _own: Option<Arc<Moto>>,
     pub endpoint: String,
     pub seed: Arc<Seed>,
+    /// The moto account's access key (keyhook must be given it too).
+    pub access_key: String,
     pub apigw: aws_sdk_apigateway::Client,
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// Every item of an API Gateway listing: `$request` (a request builder of
@@ -50,49 +54,70 @@ impl Emulator {
     /// The shared moto, with fresh resources (`plans` usage plans, a REST
     /// API, a user pool with a resource server) for this test.
     pub async fn new(plans: usize) -> Emulator {
-        Emulator::on(Moto::shared(), None, plans).await
+        Emulator::on(Moto::shared(), None, plans, DEFAULT_ACCESS_KEY.into()).await
     }
 
-    /// As [`Emulator::new`], on a moto of its own (see [`Moto::own`]).
+    /// As [`Emulator::new`], in a moto account of its own: no other test
+    /// sees its keys, nor it theirs (see [`private_account`]).
+    pub async fn isolated(plans: usize) -> Emulator {
+        let moto = Moto::shared();
+        let access_key = private_account(&moto.endpoint).await;
+        Emulator::on(moto, None, plans, access_key).await
+    }
+
+    /// As [`Emulator::new`], on a moto of its own (see [`Moto::own`]): for
+    /// keyhook processes, which take the default account's credentials.
     pub async fn own_moto(plans: usize) -> Emulator {
         let moto = Arc::new(Moto::own());
-        Emulator::on(&moto.clone(), Some(moto), plans).await
+        Emulator::on(&moto.clone(), Some(moto), plans, DEFAULT_ACCESS_KEY.into()).await
     }
 
-    /// Fresh resources on the same moto as `self`.
+    /// Fresh resources on the same moto and account as `self`.
     pub async fn beside(&self, plans: usize) -> Emulator {
         match &self._own {
-            Some(own) => Emulator::on(&own.clone(), Some(own.clone()), plans).await,
-            None => Emulator::new(plans).await,
+            Some(own) => {
+                Emulator::on(
+                    &own.clone(),
+                    Some(own.clone()),
+                    plans,
+                    self.access_key.clone(),
+                )
+                .await
+            }
+            None => Emulator::on(Moto::shared(), None, plans, self.access_key.clone()).await,
         }
     }
 
-    async fn on(moto: &Moto, own: Option<Arc<Moto>>, plans: usize) -> Emulator {
-        let direct = sdk_config(&moto.endpoint);
+    async fn on(moto: &Moto, own: Option<Arc<Moto>>, plans: usize, access_key: String) -> Emulator {
+        let direct = sdk_config_as(&moto.endpoint, &access_key);
         Emulator {
             _own: own,
             endpoint: moto.endpoint.clone(),
             seed: Arc::new(seed(&direct, plans).await),
             apigw: aws_sdk_apigateway::Client::new(&direct),
             cognito: aws_sdk_cognitoidentityprovider::Client::new(&direct),
+            dynamodb: aws_sdk_dynamodb::Client::new(&direct),
+            access_key,
         }
     }
 
     /// The same resources, read through `proxy`: a test of the reads
     /// themselves (the proxy can paginate where moto does not).
     pub fn through(&self, proxy: &Proxy) -> Emulator {
-        let sdk = sdk_config(&proxy.endpoint);
+        let sdk = sdk_config_as(&proxy.endpoint, &self.access_key);
         Emulator {
             _own: self._own.clone(),
             endpoint: proxy.endpoint.clone(),
             seed: Arc::clone(&self.seed),
+            access_key: self.access_key.clone(),
             apigw: aws_sdk_apigateway::Client::new(&sdk),
             cognito: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         }
     }
 
     pub fn sdk(&self) -> SdkConfig {
-        sdk_config(&self.endpoint)
+        sdk_config_as(&self.endpoint, &self.access_key)
     }
 
     /// A fresh proxy in front of this emulator, counting what passes.
@@ -127,24 +152,6 @@ impl Emulator {
         config
     }
 
-    /// The claim table's items: claim key → the credential holding it.
-    pub async fn claims(&self) -> std::collections::BTreeMap<String, String> {
-        let out = aws_sdk_dynamodb::Client::new(&self.sdk())
-            .scan()
-            .table_name(&self.seed.claim_table)
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        let text =
-            |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-             name: &str| { item.get(name).and_then(|v| v.as_s().ok()).cloned() };
-        out.items()
-            .iter()
-            .filter_map(|item| Some((text(item, "app")?, text(item, "credential")?)))
-            .collect()
-    }
-
     /// One app client as Cognito describes it (secret, flows, scopes).
     pub async fn client(
         &self,
@@ -176,11 +183,81 @@ impl Emulator {
             .to_string()
     }
 
+    /// A key named `owner`, described `label`, with `tags`, made straight
+    /// in moto (as keyhook, or an earlier version of it, would have made
+    /// it) and attached to the seed's first plan: (id, value).
+    pub async fn tagged_key(
+        &self,
+        owner: &str,
+        label: &str,
+        tags: &[(&str, &str)],
+    ) -> (String, String) {
+        let mut request = self
+            .apigw
+            .create_api_key()
+            .name(owner)
+            .description(label)
+            .enabled(true);
+        for (tag, value) in tags {
+            request = request.tags(*tag, *value);
+        }
+        let key = request.send().await.unwrap();
+        let id = key.id().unwrap().to_string();
+        self.apigw
+            .create_usage_plan_key()
+            .usage_plan_id(&self.seed.plans[0])
+            .key_id(&id)
+            .key_type("API_KEY")
+            .send()
+            .await
+            .unwrap();
+        (id, key.value().unwrap().to_string())
+    }
+
     /// Every API key named `owner` (enabled or not), from every page.
     pub async fn keys_named(&self, owner: &str) -> Vec<aws_sdk_apigateway::types::ApiKey> {
         apigateway_pages!("GetApiKeys", self.apigw.get_api_keys().include_values(true))
             .into_iter()
             .filter(|k| k.name() == Some(owner))
+            .collect()
+    }
+
+    /// Whether API key `id` exists.
+    pub async fn key_exists(&self, id: &str) -> bool {
+        match self.apigw.get_api_key().api_key(id).send().await {
+            Ok(_) => true,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_not_found_exception()) =>
+            {
+                false
+            }
+            Err(err) => panic!("GetApiKey {id}: {err:?}"),
+        }
+    }
+
+    /// The items of this test's claim table: claim key (`<kind>#aws:<app
+    /// hash>`) → the credential holding it.
+    pub async fn claims(&self) -> BTreeMap<String, String> {
+        let page = self
+            .dynamodb
+            .scan()
+            .table_name(&self.seed.claim_table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            page.last_evaluated_key().is_none(),
+            "one page holds a test's claims"
+        );
+        let text = |item: &HashMap<String, AttributeValue>, name| {
+            item.get(name).and_then(|v| v.as_s().ok()).cloned()
+        };
+        page.items()
+            .iter()
+            .filter_map(|item| Some((text(item, "app")?, text(item, "credential")?)))
             .collect()
     }
 
@@ -333,9 +410,16 @@ impl AwsEnv {
         AwsEnv { emu, proxy }
     }
 
+    /// As [`AwsEnv::new`], in a moto account of its own.
+    pub async fn isolated(plans: usize) -> AwsEnv {
+        let emu = Emulator::isolated(plans).await;
+        let proxy = emu.proxy().await;
+        AwsEnv { emu, proxy }
+    }
+
     /// keyhook's view of AWS: through the proxy.
     pub fn keyhook_sdk(&self) -> SdkConfig {
-        sdk_config(&self.proxy.endpoint)
+        sdk_config_as(&self.proxy.endpoint, &self.access_key)
     }
 
     /// The emulator's configuration, with per-API scopes.
@@ -345,7 +429,9 @@ impl AwsEnv {
 
     /// keyhook on `config` through the proxy, ready.
     pub async fn spawn(&self, config: &Config) -> TestApp {
-        TestApp::spawn_ready(config, &self.proxy.endpoint).await
+        let app = TestApp::spawn(config, Some(self.keyhook_sdk())).await;
+        app.ready().await;
+        app
     }
 }
 

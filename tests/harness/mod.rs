@@ -9,7 +9,8 @@
 //!   calls with Basic auth), against either of the two;
 //! - `moto`, `proxy`, `emulator`: a real moto server, a counting and
 //!   fault-injecting proxy in front of it, and direct reads of what it holds;
-//! - `cases`: a table's cases run side by side, every failure reported.
+//! - `cases`: a table's cases run side by side, every failure reported;
+//! - `metrics`: a process's `/metrics`, read as samples.
 //!
 //! It is a module included by each binary rather than a crate of its own: a
 //! path dev-dependency would have to exist wherever Cargo resolves the
@@ -20,6 +21,7 @@ pub mod app;
 pub mod cases;
 pub mod client;
 pub mod emulator;
+pub mod metrics;
 pub mod moto;
 pub mod process;
 pub mod proxy;

@@ -90,20 +90,63 @@ impl Drop for Moto {
     }
 }
 
+/// The access key of moto's default account.
+pub const DEFAULT_ACCESS_KEY: &str = "testing";
+
 /// An SDK configuration for `endpoint` with static test credentials.
 pub fn sdk_config(endpoint: &str) -> SdkConfig {
+    sdk_config_as(endpoint, DEFAULT_ACCESS_KEY)
+}
+
+/// As [`sdk_config`], in the moto account `access_key` belongs to.
+pub fn sdk_config_as(endpoint: &str, access_key: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing",
+            access_key,
             "testing",
             None,
             None,
             "keyhook-tests",
         )))
         .build()
+}
+
+/// The access key of a moto account no other test uses: moto's STS
+/// `AssumeRole` into a fresh account id answers a key that moto files every
+/// later call under (its signature is not checked). A test whose keyhook
+/// settles every key in the account (the refresh lists them all) needs one,
+/// or it would settle other tests' keys and they its own.
+pub async fn private_account(endpoint: &str) -> String {
+    static ACCOUNTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = ACCOUNTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let account = format!("{:06}{n:06}", std::process::id() % 1_000_000);
+    let role = format!("arn:aws:iam::{account}:role/keyhook-tests");
+    // moto routes by the service the credential scope names.
+    let scope = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sts/aws4_request, \
+                 SignedHeaders=host, Signature=0";
+    let answer = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header("authorization", scope)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleSessionName=keyhook-tests&RoleArn={}",
+            role.replace(':', "%3A").replace('/', "%2F")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = answer
+        .split("<AccessKeyId>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("moto's AssumeRole answered no key: {answer}"));
+    key.to_string()
 }
 
 /// What a test's own AWS resources are.
