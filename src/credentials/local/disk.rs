@@ -229,11 +229,16 @@ impl Disk {
     }
 
     fn open_file(path: &Path) -> Result<(Database, Index), StoreError> {
-        let owned = path.to_path_buf();
+        Self::open_file_as(path, path)
+    }
+
+    /// Opens the store at `file`, naming `path` in every error.
+    fn open_file_as(file: &Path, path: &Path) -> Result<(Database, Index), StoreError> {
+        let (file, owned) = (file.to_path_buf(), path.to_path_buf());
         guarded(path, move || {
             let path = owned.as_path();
             let failed = |e: redb::Error| classify(path, e);
-            let db = Database::create(path).map_err(|e| failed(e.into()))?;
+            let db = Database::create(&file).map_err(|e| failed(e.into()))?;
             let txn = db.begin_write().map_err(|e| failed(e.into()))?;
             // Opening the tables in a write transaction creates them on
             // first use; rows an earlier version wrote are upgraded in the
@@ -245,20 +250,36 @@ impl Disk {
         })
     }
 
-    /// Reads the store at `path` without changing its rows (`keyhook
-    /// check`): how many credentials it holds, or `None` when another
-    /// process (a running keyhook) holds it.
+    /// Opens the store at `path` as `serve` would, without changing it
+    /// (`keyhook check`): how many credentials it holds, or `None` when
+    /// another process (a running keyhook) holds it. `serve`'s open commits
+    /// (the upgrade), and a damaged page that only a write meets fails it
+    /// where reading every row passes: so a copy is opened, commit and all.
     pub(super) fn verify(path: &Path) -> Result<Option<usize>, StoreError> {
         let owned = path.to_path_buf();
-        guarded(path, move || {
-            let path = owned.as_path();
-            let db = match Database::open(path) {
-                Ok(db) => db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Ok(None),
-                Err(e) => return Err(classify(path, e)),
-            };
-            Ok(Some(load(path, &db)?.len()))
-        })
+        let held = guarded(path, move || match Database::open(&owned) {
+            Ok(_) => Ok(false),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => Ok(true),
+            Err(e) => Err(classify(&owned, e)),
+        })?;
+        if held {
+            return Ok(None);
+        }
+        let copy = std::env::temp_dir().join(format!(
+            "keyhook-check-{}-{}.redb",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        std::fs::copy(path, &copy).map_err(|e| StoreError::Unavailable {
+            path: path.to_path_buf(),
+            detail: format!("cannot copy it to check it: {e}"),
+        })?;
+        let opened = Self::open_file_as(&copy, path);
+        let _ = std::fs::remove_file(&copy);
+        Ok(Some(opened?.1.len()))
     }
 
     pub(super) fn is_open(&self) -> bool {
