@@ -290,9 +290,9 @@ pub(super) struct Settlement {
 /// Sorts `listed` by app. With `claims` (the table): the claim decides what
 /// is shown; an app without one is settled once all its credentials are
 /// older than `grace_ms` at `now_ms` (see [`Settle`]). Without (one
-/// replica): every credential is shown, and an app's extras are deleted
-/// once all are that old, keeping the first made key or the smallest client
-/// id (as a create without a table keeps). Hand-made keys, keys another
+/// replica): an app's first made key or smallest client id (as a create
+/// without a table keeps) is shown, and its others are deleted once all are
+/// that old. Hand-made keys, keys another
 /// deployment's table tags, and credentials whose owner today's rules
 /// refuse (an earlier version's identity may share a hash with another
 /// app's, see `AppKeys`) are shown as they are and never settled.
@@ -335,14 +335,18 @@ pub(super) fn settle(
             CredentialKind::ClientCredentials => group.sort_by(|a, b| a.id.cmp(&b.id)),
         }
         let Some(claims) = claims else {
-            if group.len() > 1 && group.iter().all(old) {
-                let mut group = group.into_iter();
-                let first = group.next().expect("a group has a member");
-                out.delete.extend(group.map(|c| (c, first.id.clone())));
-                out.shown.push(first);
-            } else {
-                out.shown.extend(group);
+            // The first is the app's; the others are shown to no one, and
+            // deleted once all are old.
+            let settled = group.iter().all(old);
+            let mut group = group.into_iter();
+            let first = group.next().expect("a group has a member");
+            for extra in group {
+                match settled {
+                    true => out.delete.push((extra, first.id.clone())),
+                    false => out.held.push(extra),
+                }
             }
+            out.shown.push(first);
             continue;
         };
         match claims.get(&key) {
@@ -611,7 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn without_a_table_every_credential_is_shown_and_old_extras_go() {
+    fn without_a_table_the_first_of_an_app_is_shown_and_old_extras_go() {
         let listed = || {
             vec![
                 key("kb", "aws:01", 1_000),
@@ -624,7 +628,8 @@ mod tests {
         };
         let none = MadeToClaim::default();
         let young = settle(listed(), None, &none, 9_000, GRACE);
-        assert_eq!(ids(&young.shown), ["c1", "c2", "k9", "ka", "kb"]);
+        assert_eq!(ids(&young.shown), ["c1", "k9", "ka"]);
+        assert_eq!(ids(&young.held), ["c2", "kb"]);
         assert!(young.delete.is_empty());
         let s = settle(listed(), None, &none, 9_000 + GRACE, GRACE);
         assert_eq!(ids(&s.shown), ["c1", "k9", "ka"]);

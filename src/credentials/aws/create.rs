@@ -120,8 +120,14 @@ impl Inner {
                 .create_claimed(table, kind, spec, &app, (existing, adoptable))
                 .await;
         }
-        if let Some(existing) = existing.into_iter().next() {
-            return Ok((self.found_key(existing, spec).await?, Created::Existing));
+        let mut existing = existing.into_iter();
+        if let Some(first) = existing.next() {
+            // One replica, this app's creates in turn: the others are the
+            // extras of an earlier create whose every answer was lost.
+            for extra in existing {
+                self.discard_key(&extra.id).await;
+            }
+            return Ok((self.found_key(first, spec).await?, Created::Existing));
         }
         let mine = self.keys.create(&self.aws, spec, None).await?;
         let after = match self.keys.list_owner(&self.aws, &spec.owner).await {
@@ -148,8 +154,13 @@ impl Inner {
             }
             _ => {
                 let credential = new_key(&mine, spec)?;
-                // Later keys for this app are extras to settle: never show them.
+                // The app had no key before this create: later ones are the
+                // extras a retried call whose answer was lost made. Deleted
+                // now (a refresh deletes what this leaves), never shown.
                 let extras: Vec<&str> = contenders.iter().skip(1).map(|c| c.id.as_str()).collect();
+                for extra in &extras {
+                    self.discard_key(extra).await;
+                }
                 let kept: Vec<KeyRecord> = after
                     .into_iter()
                     .filter(|r| !extras.contains(&r.id.as_str()))
@@ -481,7 +492,12 @@ impl Inner {
                 .create_claimed(table, kind, spec, &app, (existing, adoptable))
                 .await;
         }
-        if let Some(existing_id) = existing_ids.into_iter().next() {
+        let mut existing_ids = existing_ids.into_iter();
+        if let Some(existing_id) = existing_ids.next() {
+            // As for keys: an earlier create's lost answers' extras.
+            for extra in existing_ids {
+                self.discard_client(clients, &extra).await;
+            }
             if let Some(existing) = self.describe_with_companion(clients, &existing_id).await? {
                 self.owners
                     .apply(Change::Upsert(Box::new(existing.clone())));
@@ -489,13 +505,20 @@ impl Inner {
             }
         }
         let mut mine = clients.create(&self.aws, spec).await?;
-        let first = match self.clients_of_app(clients, &app).await {
-            Ok(ids) => ids.into_iter().next(),
+        let ids = match self.clients_of_app(clients, &app).await {
+            Ok(ids) => ids,
             Err(err) => {
                 self.discard(&mine).await;
                 return Err(err);
             }
         };
+        let first = ids.first().cloned();
+        if first.as_deref() == Some(mine.id.as_str()) {
+            // As for keys: the others are a lost answer's extras.
+            for extra in &ids[1..] {
+                self.discard_client(clients, extra).await;
+            }
+        }
         if let Some(first_id) = first.filter(|w| *w != mine.id) {
             self.discard(&mine).await;
             if let Some(first) = self.describe_with_companion(clients, &first_id).await? {
