@@ -58,8 +58,14 @@ impl Inner {
         records: &[KeyRecord],
     ) -> Result<()> {
         let listed = apigateway::credentials(records);
+        let now = u64::try_from((self.clock)()).unwrap_or_default();
+        let grace = self.settings.settle_after().as_millis() as u64;
         let shown = match &self.claims {
-            None => listed,
+            // An app's first key only, as a refresh shows.
+            None => {
+                let made_to_claim = made_to_claim(records, None);
+                super::claims::settle(listed, None, &made_to_claim, now, grace).shown
+            }
             Some(table) => {
                 let mut keys: Vec<String> = listed
                     .iter()
@@ -69,8 +75,6 @@ impl Inner {
                 keys.sort();
                 keys.dedup();
                 let claims = table.some(&self.aws, &keys).await?;
-                let now = u64::try_from((self.clock)()).unwrap_or_default();
-                let grace = self.settings.settle_after().as_millis() as u64;
                 let made_to_claim = made_to_claim(records, Some(table.table()));
                 let settled =
                     super::claims::settle(listed, Some(&claims), &made_to_claim, now, grace);
@@ -120,12 +124,18 @@ impl Inner {
                 .create_claimed(table, kind, spec, &app, (existing, adoptable))
                 .await;
         }
+        // Keys a deployment with a claim table made are its own: never
+        // taken, never deleted here.
+        let theirs = made_to_claim(&before, None).elsewhere;
+        existing.retain(|c| !theirs.contains(&c.id));
         let mut existing = existing.into_iter();
         if let Some(first) = existing.next() {
-            // One replica, this app's creates in turn: the others are the
-            // extras of an earlier create whose every answer was lost.
-            for extra in existing {
+            // One replica, this app's creates in turn: the others (made
+            // under the same identity) are the extras of an earlier create
+            // whose every answer was lost.
+            for extra in existing.filter(|c| c.app == first.app) {
                 self.discard_key(&extra.id).await;
+                self.owners.apply(Change::Remove(extra.id.clone()));
             }
             return Ok((self.found_key(first, spec).await?, Created::Existing));
         }
@@ -139,7 +149,9 @@ impl Inner {
                 return Err(err);
             }
         };
-        let contenders = same_app(&after);
+        let theirs = made_to_claim(&after, None).elsewhere;
+        let mut contenders = same_app(&after);
+        contenders.retain(|c| !theirs.contains(&c.id));
         match contenders.first() {
             Some(first) if first.id != mine.id => {
                 // A key of the app was made first (a lost answer's, when the
@@ -157,7 +169,12 @@ impl Inner {
                 // The app had no key before this create: later ones are the
                 // extras a retried call whose answer was lost made. Deleted
                 // now (a refresh deletes what this leaves), never shown.
-                let extras: Vec<&str> = contenders.iter().skip(1).map(|c| c.id.as_str()).collect();
+                let extras: Vec<&str> = contenders
+                    .iter()
+                    .skip(1)
+                    .filter(|c| c.app == credential.app)
+                    .map(|c| c.id.as_str())
+                    .collect();
                 for extra in &extras {
                     self.discard_key(extra).await;
                 }
@@ -204,7 +221,14 @@ impl Inner {
                             .failure()
                             .is_some_and(|(_, kind)| kind == FailureKind::AwsNotFound) =>
                     {
-                        continue
+                        match self.claimed(table, kind, app, &existing).await? {
+                            Some(holder) => {
+                                let holder = self.as_found(holder, spec).await?;
+                                return Ok((holder, Created::Existing));
+                            }
+                            // A missing plan or pool, not a racing winner.
+                            None => return Err(err),
+                        }
                     }
                     Err(err) => return Err(err),
                 },
@@ -374,6 +398,13 @@ impl Inner {
         gone.is_ok()
     }
 
+    /// Deletes app client `id` and its companion key, if it is there.
+    async fn discard_client_with_companion(&self, clients: &AppClients, id: &str) {
+        if let Ok(Some(client)) = self.describe_with_companion(clients, id).await {
+            self.discard(&client).await;
+        }
+    }
+
     /// Deletes every companion key of client `id` among `records` but
     /// `keep` (the extra a retried create whose answer was lost made).
     async fn discard_companions(&self, records: &[KeyRecord], client_id: &str, keep: Option<&str>) {
@@ -476,7 +507,12 @@ impl Inner {
         if let Some(table) = &self.claims {
             let mut existing = Vec::new();
             if let Some(first) = existing_ids.first() {
-                existing.extend(self.describe_with_companion(clients, first).await?);
+                // One a failed create left for a refresh to delete is
+                // never adopted.
+                let to_do = [super::claims::cleanup_key(first)];
+                if table.some(&self.aws, &to_do).await?.is_empty() {
+                    existing.extend(self.describe_with_companion(clients, first).await?);
+                }
             }
             // A client younger than a create can take may be another
             // replica's, still being made (its companion key to come).
@@ -496,7 +532,7 @@ impl Inner {
         if let Some(existing_id) = existing_ids.next() {
             // As for keys: an earlier create's lost answers' extras.
             for extra in existing_ids {
-                self.discard_client(clients, &extra).await;
+                self.discard_client_with_companion(clients, &extra).await;
             }
             if let Some(existing) = self.describe_with_companion(clients, &existing_id).await? {
                 self.owners
@@ -516,7 +552,7 @@ impl Inner {
         if first.as_deref() == Some(mine.id.as_str()) {
             // As for keys: the others are a lost answer's extras.
             for extra in &ids[1..] {
-                self.discard_client(clients, extra).await;
+                self.discard_client_with_companion(clients, extra).await;
             }
         }
         if let Some(first_id) = first.filter(|w| *w != mine.id) {
