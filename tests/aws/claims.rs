@@ -399,3 +399,49 @@ async fn a_revoke_releases_the_claim_and_a_failed_release_is_healed_by_the_next_
     assert_eq!(env.claims().await.get(&key_b), Some(&new_id));
     server.stop().await;
 }
+
+/// Without a claim table keyhook says, at start and in `keyhook check`,
+/// that one credential per app holds with one replica only; with one,
+/// `check` proves the table's four calls.
+#[tokio::test]
+async fn without_a_claim_table_keyhook_says_several_replicas_need_one() {
+    let emu = Emulator::new(1).await;
+    let mut env = aws_env(&emu.endpoint);
+    env.extend(portals_env());
+    env.push(("RUST_LOG", "info".into()));
+    let server = Process::spawn(&env);
+    let warning = server.wait_for_log(
+        "no claim table (KEYHOOK_CLAIM_TABLE): one credential per app holds with one replica \
+         only; run several replicas only with a claim table",
+    );
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    drop(server);
+
+    let check = |extra: Option<(&'static str, String)>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyhook"));
+        command.arg("check").env_clear();
+        for (name, value) in env.iter().chain(extra.iter()) {
+            command.env(name, value);
+        }
+        let out = command.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = check(None);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("no claim table (KEYHOOK_CLAIM_TABLE): exact with one replica only"),
+        "{text}"
+    );
+    let table = emu.seed.claim_table.clone();
+    let (ok, text) = check(Some(("KEYHOOK_CLAIM_TABLE", table.clone())));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("claim table {table} can be read and written")),
+        "{text}"
+    );
+    let (ok, text) = check(Some(("KEYHOOK_CLAIM_TABLE", "no-such-table".into())));
+    assert!(!ok, "a missing table passes `check`: {text}");
+    assert!(text.contains("no-such-table"), "{text}");
+}

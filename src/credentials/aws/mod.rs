@@ -13,12 +13,16 @@
 //! once, and on other replicas at their next refresh; an index no refresh
 //! has confirmed for three intervals answers no login (`freshness.rs`).
 //!
-//! **Creates are idempotent and race-safe**: see `create.rs`.
+//! **Creates are idempotent and race-safe**: see `create.rs` and
+//! `claims.rs`.
 //!
 //! Where each concern lives:
 //! - this file: the provider, its state, and the [`CredentialProvider`] trait;
 //! - `call.rs`: SDK clients, the metered call wrapper, AWS error sorting;
-//! - `sync.rs`: the owner index, its refresh, journal and duplicate settling;
+//! - `sync.rs`: the owner index, its refresh, journal, and the settling of
+//!   what no app keeps;
+//! - `claims.rs`: the claim table (one credential per app across replicas)
+//!   and the settling decision;
 //! - `freshness.rs`: how far the index is trusted, and the AWS confirmation
 //!   of what it cannot vouch for;
 //! - `create.rs`: race-safe creates and companion API keys;
