@@ -58,8 +58,7 @@ impl Inner {
         records: &[KeyRecord],
     ) -> Result<()> {
         let listed = apigateway::credentials(records);
-        let now = u64::try_from((self.clock)()).unwrap_or_default();
-        let grace = self.settings.settle_after().as_millis() as u64;
+        let (now, grace) = self.settle_window();
         let shown = match &self.claims {
             // An app's first key only, as a refresh shows.
             None => {
@@ -516,8 +515,7 @@ impl Inner {
             }
             // A client younger than a create can take may be another
             // replica's, still being made (its companion key to come).
-            let now = u64::try_from((self.clock)()).unwrap_or_default();
-            let grace = self.settings.settle_after().as_millis() as u64;
+            let (now, grace) = self.settle_window();
             let adoptable = existing
                 .iter()
                 .filter(|c| c.created_at_ms.saturating_add(grace) <= now)

@@ -175,6 +175,13 @@ impl Inner {
         self.look_up(target.kind(), id).await
     }
 
+    /// Now (wall clock, Unix ms) and how old a credential no claim holds
+    /// must be before it is settled (`AwsSettings::settle_after`), in ms.
+    fn settle_window(&self) -> (u64, u64) {
+        let now = u64::try_from((self.clock)()).unwrap_or_default();
+        (now, self.settings.settle_after().as_millis() as u64)
+    }
+
     fn clients(&self) -> Result<&AppClients> {
         self.clients.as_ref().ok_or_else(|| {
             CredentialError::Invalid(

@@ -285,8 +285,7 @@ impl Inner {
                 .credentials
                 .retain(|c| !to_clean.contains(&c.id) || claimed.contains(&c.id));
         }
-        let now = u64::try_from((self.clock)()).unwrap_or_default();
-        let grace = self.settings.settle_after().as_millis() as u64;
+        let (now, grace) = self.settle_window();
         let settled = claims::settle(
             listing.credentials,
             claims.as_ref(),
@@ -426,8 +425,7 @@ impl Inner {
                 }
             }
         }
-        let now = u64::try_from((self.clock)()).unwrap_or_default();
-        let grace = self.settings.settle_after().as_millis() as u64;
+        let (now, grace) = self.settle_window();
         let table = self.claims.as_ref().map(|table| table.table());
         let stray_companions = match self.clients {
             Some(_) => stray_companions(&records, &client_ids, table, now, grace),
