@@ -69,6 +69,7 @@ fn spec(owner: &str, slug: &str, label: &str, kind: CredentialKind) -> Credentia
         origin: Origin::Sensedia,
         api_ids: vec!["5aba4csvd4".into()],
         usage_plans: vec!["1el57v".into()],
+        expires_at_ms: None,
     }
 }
 

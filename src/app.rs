@@ -22,7 +22,7 @@ use crate::clock::{self, Clock};
 use crate::config::{BackendKind, Config};
 use crate::credentials::aws::{load_sdk_config, AwsProvider};
 use crate::credentials::local::{LocalStore, StoreError};
-use crate::credentials::{CredentialError, CredentialProvider};
+use crate::credentials::{lifecycle, CredentialError, CredentialProvider};
 use crate::error::{self, ApiError};
 use crate::readme::{self, ReadmeDoor};
 use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
@@ -211,6 +211,13 @@ impl Application {
         metrics::handle();
         let provider = provider(config, deps.aws, Arc::clone(&deps.clock)).await?;
         let backend = provider.name();
+        // Every backend, every refresh interval (README, "Credential
+        // lifecycle").
+        tokio::spawn(lifecycle::sweep_loop(
+            Arc::downgrade(&provider),
+            Duration::from_secs(config.aws.index_refresh_secs),
+            Arc::clone(&deps.clock),
+        ));
         let writes = Writes::default();
         let router = router(config, provider, deps.clock, writes.clone());
         let listener = bind(config.listen).await?;

@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::credentials::{CredentialKind, Origin};
+use crate::credentials::CredentialKind;
 use crate::readme::signature::SignatureError;
 
 const LATENCY: &str = "keyhook_http_request_duration_seconds";
@@ -74,8 +74,8 @@ fn register_fixed_series() {
     }
     for action in crate::telemetry::audit::COUNTED {
         for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
-            for origin in [Origin::Readme, Origin::Sensedia] {
-                credential_change_by(action, kind.as_str(), origin.as_str(), 0);
+            for origin in crate::telemetry::audit::ACTORS {
+                credential_change_by(action, kind.as_str(), origin, 0);
             }
         }
     }

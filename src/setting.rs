@@ -66,7 +66,9 @@ impl Setting {
     pub fn read(&self, raw: &str) -> Result<Value, String> {
         let unset = self.default.is_none() && raw.trim().is_empty();
         Ok(match self.read {
-            Read::Text | Read::Path if unset => Value::Empty(Tag::Default, Empty::None),
+            Read::Text | Read::Path | Read::Unsigned if unset => {
+                Value::Empty(Tag::Default, Empty::None)
+            }
             Read::Text => Value::from(raw.trim()),
             Read::Path | Read::List | Read::Lines => Value::from(raw),
             Read::Bool => Value::from(parse_bool(raw)?),

@@ -90,6 +90,14 @@ pub mod audit {
     /// changed nothing); `metrics` registers each at 0 from this list.
     pub(crate) const COUNTED: [&str; 3] = ["created", "updated", "revoked"];
 
+    /// Who changes credentials, as the metric's `origin` label says it.
+    pub(crate) const ACTORS: [&str; 5] = ["readme", "sensedia", "admin", "sweeper", "audit"];
+
+    fn actor_kind(actor: &str) -> &'static str {
+        let kind = actor.split(':').next().unwrap_or(actor);
+        ACTORS.into_iter().find(|k| *k == kind).unwrap_or("admin")
+    }
+
     pub fn created(origin: Origin, credential: &Credential, created: Created) {
         match created {
             Created::New => event("created", origin, credential),
@@ -104,13 +112,24 @@ pub mod audit {
     }
 
     fn event(action: &'static str, origin: Origin, credential: &Credential) {
+        by(origin.as_str(), action, credential);
+    }
+
+    /// A change `actor` made: a portal (`readme`, `sensedia`), an operator
+    /// (`admin:<token fingerprint>`), `sweeper` or `audit-fix`. The metric's
+    /// `origin` label is the actor's kind, never a fingerprint.
+    pub fn by(actor: &str, action: &'static str, credential: &Credential) {
         if COUNTED.contains(&action) {
-            crate::metrics::credential_change(action, credential.kind().as_str(), origin.as_str());
+            crate::metrics::credential_change(
+                action,
+                credential.kind().as_str(),
+                actor_kind(actor),
+            );
         }
         tracing::info!(
             target: TARGET,
             action,
-            requested_by = origin.as_str(),
+            requested_by = actor,
             owner = %credential.owner,
             app = %credential.app,
             kind = %credential.kind(),

@@ -1,5 +1,7 @@
 //! The in-memory owner index both backends serve logins from: credentials by
 //! id, by owner (the ReadMe login's lookup) and by app (idempotent creates).
+//! An app may hold a rotation's successor and its predecessor in grace: the
+//! app's credential is then the successor (what a create answers).
 
 use std::collections::HashMap;
 
@@ -10,7 +12,9 @@ use super::{AppId, Credential, CredentialKind, CredentialRef, Email};
 pub(crate) struct Index {
     by_id: HashMap<String, Credential>,
     by_owner: HashMap<Email, Vec<String>>,
-    by_app: HashMap<(AppId, CredentialKind), String>,
+    /// In insertion order: among several the app's credential is the last
+    /// one no other of them replaces.
+    by_app: HashMap<(AppId, CredentialKind), Vec<String>>,
 }
 
 impl Index {
@@ -19,10 +23,12 @@ impl Index {
             .entry(credential.owner.clone())
             .or_default()
             .push(credential.id.clone());
-        self.by_app.insert(
-            (credential.app.clone(), credential.kind()),
-            credential.id.clone(),
-        );
+        let ids = self
+            .by_app
+            .entry((credential.app.clone(), credential.kind()))
+            .or_default();
+        ids.retain(|id| id != &credential.id);
+        ids.push(credential.id.clone());
         self.by_id.insert(credential.id.clone(), credential);
     }
 
@@ -34,8 +40,13 @@ impl Index {
                 self.by_owner.remove(&credential.owner);
             }
         }
-        self.by_app
-            .remove(&(credential.app.clone(), credential.kind()));
+        let app = (credential.app.clone(), credential.kind());
+        if let Some(ids) = self.by_app.get_mut(&app) {
+            ids.retain(|other| other != id);
+            if ids.is_empty() {
+                self.by_app.remove(&app);
+            }
+        }
         Some(credential)
     }
 
@@ -75,11 +86,49 @@ impl Index {
     pub(crate) fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
         match target {
             CredentialRef::Id(id, ..) => self.by_id.get(id),
-            CredentialRef::App(app, kind) => self
-                .by_app
-                .get(&(app.clone(), *kind))
-                .and_then(|id| self.by_id.get(id)),
+            CredentialRef::App(app, kind) => {
+                let ids = self.by_app.get(&(app.clone(), *kind))?;
+                let replaced = |id: &String| {
+                    ids.iter().any(|other| {
+                        self.by_id.get(other).and_then(|c| c.replaces.as_ref()) == Some(id)
+                    })
+                };
+                ids.iter()
+                    .rev()
+                    .find(|id| !replaced(id))
+                    .and_then(|id| self.by_id.get(id))
+            }
         }
+    }
+
+    /// Every credential of `app` of this kind: its credential and, after a
+    /// rotation, the predecessor in grace (or duplicates), oldest first.
+    #[allow(dead_code)] // used by the backends lifecycle work, landing next
+    pub(crate) fn of_app(&self, app: &AppId, kind: CredentialKind) -> Vec<Credential> {
+        let mut found: Vec<Credential> = self
+            .by_app
+            .get(&(app.clone(), kind))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id).cloned())
+            .collect();
+        found.sort_by(|a, b| {
+            a.created_at_ms
+                .cmp(&b.created_at_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        found
+    }
+
+    /// The credential that replaces `id`, if one is held.
+    #[allow(dead_code)]
+    pub(crate) fn successor_of(&self, id: &str) -> Option<&Credential> {
+        let held = self.by_id.get(id)?;
+        self.by_app
+            .get(&(held.app.clone(), held.kind()))?
+            .iter()
+            .filter_map(|other| self.by_id.get(other))
+            .find(|c| c.replaces.as_deref() == Some(id))
     }
 }
 
@@ -94,14 +143,14 @@ impl FromIterator<Credential> for Index {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
     use crate::credentials::{Origin, Secret};
     use crate::secret::Redacted;
 
-    fn key(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {
+    pub(crate) fn key(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {
         Credential {
             id: id.into(),
             owner: Email::parse(owner).unwrap(),
@@ -115,6 +164,8 @@ mod tests {
             api_ids: Vec::new(),
             custom: BTreeMap::new(),
             created_at_ms,
+            expires_at_ms: None,
+            replaces: None,
         }
     }
 
@@ -152,5 +203,31 @@ mod tests {
         let by_app = CredentialRef::App(AppId::from_stored("app-a"), CredentialKind::ApiKey);
         assert!(index.resolve(&by_app).is_none());
         assert!(index.by_owner.is_empty() && index.by_app.is_empty());
+    }
+
+    #[test]
+    fn an_apps_credential_is_its_successor_whatever_the_order() {
+        let mut new = key("new", "jo@corp.com", "app-a", 2);
+        new.replaces = Some("old".into());
+        let old = key("old", "jo@corp.com", "app-a", 1);
+        let app = AppId::from_stored("app-a");
+        let by_app = CredentialRef::App(app.clone(), CredentialKind::ApiKey);
+        for order in [[new.clone(), old.clone()], [old.clone(), new.clone()]] {
+            let mut index: Index = order.into_iter().collect();
+            assert_eq!(index.resolve(&by_app).map(|c| c.id.as_str()), Some("new"));
+            assert_eq!(
+                index.successor_of("old").map(|c| c.id.as_str()),
+                Some("new")
+            );
+            assert!(index.successor_of("new").is_none());
+            let ids: Vec<String> = index
+                .of_app(&app, CredentialKind::ApiKey)
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            assert_eq!(ids, ["old", "new"]);
+            index.remove("new");
+            assert_eq!(index.resolve(&by_app).map(|c| c.id.as_str()), Some("old"));
+        }
     }
 }

@@ -15,6 +15,7 @@ mod email;
 mod error;
 mod generate;
 mod index;
+pub mod lifecycle;
 pub mod local;
 mod reference;
 
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use app::AppId;
 pub use email::{Email, InvalidEmail};
 pub use error::{CredentialError, FailureKind, Result};
+pub use lifecycle::{Finding, FindingKind, Listed, Repair, Rotation};
 pub use reference::{Claim, CredentialRef};
 
 use crate::secret::Redacted;
@@ -92,6 +94,9 @@ pub struct CredentialSpec {
     pub api_ids: Vec<String>,
     /// Usage plans the credential must be attached to (API keys).
     pub usage_plans: Vec<String>,
+    /// The end date a new credential is made with (a provisioned key's
+    /// lifetime); an existing one keeps its own.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// The secret half of a credential. Values are wrapped so that a `{:?}` of a
@@ -127,9 +132,23 @@ pub struct Credential {
     /// companion API key...). Never logged: it may carry secrets.
     pub custom: BTreeMap<String, Redacted<String>>,
     pub created_at_ms: u64,
+    /// When it stops working (Unix ms): set by a rotation (its grace), by an
+    /// operator, or by a provisioned key's lifetime. From that millisecond
+    /// on no login shows it, and the sweeper revokes it.
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+    /// The credential this one succeeds (a rotation): that one is in its
+    /// grace period, not a duplicate, while both exist.
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 impl Credential {
+    /// Whether its end date has come at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|end| now_ms >= end)
+    }
+
     pub fn kind(&self) -> CredentialKind {
         match self.secret {
             Secret::ApiKey { .. } => CredentialKind::ApiKey,
@@ -229,4 +248,65 @@ pub trait CredentialProvider: Send + Sync + 'static {
 
     /// Whether the backend can serve requests now.
     async fn health(&self) -> Result<()>;
+
+    // The credential lifecycle (`lifecycle.rs`, the admin listener).
+
+    /// Whether `credential` is of the app a request naming `requested`
+    /// means, as this backend stores app identities (AWS hashes them).
+    fn is_app(&self, requested: &AppId, credential: &Credential) -> bool {
+        credential.app == *requested
+    }
+
+    /// Every credential the backend holds, oldest first: predecessors in
+    /// their grace period, hand-made keys and (AWS, `KEYHOOK_REVOKE=disable`)
+    /// disabled keys included. The admin listing; never a login's answer.
+    async fn list(&self) -> Result<Vec<Listed>> {
+        Err(lifecycle::unsupported(self.name(), "listing credentials"))
+    }
+
+    /// Issues a successor to credential `id`: same owner, app, label,
+    /// plans or scopes, attached before it is returned; the predecessor
+    /// stops working at `until_ms` (its grace). A credential that already
+    /// has a successor is `Invalid` (409) naming it; a hand-made one too.
+    /// A failure half-way leaves the predecessor as it was, no successor.
+    async fn rotate(&self, id: &str, until_ms: u64) -> Result<Rotation> {
+        let _ = (id, until_ms);
+        Err(lifecycle::unsupported(self.name(), "rotation"))
+    }
+
+    /// Sets (or, `None`, clears) credential `id`'s end date.
+    async fn set_expiry(&self, id: &str, expires_at_ms: Option<u64>) -> Result<Credential> {
+        let _ = (id, expires_at_ms);
+        Err(lifecycle::unsupported(self.name(), "end dates"))
+    }
+
+    /// Revokes credential `id` for an operator: any credential the backend
+    /// holds, hand-made ones included. `Revoked::NotFound` when another
+    /// replica revoked it first.
+    async fn revoke_by_id(&self, id: &str) -> Result<Revoked> {
+        let _ = id;
+        Err(lifecycle::unsupported(self.name(), "revoking by id"))
+    }
+
+    /// Revokes every credential whose end date has come at `now_ms`. Several
+    /// replicas may sweep at once: each credential is revoked, and reported
+    /// in the returned list, by exactly one of them; losing that race is
+    /// not an error.
+    async fn sweep(&self, now_ms: u64) -> Result<Vec<Credential>> {
+        let _ = now_ms;
+        Ok(Vec::new())
+    }
+
+    /// What is wrong in what the backend holds (`keyhook audit`).
+    async fn audit(&self, now_ms: u64) -> Result<Vec<Finding>> {
+        let _ = now_ms;
+        Err(lifecycle::unsupported(self.name(), "the audit"))
+    }
+
+    /// Repairs what of `findings` is safe to repair (`keyhook audit --fix`),
+    /// each repair an audit event.
+    async fn repair(&self, findings: &[Finding]) -> Result<Vec<Repair>> {
+        let _ = findings;
+        Err(lifecycle::unsupported(self.name(), "audit repairs"))
+    }
 }

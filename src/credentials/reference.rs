@@ -105,6 +105,8 @@ mod tests {
             api_ids: Vec::new(),
             custom: BTreeMap::new(),
             created_at_ms: 0,
+            expires_at_ms: None,
+            replaces: None,
         }
     }
 

@@ -20,18 +20,35 @@ pub fn build(email: &str, credentials: &[Credential], extra: &Map<String, Value>
     Value::Object(answer)
 }
 
+/// A credential's label as a reader sees it: with its end date, when it
+/// has one (a rotation's predecessor in grace, a key with a lifetime).
+fn label(credential: &Credential) -> String {
+    match credential.expires_at_ms {
+        Some(end) => format!(
+            "{} (until {} UTC)",
+            credential.label,
+            crate::clock::rfc3339(end)
+                .trim_end_matches('Z')
+                .replacen('T', " ", 1)
+        ),
+        None => credential.label.clone(),
+    }
+}
+
 fn keys(credentials: &[Credential]) -> Vec<Value> {
+    let labels: Vec<String> = credentials.iter().map(label).collect();
     let mut label_count: HashMap<&str, usize> = HashMap::new();
-    for credential in credentials {
-        *label_count.entry(credential.label.as_str()).or_default() += 1;
+    for label in &labels {
+        *label_count.entry(label.as_str()).or_default() += 1;
     }
     credentials
         .iter()
-        .map(|credential| {
-            let label = if label_count[credential.label.as_str()] > 1 {
-                format!("{} ({})", credential.label, credential.id)
+        .zip(&labels)
+        .map(|(credential, label)| {
+            let label = if label_count[label.as_str()] > 1 {
+                format!("{label} ({})", credential.id)
             } else {
-                credential.label.clone()
+                label.clone()
             };
             match &credential.secret {
                 Secret::ApiKey { value } => json!({ "name": label, "apiKey": value.expose() }),
@@ -71,6 +88,8 @@ mod tests {
             api_ids: vec![],
             custom: BTreeMap::new(),
             created_at_ms: 0,
+            expires_at_ms: None,
+            replaces: None,
         }
     }
 
@@ -117,6 +136,29 @@ mod tests {
                     {"name": "Reports", "user": "client1", "pass": "s1"},
                 ]
             })
+        );
+    }
+
+    #[test]
+    fn a_credential_with_an_end_date_says_when_it_stops_working() {
+        let key = |id: &str, value: &str| {
+            credential(
+                id,
+                "Billing",
+                Secret::ApiKey {
+                    value: Redacted::new(value.into()),
+                },
+            )
+        };
+        let mut old = key("k1", "v1");
+        old.expires_at_ms = Some(1_765_274_400_000);
+        let answer = build("dev@corp.com", &[key("k2", "v2"), old], &Map::new());
+        assert_eq!(
+            answer["keys"],
+            json!([
+                {"name": "Billing", "apiKey": "v2"},
+                {"name": "Billing (until 2025-12-09 10:00:00 UTC)", "apiKey": "v1"},
+            ])
         );
     }
 }

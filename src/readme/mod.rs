@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::credentials::{
-    AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
+    lifecycle, AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
 };
 use crate::error::ApiError;
 use crate::extract;
@@ -37,6 +37,8 @@ struct LoginRequest {
 pub struct ReadmeDoor {
     verifier: Option<Verifier>,
     provision: bool,
+    /// A provisioned key's lifetime, if it has one.
+    provision_ttl_ms: Option<u64>,
     usage_plan_id: Option<String>,
     extra_fields: serde_json::Map<String, Value>,
     provider: Arc<dyn CredentialProvider>,
@@ -57,6 +59,7 @@ impl ReadmeDoor {
             verifier: (!config.secret.is_empty())
                 .then(|| Verifier::new(config.secret.clone(), config.tolerance_secs)),
             provision: config.provision,
+            provision_ttl_ms: config.provision_ttl_secs.map(|s| s.saturating_mul(1000)),
             usage_plan_id: config.usage_plan_id.clone(),
             extra_fields: config.response.clone(),
             provider,
@@ -68,7 +71,9 @@ impl ReadmeDoor {
     /// Answers a verified login with the reader's credentials.
     pub async fn login(&self, login: SignedLogin) -> Result<Value, ApiError> {
         let SignedLogin { email, as_sent } = login;
-        let mut credentials = self.provider.find_by_owner(&email).await?;
+        let now = u64::try_from((self.clock)()).unwrap_or_default();
+        let found = self.provider.find_by_owner(&email).await?;
+        let mut credentials = lifecycle::shown_at(found, now);
         if credentials.is_empty() {
             if !self.provision {
                 return Err(ApiError::NotFound(
@@ -83,6 +88,7 @@ impl ReadmeDoor {
                 origin: Origin::Readme,
                 api_ids: Vec::new(),
                 usage_plans: self.usage_plan_id.iter().cloned().collect(),
+                expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
             };
             let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
             credentials.push(credential);

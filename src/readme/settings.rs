@@ -14,6 +14,8 @@ pub struct ReadmeSettings {
     #[serde(default, deserialize_with = "setting::secret_lines")]
     pub secret: Vec<Redacted<String>>,
     pub provision: bool,
+    /// The lifetime of a key provisioned at a first login; `None`: none.
+    pub provision_ttl_secs: Option<u64>,
     pub tolerance_secs: u64,
     /// Usage plan attached to keys provisioned for first-time readers.
     pub usage_plan_id: Option<String>,
@@ -29,6 +31,9 @@ pub const MIN_SECRET_CHARS: usize = 8;
 /// The widest signature age accepted: a day. Beyond it a captured login
 /// stays replayable for too long (and the arithmetic on it could overflow).
 pub const MAX_TOLERANCE_SECS: u64 = 86_400;
+
+/// The longest lifetime a provisioned key may be given: ten years.
+pub const MAX_PROVISION_TTL_SECS: u64 = 10 * 366 * 86_400;
 
 /// Reserved keys of the ReadMe answer that `readme.response` may not set.
 const RESERVED_RESPONSE_FIELDS: [&str; 3] = ["email", "name", "keys"];
@@ -50,6 +55,14 @@ impl ReadmeSettings {
             default: Some("false"),
             secret: false,
             doc: "create an API key for a first-time reader",
+        },
+        Setting {
+            key: "readme.provision_ttl_secs",
+            var: "KEYHOOK_README_PROVISION_TTL_SECS",
+            read: Read::Unsigned,
+            default: None,
+            secret: false,
+            doc: "lifetime of a key provisioned at a first login, seconds (60 to 10 years); the sweeper revokes it then, and the reader's next login provisions a fresh one. Unset: no end date",
         },
         Setting {
             key: "readme.tolerance_secs",
@@ -85,6 +98,13 @@ impl ReadmeSettings {
                 self.secret.len()
             )));
         }
+        if let Some(ttl) = self.provision_ttl_secs {
+            if !(60..=MAX_PROVISION_TTL_SECS).contains(&ttl) {
+                return Err(Invalid(format!(
+                    "readme.provision_ttl_secs (KEYHOOK_README_PROVISION_TTL_SECS) must be between 60 and {MAX_PROVISION_TTL_SECS} seconds, got {ttl}"
+                )));
+            }
+        }
         if self.usage_plan_id.as_deref() == Some("") {
             return Err(Invalid(
                 "readme.usage_plan_id (KEYHOOK_USAGE_PLAN_ID) is empty".into(),
@@ -109,7 +129,11 @@ impl ReadmeSettings {
             "POST /readme/webhook with {} secret(s), tolerance {} s, provisioning {}{}",
             self.secret.len(),
             self.tolerance_secs,
-            if self.provision { "on" } else { "off" },
+            match (self.provision, self.provision_ttl_secs) {
+                (false, _) => "off".to_string(),
+                (true, None) => "on".to_string(),
+                (true, Some(ttl)) => format!("on (keys live {ttl} s)"),
+            },
             match &self.usage_plan_id {
                 Some(plan) => format!(" (usage plan {plan})"),
                 None => String::new(),

@@ -194,6 +194,7 @@ impl App {
             origin: Origin::Sensedia,
             api_ids: self.api_ids,
             usage_plans: self.plans,
+            expires_at_ms: None,
         }
     }
 }
@@ -466,6 +467,8 @@ mod tests {
             api_ids: vec![],
             custom,
             created_at_ms: 0,
+            expires_at_ms: None,
+            replaces: None,
         };
         assert_eq!(
             serde_json::to_value(CreateCredentialsResponse::from(&credential)).unwrap(),

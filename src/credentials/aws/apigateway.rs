@@ -124,6 +124,8 @@ impl KeyRecord {
             api_ids: Vec::new(),
             custom: BTreeMap::new(),
             created_at_ms: self.created_ms,
+            expires_at_ms: None,
+            replaces: None,
         })
     }
 }

@@ -167,6 +167,8 @@ impl AppClients {
             api_ids: Vec::new(),
             custom,
             created_at_ms: epoch_ms(client.creation_date()),
+            expires_at_ms: None,
+            replaces: None,
         })
     }
 

@@ -247,6 +247,10 @@ impl CredentialProvider for AwsProvider {
         "aws"
     }
 
+    fn is_app(&self, requested: &AppId, credential: &Credential) -> bool {
+        same_app(requested, credential)
+    }
+
     async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
         let inner = &self.inner;
         if let Some(why) = inner.staleness() {

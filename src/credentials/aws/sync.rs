@@ -526,6 +526,8 @@ pub(super) mod tests {
             api_ids: Vec::new(),
             custom: BTreeMap::new(),
             created_at_ms,
+            expires_at_ms: None,
+            replaces: None,
         }
     }
 

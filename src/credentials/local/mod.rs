@@ -207,6 +207,8 @@ impl LocalStore {
             api_ids: spec.api_ids.clone(),
             custom: BTreeMap::new(),
             created_at_ms: u64::try_from((self.clock)()).unwrap_or_default(),
+            expires_at_ms: None,
+            replaces: None,
         }
     }
 }
@@ -311,6 +313,7 @@ mod tests {
             origin: super::super::Origin::Sensedia,
             api_ids: vec!["a1b2c3d4e5".into()],
             usage_plans: vec!["plan01".into()],
+            expires_at_ms: None,
         }
     }
 
@@ -375,6 +378,7 @@ mod tests {
             origin: super::super::Origin::Sensedia,
             api_ids: Vec::new(),
             usage_plans: Vec::new(),
+            expires_at_ms: None,
         };
         for reopened in [false, true] {
             let store = LocalStore::open(dir.path(), crate::clock::fixed(0)).unwrap();

@@ -22,6 +22,12 @@ struct StoredCredential<'a> {
     api_ids: &'a [String],
     custom: BTreeMap<&'a str, &'a str>,
     created_at_ms: u64,
+    /// Absent unless set, so a row without them is written as the
+    /// previous version wrote it (and reads back in it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaces: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +70,8 @@ impl<'a> From<&'a Credential> for StoredCredential<'a> {
                 .map(|(k, v)| (k.as_str(), v.expose().as_str()))
                 .collect(),
             created_at_ms: credential.created_at_ms,
+            expires_at_ms: credential.expires_at_ms,
+            replaces: credential.replaces.as_deref(),
         }
     }
 }
