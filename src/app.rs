@@ -27,7 +27,7 @@ use crate::error::{self, ApiError};
 use crate::readme::{self, ReadmeDoor};
 use crate::sensedia::{self, auth::BasicAuth, SensediaDoor};
 use crate::writes::Writes;
-use crate::{extract, health, metrics};
+use crate::{admin, extract, health, metrics};
 
 mod serve;
 use serve::Stage;
@@ -80,8 +80,7 @@ pub async fn provider(
 }
 
 /// The HTTP application: both front doors, health, and the cross-cutting
-/// layers (request ids, one log line per request, error logging, panics as
-/// JSON 500s, the body limit).
+/// layers of every listener ([`layered`]).
 /// Both doors run their writes in `writes`.
 pub fn router(
     config: &Config,
@@ -102,14 +101,36 @@ pub fn router(
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 
-    // `/metrics` is never here: this listener faces the portals.
+    // `/metrics` and `/admin` are never here: this listener faces the
+    // portals.
     let router = Router::new()
         .merge(readme::router(readme))
         .merge(sensedia::router(sensedia, auth))
         .merge(health::router(provider))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    extract::limit_bodies(router, config.body_limit)
+    layered(router, config.body_limit)
+}
+
+/// The admin API (`crate::admin`) with the same layers as the portals'
+/// router, for its own listener.
+pub fn admin_router(
+    config: &Config,
+    provider: Arc<dyn CredentialProvider>,
+    clock: Clock,
+    writes: Writes,
+) -> Router {
+    layered(
+        admin::router(&config.admin, provider, clock, writes),
+        config.body_limit,
+    )
+}
+
+/// What every listener serving requests has around its routes: the body
+/// limit, request metrics, request ids, one log line per request, error
+/// logging, panics as JSON 500s.
+fn layered(router: Router, body_limit: usize) -> Router {
+    extract::limit_bodies(router, body_limit)
         .layer(middleware::from_fn(metrics::track))
         .layer(
             ServiceBuilder::new()
@@ -177,6 +198,8 @@ pub struct Application {
     router: Router,
     /// `/metrics` on its own listener, when configured (else not served).
     metrics: Option<tokio::net::TcpListener>,
+    /// The admin API on its own listener, when configured (else not served).
+    admin: Option<(tokio::net::TcpListener, Router)>,
     /// Serve HTTPS on the main listener.
     tls: Option<RustlsConfig>,
     timeouts: Timeouts,
@@ -219,6 +242,18 @@ impl Application {
             Arc::clone(&deps.clock),
         ));
         let writes = Writes::default();
+        let admin = match config.admin.listen {
+            Some(addr) => Some((
+                bind(addr).await?,
+                admin_router(
+                    config,
+                    Arc::clone(&provider),
+                    Arc::clone(&deps.clock),
+                    writes.clone(),
+                ),
+            )),
+            None => None,
+        };
         let router = router(config, provider, deps.clock, writes.clone());
         let listener = bind(config.listen).await?;
         let metrics = match config.metrics_listen {
@@ -237,6 +272,7 @@ impl Application {
             listener,
             router,
             metrics,
+            admin,
             tls,
             timeouts: timeouts(config),
             backend,
@@ -247,6 +283,11 @@ impl Application {
     /// Where `/metrics` is served when it has a listener of its own.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the admin API is served, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -291,6 +332,17 @@ impl Application {
                 watch.clone(),
             ))
         });
+        // Same timeouts, shutdown and TLS as the main listener.
+        let admin = self.admin.map(|(listener, router)| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "admin listening");
+            tokio::spawn(serve::serve(
+                listener,
+                self.tls.clone(),
+                router,
+                timeouts,
+                watch.clone(),
+            ))
+        });
         // Last: the tests read the address from it, and then may stop
         // reading the log.
         tracing::info!(
@@ -301,8 +353,8 @@ impl Application {
         );
         let mut stage = watch.clone();
         let served = serve::serve(self.listener, self.tls, self.router, timeouts, watch).await;
-        if let Some(metrics) = metrics {
-            let _ = metrics.await;
+        for listener in [metrics, admin].into_iter().flatten() {
+            let _ = listener.await;
         }
         let writes = self.writes;
         if writes.running() > 0 {

@@ -19,12 +19,13 @@ use crate::credentials::{CredentialError, FailureKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The caller did not prove who it is. `basic_challenge` asks for Basic
-    /// credentials (`WWW-Authenticate`); a signed webhook has none to offer.
+    /// The caller did not prove who it is. `challenge` says which
+    /// credentials to present (`WWW-Authenticate`); a signed webhook has
+    /// none to offer.
     #[error("{message}")]
     Unauthorized {
         message: &'static str,
-        basic_challenge: bool,
+        challenge: Option<Challenge>,
     },
     #[error("{0}")]
     NotConfigured(&'static str),
@@ -70,6 +71,24 @@ impl ApiError {
             ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+/// What a 401 asks the caller to present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// The Sensedia routes: a user and password.
+    Basic,
+    /// The admin listener: a bearer token.
+    Bearer,
+}
+
+impl Challenge {
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Challenge::Basic => "Basic realm=\"keyhook\", charset=\"UTF-8\"",
+            Challenge::Bearer => "Bearer realm=\"keyhook-admin\"",
+        })
     }
 }
 
@@ -123,17 +142,14 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let message = self.to_string();
         let mut response = (status, Json(self.body())).into_response();
-        if matches!(
-            self,
-            ApiError::Unauthorized {
-                basic_challenge: true,
-                ..
-            }
-        ) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"keyhook\", charset=\"UTF-8\""),
-            );
+        if let ApiError::Unauthorized {
+            challenge: Some(challenge),
+            ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge.header());
         }
         response.extensions_mut().insert(Failure(message));
         response
@@ -224,10 +240,10 @@ mod tests {
     }
 
     #[test]
-    fn unauthorized_asks_for_basic_auth_only_when_told() {
+    fn unauthorized_asks_for_the_credentials_it_is_told_to() {
         let basic = ApiError::Unauthorized {
             message: "authentication required",
-            basic_challenge: true,
+            challenge: Some(Challenge::Basic),
         }
         .into_response();
         assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
@@ -235,9 +251,18 @@ mod tests {
             .to_str()
             .unwrap()
             .starts_with("Basic "));
+        let bearer = ApiError::Unauthorized {
+            message: "a bearer token is required",
+            challenge: Some(Challenge::Bearer),
+        }
+        .into_response();
+        assert!(bearer.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer "));
         let signed = ApiError::Unauthorized {
             message: "Missing Signature",
-            basic_challenge: false,
+            challenge: None,
         }
         .into_response();
         assert_eq!(signed.status(), StatusCode::UNAUTHORIZED);

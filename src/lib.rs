@@ -18,6 +18,9 @@
 //! - [`extract`], [`error`]: the HTTP edge both doors share: extractors whose
 //!   rejection is an [`error::ApiError`], and the one place errors become
 //!   responses.
+//! - [`admin`]: the operators' listener (`/admin/v1`: list, rotate,
+//!   expire and revoke credentials, the audit) behind bearer tokens, and
+//!   `keyhook audit` (`admin::cli`).
 //! - [`health`], [`metrics`], [`telemetry`]: probes, Prometheus metrics,
 //!   logs and the audit trail.
 //! - [`config`], [`setting`]: every setting described once, layered from
@@ -29,6 +32,7 @@
 //! - [`clock`], [`secret`]: the injected clock; `Redacted`, which keeps
 //!   secrets out of logs.
 
+pub mod admin;
 pub mod app;
 pub mod clock;
 pub mod config;

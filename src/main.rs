@@ -37,6 +37,24 @@ enum Command {
     },
     /// Validate the configuration and report what would be served.
     Check,
+    /// List what is wrong in the configured backend (unmanaged, duplicate,
+    /// planless, orphan, expired and unnamed credentials), one finding per
+    /// line. Exit status: 0 no findings, 1 findings, 2 the audit could not
+    /// run. On the local store held by a running keyhook, audits through
+    /// its admin listener (KEYHOOK_ADMIN_LISTEN, plain HTTP).
+    Audit {
+        /// Print JSON: an array of findings (with `--fix --yes`, an object
+        /// of `findings` and `repairs`).
+        #[arg(long)]
+        json: bool,
+        /// Print the repairs that are safe (unmanaged and unnamed keys are
+        /// left to a person); make them only with `--yes`.
+        #[arg(long)]
+        fix: bool,
+        /// With `--fix`: make the repairs.
+        #[arg(long, requires = "fix")]
+        yes: bool,
+    },
 }
 
 fn load(source: &ConfigSource) -> Result<Config, ExitCode> {
@@ -85,6 +103,16 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Audit { json, fix, yes } => {
+            let config = match load(&source) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            // On stderr: the audit events of repairs made from here.
+            keyhook::telemetry::init(config.log_format);
+            let options = keyhook::admin::cli::Options { json, fix, yes };
+            keyhook::admin::cli::run(&config, options).await
         }
         Command::Serve => {
             let config = match load(&source) {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::admin::settings::AdminSettings;
 use crate::credentials::aws::settings::AwsSettings;
 use crate::credentials::CredentialKind;
 use crate::readme::settings::ReadmeSettings;
@@ -82,6 +83,8 @@ pub struct Config {
     pub readme: ReadmeSettings,
     #[serde(default)]
     pub sensedia: SensediaSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
     #[serde(default)]
     pub aws: AwsSettings,
 }
@@ -186,6 +189,7 @@ pub fn settings() -> impl Iterator<Item = &'static Setting> {
         .iter()
         .chain(ReadmeSettings::SETTINGS)
         .chain(SensediaSettings::SETTINGS)
+        .chain(AdminSettings::SETTINGS)
         .chain(AwsSettings::SETTINGS)
 }
 
@@ -261,7 +265,20 @@ impl Config {
         }
         self.readme.validate()?;
         self.sensedia.validate()?;
+        self.admin.validate()?;
         self.aws.validate()?;
+        if let Some(admin) = self.admin.listen {
+            // Port 0 asks for any free port: no clash is possible.
+            let clash = [Some(self.listen), self.metrics_listen]
+                .into_iter()
+                .flatten()
+                .any(|other| other == admin && admin.port() != 0);
+            if clash {
+                return Err(Invalid(format!(
+                    "admin.listen (KEYHOOK_ADMIN_LISTEN) {admin} is the address of another listener: the admin API has a listener of its own"
+                )));
+            }
+        }
         if self.backend == BackendKind::Aws
             && self.sensedia.credential_type == CredentialKind::ClientCredentials
             && self.aws.cognito_user_pool_id.is_none()
@@ -299,6 +316,7 @@ impl Config {
                 None => "off (set KEYHOOK_METRICS_LISTEN to serve GET /metrics)".to_string(),
             },
         );
+        out.insert("admin", self.admin.summary());
         out.insert("readme", self.readme.summary());
         out.insert("sensedia", self.sensedia.summary());
         if self.backend == BackendKind::Aws {

@@ -349,12 +349,13 @@ fn every_field_is_described_once_and_every_key_is_a_field() {
     let toml_only = [
         "readme",
         "sensedia",
+        "admin",
         "aws",
         "readme.response",
         "aws.api_scopes",
     ];
     let mut fields = Vec::new();
-    for section in ["", "readme", "sensedia", "aws"] {
+    for section in ["", "readme", "sensedia", "admin", "aws"] {
         let names = fields_of(section);
         assert!(names.len() >= 2, "[{section}]: {names:?}");
         for name in names {
@@ -448,4 +449,86 @@ fn an_unknown_choice_names_the_choices_once_quoted() {
         err.contains("expected `local` or `aws`, got `gcp` (key `backend`)"),
         "{err}"
     );
+}
+
+#[test]
+fn the_admin_listener_needs_tokens_of_16_characters_and_says_so_without_them() {
+    const TOKEN: &str = "an-admin-token-of-32-characters!";
+    let err = load(None, &[("KEYHOOK_ADMIN_LISTEN", "127.0.0.1:9091")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("KEYHOOK_ADMIN_TOKENS") && err.contains("is empty"),
+        "{err}"
+    );
+    let short = "fifteen-chars!!";
+    let err = load(
+        None,
+        &[
+            ("KEYHOOK_ADMIN_LISTEN", "127.0.0.1:9091"),
+            ("KEYHOOK_ADMIN_TOKENS", &format!("{TOKEN}\n{short}")),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("token 2 of 2 is shorter than 16 characters"),
+        "{err}"
+    );
+    assert!(!err.contains(short) && !err.contains(TOKEN), "{err}");
+    let c = load(
+        None,
+        &[
+            ("KEYHOOK_ADMIN_LISTEN", "127.0.0.1:9091"),
+            (
+                "KEYHOOK_ADMIN_TOKENS",
+                &format!("{TOKEN}\nanother,token:with-commas\n"),
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.admin.tokens.len(), 2);
+    assert_eq!(c.admin.tokens[1].expose(), "another,token:with-commas");
+    assert_eq!(c.admin.rotation_grace_secs, 604_800);
+    let summary = c.summary()["admin"].clone();
+    assert!(
+        summary.contains("127.0.0.1:9091") && summary.contains("2 token(s)"),
+        "{summary}"
+    );
+    assert!(!summary.contains(TOKEN), "{summary}");
+    assert!(
+        summary.contains(&crate::admin::auth::fingerprint(TOKEN)),
+        "{summary}"
+    );
+    // Tokens without a listener: accepted, and `check` says they serve nothing.
+    let c = load(None, &[("KEYHOOK_ADMIN_TOKENS", TOKEN)]).unwrap();
+    assert!(c.summary()["admin"].contains("KEYHOOK_ADMIN_LISTEN is unset"));
+    assert!(load(None, &[]).unwrap().summary()["admin"].starts_with("off"));
+}
+
+#[test]
+fn the_rotation_grace_is_at_most_90_days_and_the_admin_listener_is_its_own() {
+    assert_eq!(
+        load(None, &[("KEYHOOK_ROTATION_GRACE_SECS", "0")])
+            .unwrap()
+            .admin
+            .rotation_grace_secs,
+        0
+    );
+    assert!(load(None, &[("KEYHOOK_ROTATION_GRACE_SECS", "7776000")]).is_ok());
+    let err = load(None, &[("KEYHOOK_ROTATION_GRACE_SECS", "7776001")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("KEYHOOK_ROTATION_GRACE_SECS"), "{err}");
+    let err = load(
+        None,
+        &[
+            ("KEYHOOK_LISTEN", "127.0.0.1:9091"),
+            ("KEYHOOK_ADMIN_LISTEN", "127.0.0.1:9091"),
+            ("KEYHOOK_ADMIN_TOKENS", "an-admin-token-of-32-characters!"),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("KEYHOOK_ADMIN_LISTEN"), "{err}");
 }

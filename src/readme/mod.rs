@@ -139,7 +139,7 @@ impl From<SignatureError> for ApiError {
     fn from(err: SignatureError) -> Self {
         ApiError::Unauthorized {
             message: err.message(),
-            basic_challenge: false,
+            challenge: None,
         }
     }
 }

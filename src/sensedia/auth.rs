@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::settings::BasicUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, Challenge};
 
 /// An `Authorization` header longer than this is not one we issued.
 const MAX_HEADER_LEN: usize = 4096;
@@ -34,7 +34,7 @@ impl From<AuthRequired> for ApiError {
     fn from(_: AuthRequired) -> Self {
         ApiError::Unauthorized {
             message: AuthRequired::MESSAGE,
-            basic_challenge: true,
+            challenge: Some(Challenge::Basic),
         }
     }
 }
