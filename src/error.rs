@@ -63,7 +63,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Credential(err) => match err {
-                CredentialError::NotFound(_) => StatusCode::NOT_FOUND,
+                CredentialError::NotFound(_) | CredentialError::UnknownId(_) => {
+                    StatusCode::NOT_FOUND
+                }
                 CredentialError::Invalid(_) => StatusCode::CONFLICT,
                 CredentialError::Failed { kind, .. } => failure_status(*kind),
                 CredentialError::Backend { .. } => StatusCode::BAD_GATEWAY,

@@ -9,6 +9,9 @@ use super::CredentialRef;
 pub enum CredentialError {
     #[error("{0} not found")]
     NotFound(CredentialRef),
+    /// An operator named a credential id the backend does not hold.
+    #[error("credential {0} not found")]
+    UnknownId(String),
     #[error("{0}")]
     Invalid(String),
     /// A backend call failed. `operation` names the call and `kind` how it
@@ -40,7 +43,9 @@ impl CredentialError {
             CredentialError::Backend { operation, .. } => {
                 Some((operation, FailureKind::BackendFailed))
             }
-            CredentialError::NotFound(_) | CredentialError::Invalid(_) => None,
+            CredentialError::NotFound(_)
+            | CredentialError::UnknownId(_)
+            | CredentialError::Invalid(_) => None,
         }
     }
 }

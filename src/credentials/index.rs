@@ -56,6 +56,10 @@ impl Index {
         self.insert(credential);
     }
 
+    pub(crate) fn get(&self, id: &str) -> Option<&Credential> {
+        self.by_id.get(id)
+    }
+
     /// Number of credentials.
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
@@ -103,7 +107,6 @@ impl Index {
 
     /// Every credential of `app` of this kind: its credential and, after a
     /// rotation, the predecessor in grace (or duplicates), oldest first.
-    #[allow(dead_code)] // used by the backends lifecycle work, landing next
     pub(crate) fn of_app(&self, app: &AppId, kind: CredentialKind) -> Vec<Credential> {
         let mut found: Vec<Credential> = self
             .by_app
@@ -121,7 +124,6 @@ impl Index {
     }
 
     /// The credential that replaces `id`, if one is held.
-    #[allow(dead_code)]
     pub(crate) fn successor_of(&self, id: &str) -> Option<&Credential> {
         let held = self.by_id.get(id)?;
         self.by_app

@@ -322,13 +322,19 @@ impl Disk {
             detail: format!("{}: {e}", self.path.display()),
         })?;
         self.db = Some(db);
-        let mut index = index.write().expect("index lock");
-        match change {
+        change.apply(&mut index.write().expect("index lock"));
+        Ok(())
+    }
+}
+
+impl Change {
+    fn apply(self, index: &mut Index) {
+        match self {
             Change::Put(credential, _) => index.upsert(*credential),
             Change::Delete(id) => drop(index.remove(&id)),
             Change::Probe(_) => {}
+            Change::All(changes) => changes.into_iter().for_each(|c| c.apply(index)),
         }
-        Ok(())
     }
 }
 
@@ -340,12 +346,22 @@ pub(super) enum Change {
     /// A health probe: one tiny row of `meta`, whose commit proves the
     /// next one can succeed.
     Probe(u64),
+    /// Several changes in one transaction: a rotation's successor and
+    /// predecessor, an app's credentials revoked together, a sweep.
+    All(Vec<Change>),
 }
 
 // redb's own error, read once by the caller: boxing it would buy nothing.
 #[allow(clippy::result_large_err)]
 fn write(db: &Database, change: &Change) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
+    stage(&txn, change)?;
+    txn.commit()?;
+    Ok(())
+}
+
+#[allow(clippy::result_large_err)]
+fn stage(txn: &redb::WriteTransaction, change: &Change) -> Result<(), redb::Error> {
     match change {
         Change::Put(credential, row) => {
             let mut table = txn.open_table(CREDENTIALS)?;
@@ -357,7 +373,11 @@ fn write(db: &Database, change: &Change) -> Result<(), redb::Error> {
         Change::Probe(now_ms) => {
             txn.open_table(META)?.insert(PROBE, now_ms)?;
         }
+        Change::All(changes) => {
+            for change in changes {
+                stage(txn, change)?;
+            }
+        }
     }
-    txn.commit()?;
     Ok(())
 }

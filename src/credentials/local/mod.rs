@@ -25,12 +25,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::index::Index;
 use super::{
     generate, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
-    CredentialRef, CredentialSpec, Email, FailureKind, Result, Revoked, Secret,
+    CredentialRef, CredentialSpec, Email, FailureKind, Finding, Listed, Repair, Result, Revoked,
+    Rotation, Secret,
 };
 use crate::clock::Clock;
 use crate::secret::Redacted;
 
 mod disk;
+mod lifecycle;
 mod row;
 
 pub use disk::StoreError;
@@ -172,6 +174,31 @@ impl LocalStore {
         Ok(credential)
     }
 
+    /// Re-syncs `named` and the rest of its app (a rotation's successor and
+    /// predecessor) with `spec`, in one transaction; answers `named`.
+    async fn resync_group(
+        &self,
+        disk: OwnedMutexGuard<Disk>,
+        named: &Credential,
+        spec: &CredentialSpec,
+    ) -> Result<Credential> {
+        let mut answer = named.resynced(spec)?;
+        let mut changes = Vec::new();
+        for member in self.app_group(named) {
+            let resynced = member.resynced(spec)?;
+            if resynced.id == named.id {
+                answer = resynced.clone();
+            }
+            changes.push(Self::put_change("update credential", resynced)?);
+        }
+        if changes.is_empty() {
+            changes.push(Self::put_change("update credential", answer.clone())?);
+        }
+        self.commit(disk, "update credential", Change::All(changes))
+            .await?;
+        Ok(answer)
+    }
+
     fn resolve(&self, target: &CredentialRef) -> Option<Credential> {
         self.index
             .read()
@@ -206,8 +233,8 @@ impl LocalStore {
             usage_plans: spec.usage_plans.clone(),
             api_ids: spec.api_ids.clone(),
             custom: BTreeMap::new(),
-            created_at_ms: u64::try_from((self.clock)()).unwrap_or_default(),
-            expires_at_ms: None,
+            created_at_ms: self.now_ms(),
+            expires_at_ms: spec.expires_at_ms,
             replaces: None,
         }
     }
@@ -225,15 +252,30 @@ impl CredentialProvider for LocalStore {
 
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
         let disk = self.writer().await?;
+        let now = self.now_ms();
         if let Some(existing) = self.resolve(&CredentialRef::App(spec.app.clone(), spec.kind)) {
+            if existing.is_expired(now) {
+                // Its end date has come (a provisioned key's lifetime): the
+                // app gets a fresh credential, in the same transaction as
+                // the old ones go.
+                let mut changes: Vec<Change> = self
+                    .app_group(&existing)
+                    .iter()
+                    .map(|c| Change::Delete(c.id.clone()))
+                    .collect();
+                let fresh = self.new_credential(spec);
+                changes.push(Self::put_change("store credential", fresh.clone())?);
+                self.commit(disk, "store credential", Change::All(changes))
+                    .await?;
+                return Ok((fresh, Created::New));
+            }
             // The app's credential follows the app: a new developer, label
-            // or plans are applied; a retry finds it as it is.
+            // or plans are applied (to a predecessor in grace too); a retry
+            // finds it as it is.
             if existing.matches(spec) {
                 return Ok((existing, Created::Existing));
             }
-            let updated = self
-                .put(disk, "update credential", existing.resynced(spec)?)
-                .await?;
+            let updated = self.resync_group(disk, &existing, spec).await?;
             return Ok((updated, Created::Updated));
         }
         let credential = self
@@ -244,18 +286,51 @@ impl CredentialProvider for LocalStore {
 
     async fn update(&self, target: &CredentialRef, spec: &CredentialSpec) -> Result<Credential> {
         let disk = self.writer().await?;
-        let credential = target
-            .admit(self.resolve(target), |app, found| *app == found.app)?
-            .resynced(spec)?;
-        self.put(disk, "update credential", credential).await
+        let named = target.admit(self.resolve(target), |app, found| *app == found.app)?;
+        self.resync_group(disk, &named, spec).await
     }
 
+    /// Revokes the credential named and, after a rotation, the rest of its
+    /// app (successor and predecessor go together).
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
         let disk = self.writer().await?;
         let credential = target.admit(self.resolve(target), |app, found| *app == found.app)?;
-        let change = Change::Delete(credential.id.clone());
-        self.commit(disk, "revoke credential", change).await?;
+        let deletes = self
+            .app_group(&credential)
+            .iter()
+            .map(|c| Change::Delete(c.id.clone()))
+            .collect();
+        self.commit(disk, "revoke credential", Change::All(deletes))
+            .await?;
         Ok(Revoked::Revoked(Box::new(credential)))
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>> {
+        Ok(self.listed())
+    }
+
+    async fn rotate(&self, id: &str, until_ms: u64) -> Result<Rotation> {
+        self.rotate_now(id, until_ms).await
+    }
+
+    async fn set_expiry(&self, id: &str, expires_at_ms: Option<u64>) -> Result<Credential> {
+        self.set_expiry_now(id, expires_at_ms).await
+    }
+
+    async fn revoke_by_id(&self, id: &str) -> Result<Revoked> {
+        self.revoke_id(id).await
+    }
+
+    async fn sweep(&self, now_ms: u64) -> Result<Vec<Credential>> {
+        self.sweep_now(now_ms).await
+    }
+
+    async fn audit(&self, now_ms: u64) -> Result<Vec<Finding>> {
+        Ok(self.audit_now(now_ms))
+    }
+
+    async fn repair(&self, findings: &[Finding]) -> Result<Vec<Repair>> {
+        self.repair_now(findings).await
     }
 
     /// Ready when a commit succeeds now: vouched for by the last commit
