@@ -22,6 +22,8 @@ use super::test_config;
 /// [`ApiClient`].
 pub struct TestApp {
     pub api: ApiClient,
+    /// The admin listener's address, when the configuration has one.
+    pub admin: Option<std::net::SocketAddr>,
     /// The data directory of [`TestApp::local`] apps, removed on drop.
     data_dir: Option<TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -58,12 +60,14 @@ impl TestApp {
             config.readme.secret.first().map(|s| s.expose().as_str()),
             pair.as_deref(),
         );
+        let admin = app.admin_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
             let _ = rx.await;
         }));
         TestApp {
             api,
+            admin,
             data_dir: None,
             shutdown: Some(tx),
             task: Some(task),
