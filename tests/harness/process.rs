@@ -285,6 +285,26 @@ impl Process {
         format!("http://{addr}")
     }
 
+    /// The admin listener's address (started with
+    /// `KEYHOOK_ADMIN_LISTEN=127.0.0.1:0`), from its log line, which comes
+    /// before "keyhook listening" so it is always kept.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.wait_until(
+            |log| {
+                log.lines.iter().find_map(|line| {
+                    let event: Value = serde_json::from_str(line).ok()?;
+                    if event["message"] != "admin listening" {
+                        return None;
+                    }
+                    let addr = event["addr"].as_str()?;
+                    let addr = addr.trim_start_matches("Some(").trim_end_matches(')');
+                    addr.parse::<SocketAddr>().ok()
+                })
+            },
+            "admin listening",
+        )
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

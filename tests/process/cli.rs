@@ -20,7 +20,7 @@ const PORTAL: &str = "portal:cli-portal-password";
 /// awaited, these only stop a broken test from hanging.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn keyhook(cwd: &Path) -> Command {
+pub(crate) fn keyhook(cwd: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyhook"));
     command.env_clear().current_dir(cwd);
     command
@@ -34,7 +34,13 @@ fn run(command: &mut Command) -> Output {
 /// error naming `var` and saying each of `says`, and nothing of `hidden`
 /// (the secret). Still serving after PATIENCE: the value was accepted, a
 /// failure (the child is killed).
-fn refused_at_start(dir: &Path, var: &str, value: &str, says: &[&str], hidden: Option<&str>) {
+pub(crate) fn refused_at_start(
+    dir: &Path,
+    var: &str,
+    value: &str,
+    says: &[&str],
+    hidden: Option<&str>,
+) {
     let mut child = keyhook(dir)
         .arg("serve")
         .env(var, value)
@@ -65,7 +71,7 @@ fn refused_at_start(dir: &Path, var: &str, value: &str, says: &[&str], hidden: O
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 

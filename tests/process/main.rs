@@ -6,6 +6,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod audit_cli;
 mod cli;
 mod errors;
 mod hangups;
