@@ -61,8 +61,9 @@ if python3 deploy/iam/render.py deploy/iam/readme-readonly.json "${sample[@]}" >
     echo "render.py rendered a policy without --claim-table or --no-claim-table"; exit 1
 fi
 
-echo "-- openapi-spec-validator openapi/keyhook.yaml"
+echo "-- openapi-spec-validator openapi/keyhook.yaml openapi/admin.yaml"
 openapi-spec-validator openapi/keyhook.yaml
+openapi-spec-validator openapi/admin.yaml
 
 echo "-- deploy structure (compose, kustomization, ECS task definition, IAM vs operations.json, claim table)"
 python3 deploy/checks/structure.py

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs schemathesis against a live keyhook on the local backend: every
-# operation in openapi/keyhook.yaml, every default check, a bounded number
-# of examples per operation. Any failure fails the run. The server is the
+# operation in openapi/keyhook.yaml on the main listener, and every one in
+# openapi/admin.yaml on the admin listener (with a bearer token), every
+# default check, a bounded number of examples per operation. Any failure
+# fails the run. The server is the
 # debug build the tests use; its JSON log is printed when something fails.
 #
 # The ReadMe webhook needs an HMAC signature schemathesis cannot make: its
@@ -36,8 +38,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port="$(free_port)"
 base="http://127.0.0.1:$port"
+admin_port="$(free_port)"
+admin_base="http://127.0.0.1:$admin_port"
+admin_token="st-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 user="schemathesis"
 pass="st-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
@@ -53,6 +61,8 @@ env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
     KEYHOOK_DATA_DIR="$tmp/data" \
     KEYHOOK_README_SECRET="st-readme-secret" \
     KEYHOOK_SENSEDIA_USERS="$user:$pass" \
+    KEYHOOK_ADMIN_LISTEN="127.0.0.1:$admin_port" \
+    KEYHOOK_ADMIN_TOKENS="$admin_token" \
     KEYHOOK_LOG_FORMAT=json \
     RUST_LOG=info \
     "$keyhook" serve >"$tmp/keyhook.log" 2>&1 &
@@ -93,3 +103,22 @@ schemathesis "${cfg[@]}" "${args[@]}" --phases examples,coverage,fuzzing
 # #2983 and #3367), which keyhook then rightly accepts.
 echo "-- schemathesis: stateful (positive data)"
 schemathesis "${cfg[@]}" "${args[@]}" --phases stateful --mode positive
+# The admin API on its own listener, over what the runs above left in the
+# store: every request on its own, valid and invalid data alike, then
+# chains (list -> rotate -> expiry/revoke) with valid data.
+echo "-- schemathesis: admin listener, examples, coverage, fuzzing (positive and negative data)"
+admin_args=(
+    run openapi/admin.yaml
+    --url "$admin_base"
+    --header "Authorization: Bearer $admin_token"
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-40}"
+    --request-timeout 10
+    --generation-database none
+    --no-color
+)
+if [ -n "${SCHEMATHESIS_SEED:-}" ]; then
+    admin_args+=(--seed "$SCHEMATHESIS_SEED")
+fi
+schemathesis "${cfg[@]}" "${admin_args[@]}" --phases examples,coverage,fuzzing
+echo "-- schemathesis: admin listener, stateful (positive data)"
+schemathesis "${cfg[@]}" "${admin_args[@]}" --phases stateful --mode positive

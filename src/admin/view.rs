@@ -170,8 +170,39 @@ impl ExpiryBody {
         };
         match &self.expires_at {
             Value::Null => Ok(None),
-            Value::String(text) => clock::parse_rfc3339(text.trim()).map(Some).ok_or_else(bad),
+            Value::String(text) => end_date(text.trim()).map(Some).ok_or_else(bad),
             _ => Err(bad()),
         }
+    }
+}
+
+/// An RFC 3339 date-time as Unix ms; one before 1970 is the epoch (long
+/// past either way).
+fn end_date(text: &str) -> Option<u64> {
+    use aws_sdk_apigateway::primitives::{DateTime, DateTimeFormat};
+    clock::parse_rfc3339(text).or_else(|| {
+        DateTime::from_str(text, DateTimeFormat::DateTimeWithOffset)
+            .ok()
+            .map(|_| 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_end_date_is_any_rfc3339_date_time_or_null() {
+        let end = |v: Value| ExpiryBody { expires_at: v }.end().ok();
+        assert_eq!(end(Value::Null), Some(None));
+        assert_eq!(
+            end("2025-12-09T11:00:00+01:00".into()),
+            Some(Some(1_765_274_400_000))
+        );
+        assert_eq!(end("0016-11-23T00:01:00.0Z".into()), Some(Some(0)));
+        for bad in ["tomorrow", "2025-12-09", ""] {
+            assert_eq!(end(bad.into()), None, "{bad}");
+        }
+        assert_eq!(end(5.into()), None);
     }
 }

@@ -97,7 +97,10 @@ async fn audit_exits_1_with_findings_0_without_through_the_server_or_the_file() 
         "{stdout}"
     );
     assert!(stdout.contains("old@corp.com"), "{stdout}");
-    assert!(server.logs().contains("/admin/v1/audit"), "not asked of the server");
+    assert!(
+        server.logs().contains("/admin/v1/audit"),
+        "not asked of the server"
+    );
 
     let json_out = audit(dir.path(), &data, Some(admin), &["--json"]);
     assert_eq!(status(&json_out), Some(1), "{}", shown(&json_out));
