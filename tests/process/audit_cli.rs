@@ -2,7 +2,8 @@
 //! status 0 (no findings), 1 (findings), 2 (the audit could not run); on a
 //! local store a running server holds, through its admin listener; on one
 //! no server holds, from the file; `--fix` prints the plan and changes
-//! nothing without `--yes`. And the admin settings refused at start.
+//! nothing without `--yes`. The admin settings refused at start, and the
+//! audit events of admin calls, read from the server's log.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -216,4 +217,94 @@ fn check_says_tokens_without_a_listener_serve_nothing_and_names_them_by_fingerpr
         "{stdout}"
     );
     assert!(!stdout.contains(TOKEN) && !text(&output.stderr).contains(TOKEN));
+}
+
+#[tokio::test]
+async fn admin_audit_events_name_the_token_by_its_fingerprint_never_its_value() {
+    const NEXT: &str = "cli-next-admin-token-987654";
+    let server = Process::spawn(&[
+        (
+            "KEYHOOK_SENSEDIA_USERS",
+            "portal:cli-portal-password".into(),
+        ),
+        ("KEYHOOK_ADMIN_LISTEN", "127.0.0.1:0".into()),
+        ("KEYHOOK_ADMIN_TOKENS", format!("{TOKEN}\n{NEXT}")),
+        ("RUST_LOG", "info".into()),
+    ]);
+    let admin = server.admin_addr();
+    let created = server.create_app("fp@corp.com", "fp").await;
+    let id = created["apiKeyId"].as_str().unwrap();
+    let url = |path: &str| format!("http://{admin}/admin/v1/credentials/{path}");
+    let rotated: Value = server
+        .http
+        .post(url(&format!("{id}/rotate")))
+        .bearer_auth(TOKEN)
+        .json(&json!({"graceSecs": 60}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_id = rotated["successor"]["id"].as_str().unwrap().to_string();
+    let new_key = rotated["successor"]["apiKey"].as_str().unwrap().to_string();
+    let set = server
+        .http
+        .put(url(&format!("{new_id}/expiry")))
+        .bearer_auth(NEXT)
+        .json(&json!({"expiresAt": "2099-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let deleted = server
+        .http
+        .delete(url(id))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    server.terminate();
+    let logs = server.logs();
+    assert_eq!(server.wait().code(), Some(0));
+
+    let events: Vec<(String, String, String)> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["target"] == "keyhook::audit")
+        .filter(|e| {
+            e["requested_by"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("admin"))
+        })
+        .map(|e| {
+            let field = |f: &str| e[f].as_str().unwrap().to_string();
+            (
+                field("action"),
+                field("requested_by"),
+                field("credential_id"),
+            )
+        })
+        .collect();
+    let first = format!("admin:{}", keyhook::admin::auth::fingerprint(TOKEN));
+    let next = format!("admin:{}", keyhook::admin::auth::fingerprint(NEXT));
+    assert_eq!(
+        events,
+        [
+            ("created".into(), first.clone(), new_id.clone()),
+            ("rotated".into(), first.clone(), id.to_string()),
+            ("expiry_set".into(), next, new_id.clone()),
+            ("revoked".into(), first, id.to_string()),
+        ],
+        "{logs}"
+    );
+    for secret in [
+        TOKEN,
+        NEXT,
+        new_key.as_str(),
+        created["apiKey"].as_str().unwrap(),
+    ] {
+        assert!(!logs.contains(secret), "{secret} logged");
+    }
 }
