@@ -491,3 +491,32 @@ async fn the_admin_listener_cuts_partial_headers_within_the_header_timeout_as_th
         }
     }
 }
+
+#[tokio::test]
+async fn the_admin_listener_serves_https_with_the_main_listeners_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let pem = crate::harness::tls::self_signed();
+    let app = TestApp::local_with(|c| {
+        with_admin(c);
+        c.tls_cert = Some(pem.cert.clone());
+        c.tls_key = Some(pem.key.clone());
+    })
+    .await;
+    let mut tls = crate::harness::tls::connect(admin(&app), &pem).await;
+    let request = format!(
+        "GET /admin/v1/credentials HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"credentials":[]}"#), "{answer}");
+    // Plain HTTP gets no answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/admin/v1/credentials", admin(&app)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    assert!(plain.is_err(), "an HTTP answer: {plain:?}");
+}
