@@ -9,6 +9,7 @@ mod harness;
 mod audit;
 mod config_file;
 mod http_surface;
+mod lifecycle;
 mod readme;
 mod reliability_hostile;
 mod sensedia;
