@@ -1,6 +1,7 @@
 //! The credential lifecycle on the embedded store, over real sockets, with
 //! the server's clock moved by the test: a provisioned key's lifetime, the
-//! end date a login honours from its first millisecond, the sweeper, and the reader's fresh key at the next login.
+//! end date a login honours from its first millisecond, the sweeper, and
+//! the reader's fresh key at the next login.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
