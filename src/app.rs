@@ -18,6 +18,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::budget::Budget;
 use crate::clock::{self, Clock};
 use crate::config::{BackendKind, Config};
 use crate::credentials::aws::{load_sdk_config, AwsProvider};
@@ -89,16 +90,23 @@ pub fn router(
     clock: Clock,
     writes: Writes,
 ) -> Router {
+    let budget = Arc::new(Budget::new(
+        config.max_keys,
+        config.readme.provision_per_hour,
+        Arc::clone(&clock),
+    ));
     let readme = Arc::new(ReadmeDoor::new(
         &config.readme,
         Arc::clone(&provider),
         clock,
         writes.clone(),
+        Arc::clone(&budget),
     ));
     let sensedia = Arc::new(SensediaDoor::new(
         Arc::clone(&provider),
         config.sensedia.credential_type,
         writes,
+        budget,
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 

@@ -30,6 +30,7 @@
 //!   secrets out of logs.
 
 pub mod app;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod credentials;

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::credentials::{
     lifecycle, AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
@@ -46,6 +47,8 @@ pub struct ReadmeDoor {
     extra_fields: serde_json::Map<String, Value>,
     provider: Arc<dyn CredentialProvider>,
     clock: Clock,
+    /// How many keys may still be provisioned.
+    budget: Arc<Budget>,
     /// Where a first login's provisioning runs: to its end, even when
     /// ReadMe hangs up.
     writes: Writes,
@@ -57,8 +60,10 @@ impl ReadmeDoor {
         provider: Arc<dyn CredentialProvider>,
         clock: Clock,
         writes: Writes,
+        budget: Arc<Budget>,
     ) -> Self {
         ReadmeDoor {
+            budget,
             verifier: (!config.secret.is_empty())
                 .then(|| Verifier::new(config.secret.clone(), config.tolerance_secs)),
             provision: config.provision,
@@ -97,6 +102,7 @@ impl ReadmeDoor {
                 usage_plans: plan.into_iter().collect(),
                 expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
             };
+            self.budget.admit(&*self.provider, &spec)?;
             let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
             credentials.push(credential);
         }

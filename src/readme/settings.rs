@@ -16,6 +16,9 @@ pub struct ReadmeSettings {
     pub provision: bool,
     /// The lifetime of a key provisioned at a first login; `None`: none.
     pub provision_ttl_secs: Option<u64>,
+    /// Keys provisioned an hour at most, across replicas as far as each
+    /// knows (`budget.rs`); `None`: no hourly limit.
+    pub provision_per_hour: Option<u64>,
     /// The email domains whose readers may be given a key at their first
     /// login (`corp.com`, `*.corp.com`); empty: every domain.
     #[serde(default, deserialize_with = "setting::list")]
@@ -71,6 +74,14 @@ impl ReadmeSettings {
             default: None,
             secret: false,
             doc: "lifetime of a key provisioned at a first login, seconds (60 to 10 years); the sweeper revokes it then, and the reader's next login provisions a fresh one. Unset: no end date",
+        },
+        Setting {
+            key: "readme.provision_per_hour",
+            var: "KEYHOOK_README_PROVISION_PER_HOUR",
+            read: Read::Unsigned,
+            default: None,
+            secret: false,
+            doc: "at most this many keys provisioned at first logins in any hour, counted in the owner index (another replica's keys once a refresh brings them); past it a first login answers 503 and creates nothing. Unset: no hourly limit",
         },
         Setting {
             key: "readme.provision_domains",
@@ -134,6 +145,9 @@ impl ReadmeSettings {
             return Err(Invalid(
                 "[readme.plans_by_domain] names an empty usage plan".into(),
             ));
+        }
+        if self.provision_per_hour == Some(0) {
+            return Err(Invalid("readme.provision_per_hour (KEYHOOK_README_PROVISION_PER_HOUR) must be at least 1; turn provisioning off with KEYHOOK_README_PROVISION=false".into()));
         }
         if self.usage_plan_id.as_deref() == Some("") {
             return Err(Invalid(
