@@ -163,11 +163,17 @@ fn codec(c: &mut Criterion) {
         Arc::clone(&clock),
         writes.clone(),
     );
+    let budget = Arc::new(keyhook::budget::Budget::new(
+        config.max_keys,
+        None,
+        Arc::clone(&clock),
+    ));
     let door = Arc::new(ReadmeDoor::new(
         &config.readme,
         Arc::clone(&provider),
         clock,
         writes,
+        budget,
     ));
 
     assert_eq!(keys_in(&rt, &router, login(LOGIN_1)), 1);

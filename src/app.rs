@@ -10,6 +10,7 @@ use aws_config::SdkConfig;
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 
+use crate::budget::Budget;
 use crate::clock::{self, Clock};
 use crate::config::{BackendKind, Config};
 use crate::credentials::aws::{load_sdk_config, AwsProvider};
@@ -78,16 +79,23 @@ pub fn router(
     clock: Clock,
     writes: Writes,
 ) -> Router {
+    let budget = Arc::new(Budget::new(
+        config.max_keys,
+        config.readme.provision_per_hour,
+        Arc::clone(&clock),
+    ));
     let readme = Arc::new(ReadmeDoor::new(
         &config.readme,
         Arc::clone(&provider),
         clock,
         writes.clone(),
+        Arc::clone(&budget),
     ));
     let sensedia = Arc::new(SensediaDoor::new(
         Arc::clone(&provider),
         config.sensedia.credential_type,
         writes,
+        budget,
     ));
     let auth = BasicAuth::new(&config.sensedia.users);
 

@@ -43,6 +43,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// The provisioning budget refused a new credential: 503, naming the
+    /// limit.
+    #[error(transparent)]
+    LimitReached(#[from] crate::budget::Refusal),
     /// A health probe found the backend unusable: answered as
     /// `{"status":"unready","reason":<kind>}`.
     #[error("backend unavailable: {0}")]
@@ -70,7 +74,7 @@ impl ApiError {
                 CredentialError::Failed { kind, .. } => failure_status(*kind),
                 CredentialError::Backend { .. } => StatusCode::BAD_GATEWAY,
             },
-            ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unhealthy(_) | ApiError::LimitReached(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +132,11 @@ impl ApiError {
                 }),
                 None => json!({ "error": self.to_string() }),
             },
+            ApiError::LimitReached(refusal) => json!({
+                "error": self.to_string(),
+                "reason": refusal.reason(),
+                "limit": refusal.limit(),
+            }),
             _ => json!({ "error": self.to_string() }),
         }
     }

@@ -34,6 +34,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod credentials;

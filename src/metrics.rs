@@ -79,6 +79,9 @@ fn register_fixed_series() {
             }
         }
     }
+    for reason in PROVISION_REFUSALS {
+        metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(0);
+    }
     for kind in CLEANUP_KINDS {
         for deleted in [true, false] {
             cleanup_by(kind, deleted, 0);
@@ -142,6 +145,14 @@ pub fn credential_change(action: &'static str, kind: &'static str, origin: &'sta
 fn credential_change_by(action: &'static str, kind: &'static str, origin: &'static str, n: u64) {
     metrics::counter!("keyhook_credentials_total", "action" => action, "kind" => kind, "origin" => origin)
         .increment(n);
+}
+
+/// Why a first login was given no key (issue: the provisioning policy):
+/// `domain`, `hourly_budget`, `key_ceiling`.
+pub const PROVISION_REFUSALS: [&str; 3] = ["domain", "hourly_budget", "key_ceiling"];
+
+pub fn provision_refused(reason: &'static str) {
+    metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(1);
 }
 
 /// A credential keyhook made and no app keeps (a racing replica's loser, the

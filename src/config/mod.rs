@@ -79,6 +79,8 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Seconds from SIGTERM until requests still reading are cut.
     pub shutdown_timeout_secs: u64,
+    /// The API keys new credentials stop at (`budget.rs`).
+    pub max_keys: usize,
     #[serde(default)]
     pub readme: ReadmeSettings,
     #[serde(default)]
@@ -180,6 +182,14 @@ impl Config {
             secret: false,
             doc: "seconds after SIGTERM for requests in flight to finish; then requests still being read are cut, a write under way gets up to `KEYHOOK_AWS_TIMEOUT_SECS` more, and the process exits",
         },
+        Setting {
+            key: "max_keys",
+            var: "KEYHOOK_MAX_KEYS",
+            read: Read::Unsigned,
+            default: Some("9000"),
+            secret: false,
+            doc: "ceiling on the API keys the owner index counts (1 to 10000; API Gateway's hard limit is 10,000 per region, for every API of the account): past it, new credentials (first-login provisioning, Sensedia creates for a new app) are refused with 503, while existing readers, retries, updates and rotations keep working",
+        },
     ];
 }
 
@@ -258,6 +268,12 @@ impl Config {
                 )));
             }
         }
+        if !(1..=10_000).contains(&self.max_keys) {
+            return Err(Invalid(format!(
+                "KEYHOOK_MAX_KEYS must be between 1 and 10000, got {}",
+                self.max_keys
+            )));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Invalid(
                 "set both KEYHOOK_TLS_CERT and KEYHOOK_TLS_KEY, or neither".into(),
@@ -317,6 +333,17 @@ impl Config {
             },
         );
         out.insert("admin", self.admin.summary());
+        out.insert(
+            "budget",
+            format!(
+                "new credentials stop at {} API keys{}",
+                self.max_keys,
+                match self.readme.provision_per_hour {
+                    Some(n) => format!("; at most {n} provisioned an hour"),
+                    None => String::new(),
+                }
+            ),
+        );
         out.insert("readme", self.readme.summary());
         out.insert("sensedia", self.sensedia.summary());
         if self.backend == BackendKind::Aws {

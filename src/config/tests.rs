@@ -352,6 +352,7 @@ fn every_field_is_described_once_and_every_key_is_a_field() {
         "admin",
         "aws",
         "readme.response",
+        "readme.plans_by_domain",
         "aws.api_scopes",
     ];
     let mut fields = Vec::new();

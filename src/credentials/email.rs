@@ -78,6 +78,11 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What follows the `@`, as stored (ASCII letters lower-cased).
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
 }
 
 /// The local part and domain of `raw`, if it has the shape of an address.

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{AppId, Credential, CredentialKind, CredentialRef, Email};
+use super::{AppId, Census, Credential, CredentialKind, CredentialRef, Email, Origin};
 
 /// The three maps always agree: change them only through these methods.
 #[derive(Default)]
@@ -58,6 +58,22 @@ impl Index {
 
     pub(crate) fn get(&self, id: &str) -> Option<&Credential> {
         self.by_id.get(id)
+    }
+
+    /// What the provisioning budget counts: API keys (a client's companion
+    /// key included) and keys provisioned at a first login since `since_ms`.
+    pub(crate) fn census(&self, since_ms: u64) -> Census {
+        let mut census = Census::default();
+        for credential in self.by_id.values() {
+            let key = credential.kind() == CredentialKind::ApiKey
+                || credential.custom.contains_key("apiKeyId");
+            census.api_keys += usize::from(key);
+            let provisioned = credential.origin == Origin::Readme
+                && credential.app.issued_by_keyhook()
+                && credential.created_at_ms >= since_ms;
+            census.provisioned_since += usize::from(provisioned);
+        }
+        census
     }
 
     /// Number of credentials.
@@ -149,7 +165,7 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::credentials::{Origin, Secret};
+    use crate::credentials::Secret;
     use crate::secret::Redacted;
 
     pub(crate) fn key(id: &str, owner: &str, app: &str, created_at_ms: u64) -> Credential {

@@ -120,6 +120,13 @@ pub(crate) fn unsupported(backend: &str, what: &str) -> CredentialError {
 /// date, and a successor just before the predecessor it replaces (which
 /// otherwise keep their order, oldest first).
 pub fn shown_at(mut credentials: Vec<Credential>, now_ms: u64) -> Vec<Credential> {
+    // The usual login: nothing to drop or reorder, nothing to allocate.
+    if credentials
+        .iter()
+        .all(|c| c.expires_at_ms.is_none() && c.replaces.is_none())
+    {
+        return credentials;
+    }
     credentials.retain(|c| !c.is_expired(now_ms));
     let successors: Vec<Credential> = credentials
         .iter()

@@ -198,6 +198,17 @@ impl Credential {
     }
 }
 
+/// What a backend's index counts for the provisioning budget (`budget.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// API keys, a client's companion key included, as the index sees
+    /// them: keys whose name is no address are not in it.
+    pub api_keys: usize,
+    /// Keys provisioned at a first login (keyhook's, origin ReadMe) made
+    /// since the instant asked about.
+    pub provisioned_since: usize,
+}
+
 /// Whether `create` made something new or found the app's credential, as
 /// it was or brought in step with the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +261,14 @@ pub trait CredentialProvider: Send + Sync + 'static {
     async fn health(&self) -> Result<()>;
 
     // The credential lifecycle (`lifecycle.rs`, the admin listener).
+
+    /// Whether the app has a credential of this kind, in the index (no
+    /// backend call): a create for it makes nothing new.
+    fn holds_app(&self, app: &AppId, kind: CredentialKind) -> bool;
+
+    /// The index's counts for the provisioning budget, `since_ms` for the
+    /// keys provisioned lately.
+    fn census(&self, since_ms: u64) -> Census;
 
     /// Whether `credential` is of the app a request naming `requested`
     /// means, as this backend stores app identities (AWS hashes them).

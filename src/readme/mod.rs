@@ -3,6 +3,7 @@
 //! docs, so the reader's own credentials fill the "Try It" console.
 
 pub mod answer;
+pub mod policy;
 pub mod settings;
 pub mod signature;
 
@@ -15,6 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::credentials::{
     lifecycle, AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
@@ -22,6 +24,7 @@ use crate::credentials::{
 use crate::error::ApiError;
 use crate::extract;
 use crate::writes::Writes;
+use policy::ProvisionPolicy;
 use settings::ReadmeSettings;
 use signature::{SignatureError, Verifier};
 
@@ -39,10 +42,13 @@ pub struct ReadmeDoor {
     provision: bool,
     /// A provisioned key's lifetime, if it has one.
     provision_ttl_ms: Option<u64>,
-    usage_plan_id: Option<String>,
+    /// Who may be given a key, on which plan.
+    policy: ProvisionPolicy,
     extra_fields: serde_json::Map<String, Value>,
     provider: Arc<dyn CredentialProvider>,
     clock: Clock,
+    /// How many keys may still be provisioned.
+    budget: Arc<Budget>,
     /// Where a first login's provisioning runs: to its end, even when
     /// ReadMe hangs up.
     writes: Writes,
@@ -54,13 +60,16 @@ impl ReadmeDoor {
         provider: Arc<dyn CredentialProvider>,
         clock: Clock,
         writes: Writes,
+        budget: Arc<Budget>,
     ) -> Self {
         ReadmeDoor {
+            budget,
             verifier: (!config.secret.is_empty())
                 .then(|| Verifier::new(config.secret.clone(), config.tolerance_secs)),
             provision: config.provision,
             provision_ttl_ms: config.provision_ttl_secs.map(|s| s.saturating_mul(1000)),
-            usage_plan_id: config.usage_plan_id.clone(),
+            // Checked when the configuration was loaded.
+            policy: config.policy().unwrap_or_default(),
             extra_fields: config.response.clone(),
             provider,
             clock,
@@ -76,10 +85,13 @@ impl ReadmeDoor {
         let mut credentials = lifecycle::shown_at(found, now);
         if credentials.is_empty() {
             if !self.provision {
-                return Err(ApiError::NotFound(
-                    "no credentials are issued to this reader".into(),
-                ));
+                return Err(no_credentials());
             }
+            if !self.policy.admits(&email) {
+                refused(&email, "domain");
+                return Err(no_credentials());
+            }
+            let plan = self.policy.plan_for(&email).map(str::to_string);
             let spec = CredentialSpec {
                 kind: CredentialKind::ApiKey,
                 app: AppId::readme_reader(&email),
@@ -87,14 +99,35 @@ impl ReadmeDoor {
                 label: PROVISIONED_LABEL.to_string(),
                 origin: Origin::Readme,
                 api_ids: Vec::new(),
-                usage_plans: self.usage_plan_id.iter().cloned().collect(),
+                usage_plans: plan.into_iter().collect(),
                 expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
             };
+            self.budget.admit(&*self.provider, &spec)?;
             let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
             credentials.push(credential);
         }
         Ok(answer::build(&as_sent, &credentials, &self.extra_fields))
     }
+}
+
+/// The answer for a reader who has no credential and gets none: what
+/// ReadMe's own samples answer.
+fn no_credentials() -> ApiError {
+    ApiError::NotFound("no credentials are issued to this reader".into())
+}
+
+/// A first login the provisioning policy refused a key: counted by reason,
+/// and an audit event naming the reader.
+fn refused(reader: &Email, reason: &'static str) {
+    crate::metrics::provision_refused(reason);
+    tracing::info!(
+        target: crate::credentials::AUDIT_TARGET,
+        action = "provision_refused",
+        requested_by = "readme",
+        owner = %reader,
+        reason,
+        "credential provision_refused"
+    );
 }
 
 /// A login ReadMe signed: the reader's address, verified and parsed. Only

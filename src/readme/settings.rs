@@ -16,6 +16,17 @@ pub struct ReadmeSettings {
     pub provision: bool,
     /// The lifetime of a key provisioned at a first login; `None`: none.
     pub provision_ttl_secs: Option<u64>,
+    /// Keys provisioned an hour at most, across replicas as far as each
+    /// knows (`budget.rs`); `None`: no hourly limit.
+    pub provision_per_hour: Option<u64>,
+    /// The email domains whose readers may be given a key at their first
+    /// login (`corp.com`, `*.corp.com`); empty: every domain.
+    #[serde(default, deserialize_with = "setting::list")]
+    pub provision_domains: Vec<String>,
+    /// The usage plan of a provisioned key by the reader's domain (TOML
+    /// only); the most specific domain wins, else `usage_plan_id`.
+    #[serde(default)]
+    pub plans_by_domain: std::collections::BTreeMap<String, String>,
     pub tolerance_secs: u64,
     /// Usage plan attached to keys provisioned for first-time readers.
     pub usage_plan_id: Option<String>,
@@ -65,6 +76,22 @@ impl ReadmeSettings {
             doc: "lifetime of a key provisioned at a first login, seconds (60 to 10 years); the sweeper revokes it then, and the reader's next login provisions a fresh one. Unset: no end date",
         },
         Setting {
+            key: "readme.provision_per_hour",
+            var: "KEYHOOK_README_PROVISION_PER_HOUR",
+            read: Read::Unsigned,
+            default: None,
+            secret: false,
+            doc: "at most this many keys provisioned at first logins in any hour, counted in the owner index (another replica's keys once a refresh brings them); past it a first login answers 503 and creates nothing. Unset: no hourly limit",
+        },
+        Setting {
+            key: "readme.provision_domains",
+            var: "KEYHOOK_README_PROVISION_DOMAINS",
+            read: Read::List,
+            default: None,
+            secret: false,
+            doc: "email domains whose readers may be given a key at their first login: `corp.com` (exactly) or `*.corp.com` (its subdomains), comma-separated; a reader outside them gets the no-credential answer and nothing is created. Unset: every domain",
+        },
+        Setting {
             key: "readme.tolerance_secs",
             var: "KEYHOOK_README_TOLERANCE_SECS",
             read: Read::Unsigned,
@@ -105,6 +132,23 @@ impl ReadmeSettings {
                 )));
             }
         }
+        self.policy().map_err(|e| {
+            Invalid(format!(
+                "readme.provision_domains (KEYHOOK_README_PROVISION_DOMAINS) or [readme.plans_by_domain]: {e}"
+            ))
+        })?;
+        if self
+            .plans_by_domain
+            .values()
+            .any(|plan| plan.trim().is_empty())
+        {
+            return Err(Invalid(
+                "[readme.plans_by_domain] names an empty usage plan".into(),
+            ));
+        }
+        if self.provision_per_hour == Some(0) {
+            return Err(Invalid("readme.provision_per_hour (KEYHOOK_README_PROVISION_PER_HOUR) must be at least 1; turn provisioning off with KEYHOOK_README_PROVISION=false".into()));
+        }
         if self.usage_plan_id.as_deref() == Some("") {
             return Err(Invalid(
                 "readme.usage_plan_id (KEYHOOK_USAGE_PLAN_ID) is empty".into(),
@@ -118,6 +162,15 @@ impl ReadmeSettings {
             }
         }
         Ok(())
+    }
+
+    /// Who may be given a key at a first login, and on which plan.
+    pub fn policy(&self) -> Result<super::policy::ProvisionPolicy, String> {
+        super::policy::ProvisionPolicy::new(
+            &self.provision_domains,
+            &self.plans_by_domain,
+            self.usage_plan_id.clone(),
+        )
     }
 
     /// What `keyhook check` says of the ReadMe door, no secret value.
@@ -138,7 +191,13 @@ impl ReadmeSettings {
                 Some(plan) => format!(" (usage plan {plan})"),
                 None => String::new(),
             }
-        )
+        ) + &match (self.provision, self.provision_domains.is_empty()) {
+            (true, false) => format!(", only for {}", self.provision_domains.join(", ")),
+            _ => String::new(),
+        } + &match self.plans_by_domain.len() {
+            0 => String::new(),
+            n => format!(", {n} plan(s) by domain"),
+        }
     }
 }
 

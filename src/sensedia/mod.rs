@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 
+use crate::budget::Budget;
 use crate::credentials::{
     CredentialError, CredentialKind, CredentialProvider, CredentialRef, Origin, Revoked,
 };
@@ -31,6 +32,8 @@ pub struct SensediaDoor {
     kind: CredentialKind,
     /// Where writes run: to their end, even when the portal hangs up.
     writes: Writes,
+    /// Whether a new app may be given a credential.
+    budget: Arc<Budget>,
 }
 
 impl SensediaDoor {
@@ -38,11 +41,13 @@ impl SensediaDoor {
         provider: Arc<dyn CredentialProvider>,
         kind: CredentialKind,
         writes: Writes,
+        budget: Arc<Budget>,
     ) -> Self {
         SensediaDoor {
             provider,
             kind,
             writes,
+            budget,
         }
     }
 
@@ -54,6 +59,7 @@ impl SensediaDoor {
         request: CreateCredentialsRequest,
     ) -> Result<CreateCredentialsResponse, ApiError> {
         let spec = App::try_from(&request.app)?.spec(self.kind);
+        self.budget.admit(&*self.provider, &spec)?;
         let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
         Ok(CreateCredentialsResponse::from(&credential))
     }

@@ -10,6 +10,8 @@ mod admin;
 mod audit;
 mod config_file;
 mod http_surface;
+mod lifecycle;
+mod provisioning;
 mod readme;
 mod reliability_hostile;
 mod sensedia;

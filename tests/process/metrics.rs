@@ -416,3 +416,29 @@ async fn made_up_methods_and_unknown_paths_add_no_series() {
     ];
     assert_eq!(delta(&before, &after, requests, &healthz), 250.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_login_the_domain_policy_refuses_is_counted_once_by_reason() {
+    let mut env = portal_env();
+    env.push(("KEYHOOK_README_PROVISION", "true".into()));
+    env.push(("KEYHOOK_README_PROVISION_DOMAINS", "corp.com".into()));
+    let mut server = Process::spawn(&env);
+    server.wait_for("/readyz").await;
+    let before = Scrape::of(&server).await;
+    let refused = [("reason", "domain")];
+    assert_eq!(
+        before.value("keyhook_provision_refused_total", &refused),
+        0.0
+    );
+    assert!(server.login_keys("out@gmail.com").await.is_err());
+    assert_eq!(server.login_keys("in@corp.com").await.unwrap().len(), 1);
+    let after = Scrape::of(&server).await;
+    assert_eq!(
+        after.value("keyhook_provision_refused_total", &refused),
+        1.0
+    );
+    for other in ["hourly_budget", "key_ceiling"] {
+        let labels = [("reason", other)];
+        assert_eq!(after.value("keyhook_provision_refused_total", &labels), 0.0);
+    }
+}

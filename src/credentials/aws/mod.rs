@@ -251,6 +251,16 @@ impl CredentialProvider for AwsProvider {
         same_app(requested, credential)
     }
 
+    fn holds_app(&self, app: &AppId, kind: CredentialKind) -> bool {
+        self.inner
+            .indexed(&CredentialRef::App(app.clone(), kind))
+            .is_some()
+    }
+
+    fn census(&self, since_ms: u64) -> super::Census {
+        self.inner.owners.census(since_ms)
+    }
+
     async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
         let inner = &self.inner;
         if let Some(why) = inner.staleness() {

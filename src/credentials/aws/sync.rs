@@ -96,6 +96,10 @@ impl OwnerIndex {
         at.map(|at| at.elapsed())
     }
 
+    pub(super) fn census(&self, since_ms: u64) -> crate::credentials::Census {
+        self.index.read().expect("index lock").census(since_ms)
+    }
+
     pub(super) fn owned_by(&self, owner: &Email) -> Vec<Credential> {
         self.index.read().expect("index lock").owned_by(owner)
     }

@@ -24,9 +24,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::index::Index;
 use super::{
-    generate, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
-    CredentialRef, CredentialSpec, Email, FailureKind, Finding, Listed, Repair, Result, Revoked,
-    Rotation, Secret,
+    generate, AppId, Census, Created, Credential, CredentialError, CredentialKind,
+    CredentialProvider, CredentialRef, CredentialSpec, Email, FailureKind, Finding, Listed, Repair,
+    Result, Revoked, Rotation, Secret,
 };
 use crate::clock::Clock;
 use crate::secret::Redacted;
@@ -248,6 +248,15 @@ impl CredentialProvider for LocalStore {
 
     async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
         Ok(self.index.read().expect("index lock").owned_by(owner))
+    }
+
+    fn holds_app(&self, app: &AppId, kind: CredentialKind) -> bool {
+        self.resolve(&CredentialRef::App(app.clone(), kind))
+            .is_some()
+    }
+
+    fn census(&self, since_ms: u64) -> Census {
+        self.index.read().expect("index lock").census(since_ms)
     }
 
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
