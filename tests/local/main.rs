@@ -7,6 +7,7 @@
 mod harness;
 
 mod admin;
+mod admin_listener;
 mod audit;
 mod config_file;
 mod http_surface;
