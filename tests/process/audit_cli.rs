@@ -203,20 +203,26 @@ fn a_short_admin_token_or_an_admin_listener_without_tokens_stops_the_start() {
 #[test]
 fn check_says_tokens_without_a_listener_serve_nothing_and_names_them_by_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
+    // From a file, as an orchestrator mounts a secret: one per line.
+    let tokens = dir.path().join("admin-tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\nsecond-admin-token-0000000\n")).unwrap();
     let output = keyhook(dir.path())
         .arg("check")
-        .env("KEYHOOK_ADMIN_TOKENS", TOKEN)
+        .env("KEYHOOK_ADMIN_TOKENS_FILE", &tokens)
         .env("KEYHOOK_DATA_DIR", dir.path().join("data"))
         .output()
         .unwrap();
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", shown(&output));
     assert!(stdout.contains("KEYHOOK_ADMIN_LISTEN is unset"), "{stdout}");
+    assert!(stdout.contains("2 token(s)"), "{stdout}");
     assert!(
         stdout.contains(&keyhook::admin::auth::fingerprint(TOKEN)),
         "{stdout}"
     );
-    assert!(!stdout.contains(TOKEN) && !text(&output.stderr).contains(TOKEN));
+    for token in [TOKEN, "second-admin-token"] {
+        assert!(!stdout.contains(token) && !text(&output.stderr).contains(token));
+    }
 }
 
 #[tokio::test]
