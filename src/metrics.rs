@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by route, method and status with latency
 //! histograms, AWS calls by operation and outcome, credentials
-//! created/updated/revoked, and signature failures by reason. Served at
+//! created/updated/revoked, signature failures by reason, the owner index's
+//! size and age, readiness, and the key budget. Served at
 //! `GET /metrics` only on `KEYHOOK_METRICS_LISTEN`, a listener of its own:
 //! never on the main one, which the portals (and so the internet) reach.
 //!
@@ -8,10 +9,10 @@
 //! does not serve is `other`), and histogram samples are folded in every few
 //! seconds whether or not anything scrapes.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -19,7 +20,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::credentials::CredentialKind;
+use crate::credentials::{CredentialKind, CredentialProvider};
 use crate::readme::signature::SignatureError;
 
 const LATENCY: &str = "keyhook_http_request_duration_seconds";
@@ -84,7 +85,28 @@ fn register_fixed_series() {
             cleanup_by(kind, deleted, 0);
         }
     }
+    for reason in PROVISION_REFUSALS {
+        provision_refused_by(reason, 0);
+    }
+    owner_index_size(0);
+    api_keys(0);
+    api_keys_max(MAX_KEYS_DEFAULT);
 }
+
+/// The `reason` label of `keyhook_provision_refused_total`: the reader's
+/// email domain is not allowed, the hourly provisioning budget is spent,
+/// or the region's API keys reached `KEYHOOK_MAX_KEYS`.
+pub const PROVISION_REFUSALS: [&str; 3] = ["domain", "hourly_budget", "key_ceiling"];
+
+/// `KEYHOOK_MAX_KEYS`' default: headroom under API Gateway's 10,000 API keys
+/// per region. Published as `keyhook_api_keys_max` from the start; the
+/// provisioning policy (issue 12, part 1) sets the configured value with
+/// [`api_keys_max`].
+pub const MAX_KEYS_DEFAULT: usize = 9000;
+
+/// How long a scrape waits for the backend's readiness before reporting it
+/// unready: well under any sane scrape timeout.
+const READY_WITHIN: Duration = Duration::from_secs(2);
 
 /// The `kind` label of `keyhook_aws_cleanups_total`.
 pub const CLEANUP_KINDS: [&str; 2] = ["api_key", "app_client"];
@@ -103,12 +125,20 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn render() -> String {
+/// Every scrape first asks the backend whether it can serve (what `/readyz`
+/// answers, cached by the backend for a few seconds), so `keyhook_ready`
+/// is current whether or not an orchestrator probes.
+async fn render(State(provider): State<Arc<dyn CredentialProvider>>) -> String {
+    let ready = tokio::time::timeout(READY_WITHIN, provider.health()).await;
+    let ready = matches!(ready, Ok(Ok(())));
+    metrics::gauge!("keyhook_ready").set(if ready { 1.0 } else { 0.0 });
     handle().render()
 }
 
-pub fn router() -> Router {
-    Router::new().route("/metrics", get(render))
+pub fn router(provider: Arc<dyn CredentialProvider>) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state(provider)
 }
 
 /// Middleware counting every request by route, method and status. A route
@@ -168,4 +198,38 @@ pub fn owner_index_confirmed(started_ms: i64) {
 /// The age past which the owner index no longer answers logins.
 pub fn owner_index_stale_after(limit: Duration) {
     metrics::gauge!("keyhook_owner_index_stale_after_seconds").set(limit.as_secs_f64());
+}
+
+/// Credentials the owner index holds (every kind), after an AWS refresh or
+/// a local store commit.
+pub fn owner_index_size(credentials: usize) {
+    metrics::gauge!("keyhook_owner_index_credentials").set(credentials as f64);
+}
+
+/// API keys in the region as the owner index counts them (on AWS every key
+/// the last refresh listed, keyhook's or not: API Gateway's limit counts
+/// them all), to compare with `keyhook_api_keys_max`.
+pub fn api_keys(keys: usize) {
+    metrics::gauge!("keyhook_api_keys").set(keys as f64);
+}
+
+/// The ceiling on API keys past which no new credential is made
+/// (`KEYHOOK_MAX_KEYS`).
+pub fn api_keys_max(keys: usize) {
+    metrics::gauge!("keyhook_api_keys_max").set(keys as f64);
+}
+
+/// A credential was not provisioned: `reason` is one of
+/// [`PROVISION_REFUSALS`].
+pub fn provision_refused(reason: &'static str) {
+    provision_refused_by(reason, 1);
+}
+
+fn provision_refused_by(reason: &'static str, n: u64) {
+    metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(n);
+}
+
+/// An AWS call was throttled (after the SDK's retries).
+pub fn aws_throttled(operation: &'static str) {
+    metrics::counter!("keyhook_aws_throttled_total", "operation" => operation).increment(1);
 }
