@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod hangups;
 mod metrics;
+mod observability;
 mod reliability_load;
 mod reliability_secrets;
 mod store;
