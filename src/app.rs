@@ -177,8 +177,6 @@ pub struct Application {
     router: Router,
     /// `/metrics` on its own listener, when configured (else not served).
     metrics: Option<tokio::net::TcpListener>,
-    /// What serves `/metrics`: it asks the backend for `keyhook_ready`.
-    metrics_router: Router,
     /// Serve HTTPS on the main listener.
     tls: Option<RustlsConfig>,
     timeouts: Timeouts,
@@ -221,7 +219,6 @@ impl Application {
             Arc::clone(&deps.clock),
         ));
         let writes = Writes::default();
-        let metrics_router = metrics::router(Arc::clone(&provider));
         let router = router(config, provider, deps.clock, writes.clone());
         let listener = bind(config.listen).await?;
         let metrics = match config.metrics_listen {
@@ -240,7 +237,6 @@ impl Application {
             listener,
             router,
             metrics,
-            metrics_router,
             tls,
             timeouts: timeouts(config),
             backend,
@@ -290,7 +286,7 @@ impl Application {
             tokio::spawn(serve::serve(
                 listener,
                 None,
-                self.metrics_router,
+                metrics::router(),
                 timeouts,
                 watch.clone(),
             ))

@@ -9,10 +9,10 @@
 //! does not serve is `other`), and histogram samples are folded in every few
 //! seconds whether or not anything scrapes.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::credentials::{CredentialKind, CredentialProvider};
+use crate::credentials::CredentialKind;
 use crate::readme::signature::SignatureError;
 
 const LATENCY: &str = "keyhook_http_request_duration_seconds";
@@ -104,10 +104,6 @@ pub const PROVISION_REFUSALS: [&str; 3] = ["domain", "hourly_budget", "key_ceili
 /// [`api_keys_max`].
 pub const MAX_KEYS_DEFAULT: usize = 9000;
 
-/// How long a scrape waits for the backend's readiness before reporting it
-/// unready: well under any sane scrape timeout.
-const READY_WITHIN: Duration = Duration::from_secs(2);
-
 /// The `kind` label of `keyhook_aws_cleanups_total`.
 pub const CLEANUP_KINDS: [&str; 2] = ["api_key", "app_client"];
 
@@ -125,20 +121,12 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Every scrape first asks the backend whether it can serve (what `/readyz`
-/// answers, cached by the backend for a few seconds), so `keyhook_ready`
-/// is current whether or not an orchestrator probes.
-async fn render(State(provider): State<Arc<dyn CredentialProvider>>) -> String {
-    let ready = tokio::time::timeout(READY_WITHIN, provider.health()).await;
-    let ready = matches!(ready, Ok(Ok(())));
-    metrics::gauge!("keyhook_ready").set(if ready { 1.0 } else { 0.0 });
+async fn render() -> String {
     handle().render()
 }
 
-pub fn router(provider: Arc<dyn CredentialProvider>) -> Router {
-    Router::new()
-        .route("/metrics", get(render))
-        .with_state(provider)
+pub fn router() -> Router {
+    Router::new().route("/metrics", get(render))
 }
 
 /// Middleware counting every request by route, method and status. A route
@@ -232,4 +220,11 @@ fn provision_refused_by(reason: &'static str, n: u64) {
 /// An AWS call was throttled (after the SDK's retries).
 pub fn aws_throttled(operation: &'static str) {
     metrics::counter!("keyhook_aws_throttled_total", "operation" => operation).increment(1);
+}
+
+/// What `/readyz` last answered: 1 ready, 0 not. Absent until the first
+/// probe: a scrape asks nothing of the backend (on AWS that would be a
+/// call), so orchestrators' probes keep it current.
+pub fn ready(ready: bool) {
+    metrics::gauge!("keyhook_ready").set(if ready { 1.0 } else { 0.0 });
 }

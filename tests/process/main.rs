@@ -8,6 +8,7 @@ mod harness;
 
 mod cli;
 mod errors;
+mod gauges;
 mod hangups;
 mod metrics;
 mod observability;
