@@ -38,8 +38,20 @@ pub fn installed(name: &str) -> PathBuf {
 
 impl Prometheus {
     /// Starts Prometheus scraping `target` (`host:port`, `/metrics`) as job
-    /// `keyhook`, with `rule_files`; returns once it answers ready.
+    /// `keyhook`, with `rule_files`; returns once it answers ready. The port
+    /// is free when chosen; should another process take it first, another
+    /// is tried.
     pub async fn start(target: &str, rule_files: &[&Path]) -> Prometheus {
+        for _ in 0..3 {
+            if let Some(prometheus) = Self::try_start(target, rule_files).await {
+                return prometheus;
+            }
+        }
+        panic!("prometheus found no free port in three tries");
+    }
+
+    /// `None` when the port was taken.
+    async fn try_start(target: &str, rule_files: &[&Path]) -> Option<Prometheus> {
         let binary = installed("prometheus");
         let dir = tempfile::tempdir().unwrap();
         let rules: Vec<String> = rule_files
@@ -84,11 +96,15 @@ impl Prometheus {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Ok(Some(status)) = prometheus.child.try_wait() {
-                panic!("prometheus exited ({status}): {}", prometheus.log());
+                let log = prometheus.log();
+                if log.contains("address already in use") {
+                    return None;
+                }
+                panic!("prometheus exited ({status}): {log}");
             }
             let ready = prometheus.http.get(prometheus.api("/-/ready")).send().await;
             if ready.is_ok_and(|r| r.status().is_success()) {
-                return prometheus;
+                return Some(prometheus);
             }
             assert!(
                 Instant::now() < deadline,

@@ -192,7 +192,8 @@ async fn a_real_prometheus_answers_every_panel_and_raises_the_aws_errors_alert()
         100_000,
     );
     let (api, plan) = (&emu.seed.api_id, &emu.seed.plans[0]);
-    let deadline = Instant::now() + Duration::from_secs(45);
+    let failing_since = Instant::now();
+    let deadline = failing_since + Duration::from_secs(45);
     let mut failed = 0;
     let alert = loop {
         let body = app(OWNER, &format!("observed-fail-{failed}"), api, &[plan]);
@@ -209,6 +210,11 @@ async fn a_real_prometheus_answers_every_panel_and_raises_the_aws_errors_alert()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    eprintln!(
+        "KeyhookAwsErrors {} after {failed} failed creates, {:?}",
+        alert["state"],
+        failing_since.elapsed()
+    );
     assert!(
         ["pending", "firing"].contains(&alert["state"].as_str().unwrap()),
         "{alert}"
