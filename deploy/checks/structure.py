@@ -3,7 +3,9 @@
 
 * docker-compose.yml: services, dependencies, env files and mounted paths
   exist, no secret-looking variable is set inline;
-* deploy/kubernetes: every manifest is listed in kustomization.yaml and
+* deploy/kubernetes: every manifest is listed in kustomization.yaml (but
+  the examples for clusters with an operator, e.g. the ServiceMonitor,
+  checked by hand since no linter here knows their CRD) and
   the Deployment keeps its hardening (probes, non-root, read-only root,
   dropped capabilities, secrets only as files);
 * deploy/ecs/task-definition.json against the ECS RegisterTaskDefinition
@@ -98,6 +100,9 @@ def check_kubernetes() -> None:
     kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
     listed = set(kustomization.get("resources", []))
     present = {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml"}
+    # Examples outside the kustomization, for clusters with an operator whose
+    # CRD no linter here knows: checked by check_examples instead.
+    present -= set(EXAMPLES)
     for missing in sorted(present - listed):
         finding("deploy/kubernetes", f"{missing} is not listed in kustomization.yaml")
     for absent in sorted(listed - present):
@@ -146,6 +151,41 @@ def check_kubernetes() -> None:
             pre_stop = int(sleep[-1]) if sleep and sleep[0] == "sleep" else 0
             if grace < pre_stop + 10:
                 finding(name, f"terminationGracePeriodSeconds {grace} leaves under 10 s to drain after preStop {pre_stop}s")
+
+
+# Manifests shipped beside the kustomization but not in it, with why.
+EXAMPLES = {
+    "servicemonitor.yaml": "needs the Prometheus operator's ServiceMonitor CRD",
+}
+
+
+def check_examples() -> None:
+    """The ServiceMonitor (its CRD cannot be validated here): not in the
+    kustomization, and it selects the Service and scrapes its metrics port."""
+    base = ROOT / "deploy/kubernetes"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    for name in EXAMPLES:
+        if name in kustomization.get("resources", []):
+            finding(name, "is in kustomization.yaml, but its CRD is not in every cluster")
+    where = "servicemonitor.yaml"
+    monitor = yaml.safe_load((base / where).read_text())
+    service = yaml.safe_load((base / "service.yaml").read_text())
+    if monitor.get("apiVersion") != "monitoring.coreos.com/v1" or monitor.get("kind") != "ServiceMonitor":
+        finding(where, "not a monitoring.coreos.com/v1 ServiceMonitor")
+        return
+    wanted = monitor["spec"]["selector"].get("matchLabels", {})
+    labels = service["metadata"].get("labels", {})
+    if not wanted or any(labels.get(k) != v for k, v in wanted.items()):
+        finding(where, f"selector {wanted} does not match the Service's labels {labels}")
+    namespaces = monitor["spec"].get("namespaceSelector", {}).get("matchNames", [])
+    if service["metadata"].get("namespace") not in namespaces:
+        finding(where, "namespaceSelector does not name the Service's namespace")
+    ports = {p.get("name") for p in service["spec"]["ports"]}
+    for endpoint in monitor["spec"].get("endpoints", []):
+        if endpoint.get("port") not in ports:
+            finding(where, f"endpoint port {endpoint.get('port')!r} is not a port of the Service")
+        if endpoint.get("path", "/metrics") != "/metrics":
+            finding(where, "keyhook serves /metrics only")
 
 
 def check_ecs_task_definition() -> None:
@@ -295,7 +335,8 @@ def check_claim_table() -> None:
 
 
 def main() -> int:
-    for check in (check_compose, check_kubernetes, check_ecs_task_definition, check_iam, check_claim_table):
+    for check in (check_compose, check_kubernetes, check_examples, check_ecs_task_definition, check_iam,
+                  check_claim_table):
         try:
             check()
         except Exception as err:  # a crash is a finding too

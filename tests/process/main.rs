@@ -8,8 +8,10 @@ mod harness;
 
 mod cli;
 mod errors;
+mod gauges;
 mod hangups;
 mod metrics;
+mod observability;
 mod reliability_load;
 mod reliability_secrets;
 mod store;

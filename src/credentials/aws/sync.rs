@@ -232,6 +232,7 @@ pub(super) async fn refresh_loop(inner: Weak<Inner>) {
             Ok(count) => {
                 tracing::debug!(credentials = count, "owner index refreshed");
                 crate::metrics::owner_index_confirmed(started_ms);
+                crate::metrics::owner_index_size(count);
                 interval
             }
             Err(err) => {
@@ -404,6 +405,7 @@ impl Inner {
     /// Every API key and app client in AWS, as credentials.
     async fn list_everything(&self) -> Result<Listing> {
         let records = self.keys.list_all(&self.aws).await?;
+        crate::metrics::api_keys(records.len());
         let mut credentials = apigateway::credentials(&records);
         let mut client_ids = HashSet::new();
         if let Some(clients) = &self.clients {
