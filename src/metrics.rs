@@ -80,9 +80,6 @@ fn register_fixed_series() {
             }
         }
     }
-    for reason in PROVISION_REFUSALS {
-        metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(0);
-    }
     for kind in CLEANUP_KINDS {
         for deleted in [true, false] {
             cleanup_by(kind, deleted, 0);
@@ -102,9 +99,8 @@ fn register_fixed_series() {
 pub const PROVISION_REFUSALS: [&str; 3] = ["domain", "hourly_budget", "key_ceiling"];
 
 /// `KEYHOOK_MAX_KEYS`' default: headroom under API Gateway's 10,000 API keys
-/// per region. Published as `keyhook_api_keys_max` from the start; the
-/// provisioning policy (issue 12, part 1) sets the configured value with
-/// [`api_keys_max`].
+/// per region. Published as `keyhook_api_keys_max` from the start;
+/// `Application::build` sets the configured value with [`api_keys_max`].
 pub const MAX_KEYS_DEFAULT: usize = 9000;
 
 /// The `kind` label of `keyhook_aws_cleanups_total`.
@@ -163,14 +159,6 @@ pub fn credential_change(action: &'static str, kind: &'static str, origin: &'sta
 fn credential_change_by(action: &'static str, kind: &'static str, origin: &'static str, n: u64) {
     metrics::counter!("keyhook_credentials_total", "action" => action, "kind" => kind, "origin" => origin)
         .increment(n);
-}
-
-/// Why a first login was given no key (issue: the provisioning policy):
-/// `domain`, `hourly_budget`, `key_ceiling`.
-pub const PROVISION_REFUSALS: [&str; 3] = ["domain", "hourly_budget", "key_ceiling"];
-
-pub fn provision_refused(reason: &'static str) {
-    metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(1);
 }
 
 /// A credential keyhook made and no app keeps (a racing replica's loser, the
