@@ -100,6 +100,33 @@ impl Inner {
         }
     }
 
+    /// The app's credential as its claim names it: after a rotation on
+    /// another replica this one's index may still answer the predecessor
+    /// until its next refresh; the claim (one DynamoDB read) already names
+    /// the successor, which a create then answers.
+    pub(super) async fn claimed_head(&self, indexed: Credential) -> Result<Credential> {
+        let Some(table) = &self.claims else {
+            return Ok(indexed);
+        };
+        let key = claims::claim_key(indexed.kind(), &indexed.app);
+        let holder = table.holder(&self.aws, &key).await?;
+        let Some(holder) = holder.filter(|h| *h != indexed.id && !claims::is_settling(h)) else {
+            return Ok(indexed);
+        };
+        match self.look_up(indexed.kind(), &holder).await? {
+            Some(found) if found.replaces.as_ref() == Some(&indexed.id) => {
+                let found = Credential {
+                    usage_plans: indexed.usage_plans.clone(),
+                    api_ids: indexed.api_ids.clone(),
+                    ..found
+                };
+                self.owners.apply(Change::Upsert(Box::new(found.clone())));
+                Ok(found)
+            }
+            _ => Ok(indexed),
+        }
+    }
+
     pub(super) async fn rotate(&self, id: &str, until_ms: u64) -> Result<Rotation> {
         let pred = (self.held(id).await?).ok_or_else(|| not_found(id, CredentialKind::ApiKey))?;
         if !claims::is_claimable(&pred) {

@@ -317,6 +317,10 @@ impl CredentialProvider for AwsProvider {
         let _app = inner.app_lock(&spec.app).await;
         let target = CredentialRef::App(spec.app.clone(), spec.kind);
         let indexed = match inner.indexed_and_confirmed(&target).await? {
+            Some(existing) => Some(inner.claimed_head(existing).await?),
+            None => None,
+        };
+        let indexed = match indexed {
             // Past its end (a provisioned key's lifetime): revoked, and
             // the app made a fresh one.
             Some(existing) if existing.is_expired(inner.settle_window().0) => {
