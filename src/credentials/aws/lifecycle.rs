@@ -9,6 +9,12 @@
 //! it by a conditional write, so of two replicas rotating one credential at
 //! once exactly one succeeds. A failure half-way deletes what was made: the
 //! predecessor is never written to.
+//!
+//! An app client is rotated by a successor *client*, not by Cognito's
+//! second client secret (`AddUserPoolClientSecret`): moto answers 500 to
+//! the secret calls, so that path could not be tested; a successor client
+//! is a path AWS and moto both run, and revoking the predecessor is then
+//! deleting a client, as for any revoke.
 
 use super::apigateway::KeyRecord;
 use super::cognito::{self, client_name_with};

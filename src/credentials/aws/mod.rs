@@ -317,14 +317,14 @@ impl CredentialProvider for AwsProvider {
         let _app = inner.app_lock(&spec.app).await;
         let target = CredentialRef::App(spec.app.clone(), spec.kind);
         let indexed = match inner.indexed_and_confirmed(&target).await? {
-            Some(existing) => Some(inner.claimed_head(existing).await?),
+            Some(existing) => Some(Box::pin(inner.claimed_head(existing)).await?),
             None => None,
         };
         let indexed = match indexed {
             // Past its end (a provisioned key's lifetime): revoked, and
             // the app made a fresh one.
             Some(existing) if existing.is_expired(inner.settle_window().0) => {
-                inner.retire_expired(&existing).await?;
+                Box::pin(inner.retire_expired(&existing)).await?;
                 None
             }
             indexed => indexed,
@@ -356,9 +356,13 @@ impl CredentialProvider for AwsProvider {
         let current = target.admit(inner.resolve(target).await?, same_app)?;
         // The app's successor and its predecessor in grace alike.
         let partners = inner.partners(&current);
-        let updated = inner.resync(current, spec).await?;
+        // Boxed: two resyncs inline make a future too big for a debug
+        // build's stack.
+        let updated = Box::pin(inner.resync(current, spec)).await?;
         for partner in partners {
-            inner.resync(partner, spec).await?;
+            let partner = Box::pin(inner.resync(partner, spec)).await?;
+            // Audited here: the portal's update is audited with the head.
+            crate::telemetry::audit::by("sensedia", "updated", &partner);
         }
         Ok(updated)
     }
@@ -366,7 +370,7 @@ impl CredentialProvider for AwsProvider {
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
         let inner = &self.inner;
         let current = target.admit(inner.resolve(target).await?, same_app)?;
-        inner.revoke_app(current).await
+        Box::pin(inner.revoke_app(current)).await
     }
 
     async fn health(&self) -> Result<()> {

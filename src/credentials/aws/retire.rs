@@ -92,7 +92,13 @@ impl Inner {
         let head = unit.last().cloned().expect("the unit holds current");
         let mut any = false;
         for credential in &unit {
-            any |= self.revoke_one(credential).await?;
+            let gone = self.revoke_one(credential).await?;
+            // The portal's revoke is audited with the head; its partner
+            // here, so every credential's end is on record.
+            if gone && credential.id != head.id {
+                crate::telemetry::audit::by("sensedia", "revoked", credential);
+            }
+            any |= gone;
         }
         Ok(match any {
             true => Revoked::Revoked(Box::new(head)),
