@@ -238,7 +238,8 @@ impl ApiKeys {
         spec: &CredentialSpec,
         companion_of: Option<&str>,
     ) -> Result<KeyRecord> {
-        self.create_linked(aws, spec, companion_of, None).await
+        // Boxed: keeps the callers' futures small (a debug build's stack).
+        Box::pin(self.create_linked(aws, spec, companion_of, None)).await
     }
 
     /// As `create`, for a rotation's successor: `link` is the predecessor

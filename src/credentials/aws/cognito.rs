@@ -274,7 +274,7 @@ impl AppClients {
             ..NameFields::default()
         };
         let name = client_name_with(&app_key(&spec.app), &spec.label, &spec.owner, &fields)?;
-        self.create_named(aws, name, self.scopes_for(spec)).await
+        Box::pin(self.create_named(aws, name, self.scopes_for(spec))).await
     }
 
     /// A new client named `name` with `scopes` (a rotation's successor has
@@ -314,8 +314,7 @@ impl AppClients {
         spec: &CredentialSpec,
     ) -> Result<bool> {
         let name = client_name_with(app, &spec.label, &spec.owner, fields)?;
-        self.rename(aws, client_id, name, self.scopes_for(spec))
-            .await
+        Box::pin(self.rename(aws, client_id, name, self.scopes_for(spec))).await
     }
 
     /// Renames a client, keeping `scopes` (`UpdateUserPoolClient` resets

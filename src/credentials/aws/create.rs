@@ -742,3 +742,29 @@ pub(super) fn shown_companion<'a>(companions: &[&'a KeyRecord]) -> Option<&'a Ke
         })
         .copied()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::kept_client;
+
+    fn ids(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        pairs
+            .iter()
+            .map(|(id, r)| (id.to_string(), r.map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn a_client_and_its_rotation_partner_are_kept_and_the_successor_answered() {
+        // The predecessor sorts first: its successor is answered.
+        let kept = kept_client(&ids(&[("a", None), ("b", None), ("c", Some("a"))]));
+        assert_eq!(kept, Some(("c".into(), vec!["b".into()])));
+        // The successor sorts first: it is answered, its predecessor kept.
+        let kept = kept_client(&ids(&[("a", Some("c")), ("b", None), ("c", None)]));
+        assert_eq!(kept, Some(("a".into(), vec!["b".into()])));
+        // No rotation: the first, the others extras.
+        let kept = kept_client(&ids(&[("a", None), ("b", None)]));
+        assert_eq!(kept, Some(("a".into(), vec!["b".into()])));
+        assert_eq!(kept_client(&[]), None);
+    }
+}
