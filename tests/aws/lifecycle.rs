@@ -410,3 +410,60 @@ async fn a_rotation_failing_half_way_leaves_the_predecessor_as_it_was() {
     }
     assert_eq!(env.keys_named("hand@life.io").await.len(), 1);
 }
+
+/// Two providers on one claim table sweep the same expired key at once,
+/// in each revoke mode: exactly one reports it. Deleting, AWS decides (the
+/// loser's delete finds nothing); disabling (a disabled key can be
+/// disabled again), the table's conditional `swept#<id>` item does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sweeping_one_expired_key_revoke_it_once_in_either_mode() {
+    use keyhook::credentials::aws::settings::RevokeMode;
+    let env = AwsEnv::isolated(1).await;
+    for (mode, name) in [
+        (RevokeMode::Delete, "delete"),
+        (RevokeMode::Disable, "disable"),
+    ] {
+        let mut config = env.config(CredentialKind::ApiKey);
+        config.aws.revoke = mode;
+        let (one, two) = (provider(&env, &config), provider(&env, &config));
+        let dev = format!("sweep-{name}@life.io");
+        let spec = CredentialSpec {
+            kind: CredentialKind::ApiKey,
+            owner: Email::parse(&dev).unwrap(),
+            app: AppId::sensedia_slug(&format!("sweep-{name}")),
+            label: "Swept".into(),
+            origin: Origin::Sensedia,
+            api_ids: Vec::new(),
+            usage_plans: vec![env.seed.plans[0].clone()],
+            expires_at_ms: None,
+        };
+        let (key, _) = one.create(&spec).await.unwrap();
+        let end = now_ms() + 1_000;
+        // Each learns the end (and indexes the key) as a refresh would.
+        one.set_expiry(&key.id, Some(end)).await.unwrap();
+        two.set_expiry(&key.id, Some(end)).await.unwrap();
+        assert!(
+            one.sweep(end - 1).await.unwrap().is_empty(),
+            "{name}: not yet"
+        );
+        let (a, b) = tokio::join!(one.sweep(end), two.sweep(end));
+        let swept: Vec<String> = a
+            .unwrap()
+            .into_iter()
+            .chain(b.unwrap())
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(swept, [key.id.clone()], "{name}");
+        let left = env.keys_named(&dev).await;
+        match mode {
+            RevokeMode::Delete => assert!(left.is_empty(), "{left:?}"),
+            RevokeMode::Disable => {
+                assert_eq!(left.len(), 1);
+                assert!(!left[0].enabled());
+            }
+        }
+        // Swept is swept: nothing more to report on either.
+        assert!(one.sweep(end + 1).await.unwrap().is_empty());
+        assert!(two.sweep(end + 1).await.unwrap().is_empty());
+    }
+}
