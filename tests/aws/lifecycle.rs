@@ -453,7 +453,7 @@ async fn two_replicas_sweeping_one_expired_key_revoke_it_once_in_either_mode() {
             .chain(b.unwrap())
             .map(|c| c.id)
             .collect();
-        assert_eq!(swept, [key.id.clone()], "{name}");
+        assert_eq!(swept.as_slice(), std::slice::from_ref(&key.id), "{name}");
         let left = env.keys_named(&dev).await;
         match mode {
             RevokeMode::Delete => assert!(left.is_empty(), "{left:?}"),
