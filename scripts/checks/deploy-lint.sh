@@ -5,7 +5,8 @@
 # (openapi-spec-validator), and the structure no linter covers
 # (deploy/checks/structure.py: compose file, kustomization, ECS task
 # definition against botocore's model, policies against operations.json,
-# the claim table in every manifest).
+# the claim table in every manifest, the admin and metrics listeners
+# reachable only inside the host, cluster or task).
 # Tools come from scripts/requirements-test.txt. Any finding fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,7 +65,7 @@ fi
 echo "-- openapi-spec-validator openapi/keyhook.yaml"
 openapi-spec-validator openapi/keyhook.yaml
 
-echo "-- deploy structure (compose, kustomization, ECS task definition, IAM vs operations.json, claim table)"
+echo "-- deploy structure (compose, kustomization, ECS task definition, IAM vs operations.json, claim table, private listeners)"
 python3 deploy/checks/structure.py
 
 echo "deploy-lint: OK"
