@@ -10,7 +10,8 @@
 //! check`. Each operation must also be listed for that mode in
 //! `deploy/iam/operations.json`. What a policy grants that the flows never
 //! called is printed, not failed: some grants cover paths only a race or a
-//! fault takes.
+//! fault takes. `audit-readonly` is not a serving mode: it is checked
+//! against the calls of `keyhook audit` itself, the real binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -681,6 +682,69 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
         "sensedia-client-credentials + client_api_key",
         &["sensedia-client-credentials", "sensedia-api-keys"],
         &all,
+        &deployment(&env),
+    );
+}
+
+/// `keyhook audit` (no `--fix`), the real binary reading the account
+/// directly as an operator runs it before deploying keyhook: the read-only
+/// audit policy must be enough, and it lists each usage plan's keys. The
+/// account holds a Sensedia app's key, hand-made keys (one on no plan, one
+/// whose name is not an address), an app client and the claim table.
+#[tokio::test]
+async fn audit_readonly_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Emulator::new(2).await;
+    let proxy = env.proxy().await;
+    let sensedia =
+        TestApp::spawn_ready(&config(&env, CredentialKind::ApiKey, false), &env.endpoint).await;
+    created(
+        &sensedia,
+        &app(
+            "dev@audit.io",
+            "audit-keys",
+            &env.seed.api_id,
+            &[&env.seed.plans[0]],
+        ),
+    )
+    .await;
+    sensedia.stop().await;
+    env.hand_made_key("console@audit.io", true).await;
+    env.hand_made_key("not an email", true).await;
+    foreign_client(&env, "audit-app", "Reports", "oauth@audit.io").await;
+
+    let mut vars = crate::harness::process::aws_env(&proxy.endpoint);
+    vars.push(("KEYHOOK_USAGE_PLAN_ID", env.seed.plans[0].clone()));
+    vars.push(("KEYHOOK_COGNITO_USER_POOL_ID", env.seed.pool_id.clone()));
+    vars.push(("KEYHOOK_CLAIM_TABLE", env.seed.claim_table.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyhook"))
+        .args(["audit", "--json"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // 1: findings (the hand-made keys are some); 2 would be "could not run".
+    assert_eq!(output.status.code(), Some(1), "keyhook audit: {text}");
+
+    let calls = proxy.requests();
+    for wanted in ["GetApiKeys", "GetUsagePlanKeys", "ListUserPoolClients"] {
+        assert!(
+            calls.iter().any(|c| c.operation == wanted),
+            "keyhook audit never called {wanted}"
+        );
+    }
+    kit.assert_covers(
+        "audit-readonly",
+        &["audit-readonly"],
+        &calls,
         &deployment(&env),
     );
 }
