@@ -23,7 +23,7 @@ use crate::iam::{self, strings, Deployment};
 use keyhook::config::Config;
 use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::aws::{app_key, cognito, AwsProvider};
-use keyhook::credentials::{AppId, CredentialKind, Email};
+use keyhook::credentials::{AppId, CredentialKind, CredentialProvider, Email};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -745,6 +745,149 @@ async fn audit_readonly_calls_only_what_its_policy_grants() {
         "audit-readonly",
         &["audit-readonly"],
         &calls,
+        &deployment(&env),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The lifecycle: what the admin routes and the sweeper call, through the
+// provider as they do, in each mode that writes.
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    u64::try_from(since.unwrap().as_millis()).unwrap()
+}
+
+/// keyhook's provider through `proxy`, once its owner index has loaded.
+async fn loaded_provider(config: &Config, proxy: &Proxy) -> AwsProvider {
+    let provider = AwsProvider::start(
+        &config.aws,
+        config.readme.usage_plan_id.clone(),
+        &sdk_config(&proxy.endpoint),
+        keyhook::clock::system(),
+    );
+    for _ in 0..300 {
+        if provider.health().await.is_ok() {
+            return provider;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the owner index never loaded");
+}
+
+/// Rotates `id` (an hour's grace), brings the predecessor's end forward,
+/// sets, clears and sets the successor's, sweeps as if two hours had
+/// passed (both revoked, by this call), then audits: every lifecycle write
+/// and the admin audit's listings.
+async fn rotate_expire_sweep_audit(provider: &AwsProvider, id: &str) {
+    let now = now_ms();
+    let rotation = provider.rotate(id, now + 3_600_000).await.expect("rotate");
+    let successor = rotation.successor.id.clone();
+    assert_ne!(successor, id);
+    provider
+        .set_expiry(id, Some(now + 60_000))
+        .await
+        .expect("bring the predecessor's end forward");
+    for end in [Some(now + 5_400_000), None, Some(now + 5_400_000)] {
+        provider
+            .set_expiry(&successor, end)
+            .await
+            .unwrap_or_else(|e| panic!("set the successor's end to {end:?}: {e}"));
+    }
+    let mut swept: Vec<String> = (provider.sweep(now + 7_200_000).await)
+        .expect("sweep")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    swept.sort();
+    let mut both = vec![id.to_string(), successor];
+    both.sort();
+    assert_eq!(swept, both, "the sweep revokes both, once");
+    provider.audit(now_ms()).await.expect("audit");
+}
+
+/// A reader's provisioned key, revoked by disabling it.
+#[tokio::test]
+async fn lifecycle_readme_provisioning_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Emulator::new(1).await;
+    let proxy = env.proxy().await;
+    let mut config = config(&env, CredentialKind::ApiKey, true);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    config.aws.revoke = RevokeMode::Disable;
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+    assert_eq!(server.login_keys("life@prov.io").await.unwrap().len(), 1);
+    server.stop().await;
+    let key = env.keys_named("life@prov.io").await[0]
+        .id()
+        .unwrap()
+        .to_string();
+
+    let provider = loaded_provider(&config, &proxy).await;
+    rotate_expire_sweep_audit(&provider, &key).await;
+    drop(provider);
+    kit.assert_covers(
+        "lifecycle readme-provisioning",
+        &["readme-provisioning"],
+        &proxy.requests(),
+        &deployment(&env),
+    );
+}
+
+/// A Sensedia app's key on two plans, revoked by deleting (one app) and
+/// by disabling (another).
+#[tokio::test]
+async fn lifecycle_sensedia_api_keys_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Emulator::new(2).await;
+    let proxy = env.proxy().await;
+    let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
+    let mut config = config(&env, CredentialKind::ApiKey, false);
+    for (revoke, slug) in [
+        (RevokeMode::Delete, "life-del"),
+        (RevokeMode::Disable, "life-dis"),
+    ] {
+        config.aws.revoke = revoke;
+        let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+        let made = created(
+            &server,
+            &app("life@keys.io", slug, &env.seed.api_id, &[p0, p1]),
+        )
+        .await;
+        server.stop().await;
+        let provider = loaded_provider(&config, &proxy).await;
+        rotate_expire_sweep_audit(&provider, made["apiKeyId"].as_str().unwrap()).await;
+    }
+    kit.assert_covers(
+        "lifecycle sensedia-api-keys",
+        &["sensedia-api-keys"],
+        &proxy.requests(),
+        &deployment(&env),
+    );
+}
+
+/// A Sensedia app's client: its successor is a client too.
+#[tokio::test]
+async fn lifecycle_sensedia_client_credentials_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Emulator::new(1).await;
+    let proxy = env.proxy().await;
+    let config = config(&env, CredentialKind::ClientCredentials, true);
+    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+    let made = created(
+        &server,
+        &app("life@cc.io", "life-cc", &env.seed.api_id, &[]),
+    )
+    .await;
+    server.stop().await;
+    let provider = loaded_provider(&config, &proxy).await;
+    rotate_expire_sweep_audit(&provider, made["clientId"].as_str().unwrap()).await;
+    drop(provider);
+    kit.assert_covers(
+        "lifecycle sensedia-client-credentials",
+        &["sensedia-client-credentials"],
+        &proxy.requests(),
         &deployment(&env),
     );
 }
