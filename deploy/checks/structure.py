@@ -10,7 +10,7 @@
   input model shipped with botocore;
 * deploy/iam: every operation in operations.json is granted by the policy
   of each mode it lists, and no policy grants anything operations.json
-  does not account for.
+  does not account for; audit-readonly grants reads only.
 * the claim table: every manifest that runs keyhook on AWS sets
   KEYHOOK_CLAIM_TABLE (required with more than one replica), the compose
   stack from the file aws-init writes, and the CloudFormation stack
@@ -228,6 +228,13 @@ def check_iam() -> None:
     for path in base.glob("*.json"):
         if path.name != "operations.json" and path.name not in ops["policies"].values():
             finding(str(path.relative_to(ROOT)), "policy not mapped in operations.json")
+    # What `keyhook audit` runs with before keyhook is deployed: reads only.
+    reads = re.compile(r"^(apigateway:GET|cognito-idp:(List|Describe)\w+|dynamodb:(GetItem|Scan|Query))$")
+    for action, resource in sorted(granted.get("audit-readonly", set())):
+        if not reads.match(action):
+            finding(ops["policies"]["audit-readonly"], f"grants {action} on {resource}, which is not a read")
+    if "audit-readonly" not in granted:
+        finding("operations.json", "no audit-readonly policy (keyhook audit before deploying)")
 
 
 CLAIM_TABLE = "KEYHOOK_CLAIM_TABLE"
