@@ -62,8 +62,12 @@ if python3 deploy/iam/render.py deploy/iam/readme-readonly.json "${sample[@]}" >
     echo "render.py rendered a policy without --claim-table or --no-claim-table"; exit 1
 fi
 
-echo "-- openapi-spec-validator openapi/keyhook.yaml"
-openapi-spec-validator openapi/keyhook.yaml
+# Every description: the portals' (keyhook.yaml) and any other, such as the
+# admin listener's.
+for spec in openapi/*.yaml; do
+    echo "-- openapi-spec-validator $spec"
+    openapi-spec-validator "$spec"
+done
 
 echo "-- deploy structure (compose, kustomization, ECS task definition, IAM vs operations.json, claim table, private listeners)"
 python3 deploy/checks/structure.py
