@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::harness::emulator::{app, expected_failure, Emulator};
-use crate::harness::moto::sdk_config;
+use crate::harness::moto::{sdk_config, sdk_config_as};
 use crate::harness::proxy::{Call, Fault, Proxy};
 use crate::harness::TestApp;
 use crate::iam::{self, strings, Deployment};
@@ -694,10 +694,15 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
 #[tokio::test]
 async fn audit_readonly_calls_only_what_its_policy_grants() {
     let kit = Kit::load();
-    let env = Emulator::new(2).await;
+    // An account of its own: the audit reads all of it.
+    let env = Emulator::isolated(2).await;
     let proxy = env.proxy().await;
-    let sensedia =
-        TestApp::spawn_ready(&config(&env, CredentialKind::ApiKey, false), &env.endpoint).await;
+    let sensedia = TestApp::spawn(
+        &config(&env, CredentialKind::ApiKey, false),
+        Some(env.sdk()),
+    )
+    .await;
+    sensedia.ready().await;
     created(
         &sensedia,
         &app(
@@ -714,17 +719,23 @@ async fn audit_readonly_calls_only_what_its_policy_grants() {
     foreign_client(&env, "audit-app", "Reports", "oauth@audit.io").await;
 
     let mut vars = crate::harness::process::aws_env(&proxy.endpoint);
+    vars.retain(|(name, _)| *name != "AWS_ACCESS_KEY_ID");
+    vars.push(("AWS_ACCESS_KEY_ID", env.access_key.clone()));
     vars.push(("KEYHOOK_USAGE_PLAN_ID", env.seed.plans[0].clone()));
     vars.push(("KEYHOOK_COGNITO_USER_POOL_ID", env.seed.pool_id.clone()));
     vars.push(("KEYHOOK_CLAIM_TABLE", env.seed.claim_table.clone()));
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyhook"))
+    let mut audit = std::process::Command::new(env!("CARGO_BIN_EXE_keyhook"));
+    audit
         .args(["audit", "--json"])
         .current_dir(dir.path())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
+    // Waited for off this runtime's one thread, which serves the proxy.
+    let output = tokio::task::spawn_blocking(move || audit.output())
+        .await
+        .unwrap()
         .unwrap();
     let text = format!(
         "{}{}",
@@ -758,12 +769,24 @@ fn now_ms() -> u64 {
     u64::try_from(since.unwrap().as_millis()).unwrap()
 }
 
-/// keyhook's provider through `proxy`, once its owner index has loaded.
-async fn loaded_provider(config: &Config, proxy: &Proxy) -> AwsProvider {
+/// keyhook serving `config` through `proxy`, in `env`'s moto account.
+async fn serve_in(env: &Emulator, config: &Config, proxy: &Proxy) -> TestApp {
+    let server = TestApp::spawn(
+        config,
+        Some(sdk_config_as(&proxy.endpoint, &env.access_key)),
+    )
+    .await;
+    server.ready().await;
+    server
+}
+
+/// keyhook's provider through `proxy`, in `env`'s moto account, once its
+/// owner index has loaded.
+async fn loaded_provider(env: &Emulator, config: &Config, proxy: &Proxy) -> AwsProvider {
     let provider = AwsProvider::start(
         &config.aws,
         config.readme.usage_plan_id.clone(),
-        &sdk_config(&proxy.endpoint),
+        &sdk_config_as(&proxy.endpoint, &env.access_key),
         keyhook::clock::system(),
     );
     for _ in 0..300 {
@@ -810,13 +833,13 @@ async fn rotate_expire_sweep_audit(provider: &AwsProvider, id: &str) {
 #[tokio::test]
 async fn lifecycle_readme_provisioning_calls_only_what_its_policy_grants() {
     let kit = Kit::load();
-    let env = Emulator::new(1).await;
+    let env = Emulator::isolated(1).await;
     let proxy = env.proxy().await;
     let mut config = config(&env, CredentialKind::ApiKey, true);
     config.readme.provision = true;
     config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
     config.aws.revoke = RevokeMode::Disable;
-    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+    let server = serve_in(&env, &config, &proxy).await;
     assert_eq!(server.login_keys("life@prov.io").await.unwrap().len(), 1);
     server.stop().await;
     let key = env.keys_named("life@prov.io").await[0]
@@ -824,7 +847,7 @@ async fn lifecycle_readme_provisioning_calls_only_what_its_policy_grants() {
         .unwrap()
         .to_string();
 
-    let provider = loaded_provider(&config, &proxy).await;
+    let provider = loaded_provider(&env, &config, &proxy).await;
     rotate_expire_sweep_audit(&provider, &key).await;
     drop(provider);
     kit.assert_covers(
@@ -840,7 +863,7 @@ async fn lifecycle_readme_provisioning_calls_only_what_its_policy_grants() {
 #[tokio::test]
 async fn lifecycle_sensedia_api_keys_calls_only_what_its_policy_grants() {
     let kit = Kit::load();
-    let env = Emulator::new(2).await;
+    let env = Emulator::isolated(2).await;
     let proxy = env.proxy().await;
     let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
     let mut config = config(&env, CredentialKind::ApiKey, false);
@@ -849,14 +872,14 @@ async fn lifecycle_sensedia_api_keys_calls_only_what_its_policy_grants() {
         (RevokeMode::Disable, "life-dis"),
     ] {
         config.aws.revoke = revoke;
-        let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+        let server = serve_in(&env, &config, &proxy).await;
         let made = created(
             &server,
             &app("life@keys.io", slug, &env.seed.api_id, &[p0, p1]),
         )
         .await;
         server.stop().await;
-        let provider = loaded_provider(&config, &proxy).await;
+        let provider = loaded_provider(&env, &config, &proxy).await;
         rotate_expire_sweep_audit(&provider, made["apiKeyId"].as_str().unwrap()).await;
     }
     kit.assert_covers(
@@ -871,17 +894,17 @@ async fn lifecycle_sensedia_api_keys_calls_only_what_its_policy_grants() {
 #[tokio::test]
 async fn lifecycle_sensedia_client_credentials_calls_only_what_its_policy_grants() {
     let kit = Kit::load();
-    let env = Emulator::new(1).await;
+    let env = Emulator::isolated(1).await;
     let proxy = env.proxy().await;
     let config = config(&env, CredentialKind::ClientCredentials, true);
-    let server = TestApp::spawn_ready(&config, &proxy.endpoint).await;
+    let server = serve_in(&env, &config, &proxy).await;
     let made = created(
         &server,
         &app("life@cc.io", "life-cc", &env.seed.api_id, &[]),
     )
     .await;
     server.stop().await;
-    let provider = loaded_provider(&config, &proxy).await;
+    let provider = loaded_provider(&env, &config, &proxy).await;
     rotate_expire_sweep_audit(&provider, made["clientId"].as_str().unwrap()).await;
     drop(provider);
     kit.assert_covers(
