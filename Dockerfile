@@ -76,7 +76,7 @@ ENV KEYHOOK_LISTEN=0.0.0.0:8080 \
     KEYHOOK_LOG_FORMAT=json \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
-EXPOSE 8080 9090
+EXPOSE 8080 9090 9091
 VOLUME ["/var/lib/keyhook"]
 
 # Docker/Compose only: ECS and Kubernetes use their own probes (see

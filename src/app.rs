@@ -164,6 +164,7 @@ impl Application {
     /// Builds and binds everything `config` describes.
     pub async fn build(config: &Config, deps: Dependencies) -> Result<Self, StartupError> {
         metrics::handle();
+        metrics::api_keys_max(config.max_keys);
         let provider = provider(config, deps.aws, Arc::clone(&deps.clock)).await?;
         let backend = provider.name();
         // Every backend, every refresh interval (README, "Credential

@@ -20,7 +20,9 @@ async fn healthz() -> Json<Value> {
 async fn readyz(
     State(provider): State<Arc<dyn CredentialProvider>>,
 ) -> Result<Json<Value>, ApiError> {
-    provider.health().await.map_err(ApiError::Unhealthy)?;
+    let health = provider.health().await;
+    crate::metrics::ready(health.is_ok());
+    health.map_err(ApiError::Unhealthy)?;
     Ok(Json(
         json!({ "status": "ready", "backend": provider.name() }),
     ))

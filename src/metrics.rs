@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by route, method and status with latency
 //! histograms, AWS calls by operation and outcome, credentials
-//! created/updated/revoked, and signature failures by reason. Served at
+//! created/updated/revoked, signature failures by reason, the owner index's
+//! size and age, readiness, and the key budget. Served at
 //! `GET /metrics` only on `KEYHOOK_METRICS_LISTEN`, a listener of its own:
 //! never on the main one, which the portals (and so the internet) reach.
 //!
@@ -79,15 +80,28 @@ fn register_fixed_series() {
             }
         }
     }
-    for reason in PROVISION_REFUSALS {
-        metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(0);
-    }
     for kind in CLEANUP_KINDS {
         for deleted in [true, false] {
             cleanup_by(kind, deleted, 0);
         }
     }
+    for reason in PROVISION_REFUSALS {
+        provision_refused_by(reason, 0);
+    }
+    owner_index_size(0);
+    api_keys(0);
+    api_keys_max(MAX_KEYS_DEFAULT);
 }
+
+/// The `reason` label of `keyhook_provision_refused_total`: the reader's
+/// email domain is not allowed, the hourly provisioning budget is spent,
+/// or the region's API keys reached `KEYHOOK_MAX_KEYS`.
+pub const PROVISION_REFUSALS: [&str; 3] = ["domain", "hourly_budget", "key_ceiling"];
+
+/// `KEYHOOK_MAX_KEYS`' default: headroom under API Gateway's 10,000 API keys
+/// per region. Published as `keyhook_api_keys_max` from the start;
+/// `Application::build` sets the configured value with [`api_keys_max`].
+pub const MAX_KEYS_DEFAULT: usize = 9000;
 
 /// The `kind` label of `keyhook_aws_cleanups_total`.
 pub const CLEANUP_KINDS: [&str; 2] = ["api_key", "app_client"];
@@ -147,14 +161,6 @@ fn credential_change_by(action: &'static str, kind: &'static str, origin: &'stat
         .increment(n);
 }
 
-/// Why a first login was given no key (issue: the provisioning policy):
-/// `domain`, `hourly_budget`, `key_ceiling`.
-pub const PROVISION_REFUSALS: [&str; 3] = ["domain", "hourly_budget", "key_ceiling"];
-
-pub fn provision_refused(reason: &'static str) {
-    metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(1);
-}
-
 /// A credential keyhook made and no app keeps (a racing replica's loser, the
 /// extra of a create whose answer was lost, what a failed create left) was
 /// deleted, or its deletion failed and a later refresh will try again.
@@ -179,4 +185,45 @@ pub fn owner_index_confirmed(started_ms: i64) {
 /// The age past which the owner index no longer answers logins.
 pub fn owner_index_stale_after(limit: Duration) {
     metrics::gauge!("keyhook_owner_index_stale_after_seconds").set(limit.as_secs_f64());
+}
+
+/// Credentials the owner index holds (every kind), after an AWS refresh or
+/// a local store commit.
+pub fn owner_index_size(credentials: usize) {
+    metrics::gauge!("keyhook_owner_index_credentials").set(credentials as f64);
+}
+
+/// API keys in the region as the owner index counts them (on AWS every key
+/// the last refresh listed, keyhook's or not: API Gateway's limit counts
+/// them all), to compare with `keyhook_api_keys_max`.
+pub fn api_keys(keys: usize) {
+    metrics::gauge!("keyhook_api_keys").set(keys as f64);
+}
+
+/// The ceiling on API keys past which no new credential is made
+/// (`KEYHOOK_MAX_KEYS`).
+pub fn api_keys_max(keys: usize) {
+    metrics::gauge!("keyhook_api_keys_max").set(keys as f64);
+}
+
+/// A credential was not provisioned: `reason` is one of
+/// [`PROVISION_REFUSALS`].
+pub fn provision_refused(reason: &'static str) {
+    provision_refused_by(reason, 1);
+}
+
+fn provision_refused_by(reason: &'static str, n: u64) {
+    metrics::counter!("keyhook_provision_refused_total", "reason" => reason).increment(n);
+}
+
+/// An AWS call was throttled (after the SDK's retries).
+pub fn aws_throttled(operation: &'static str) {
+    metrics::counter!("keyhook_aws_throttled_total", "operation" => operation).increment(1);
+}
+
+/// What `/readyz` last answered: 1 ready, 0 not. Absent until the first
+/// probe: a scrape asks nothing of the backend (on AWS that would be a
+/// call), so orchestrators' probes keep it current.
+pub fn ready(ready: bool) {
+    metrics::gauge!("keyhook_ready").set(if ready { 1.0 } else { 0.0 });
 }

@@ -3,19 +3,28 @@
 
 * docker-compose.yml: services, dependencies, env files and mounted paths
   exist, no secret-looking variable is set inline;
-* deploy/kubernetes: every manifest is listed in kustomization.yaml and
+* deploy/kubernetes: every manifest is listed in kustomization.yaml (but
+  the examples for clusters with an operator, e.g. the ServiceMonitor,
+  checked by hand since no linter here knows their CRD) and
   the Deployment keeps its hardening (probes, non-root, read-only root,
   dropped capabilities, secrets only as files);
 * deploy/ecs/task-definition.json against the ECS RegisterTaskDefinition
   input model shipped with botocore;
 * deploy/iam: every operation in operations.json is granted by the policy
   of each mode it lists, and no policy grants anything operations.json
-  does not account for.
+  does not account for; audit-readonly grants reads only.
 * the claim table: every manifest that runs keyhook on AWS sets
   KEYHOOK_CLAIM_TABLE (required with more than one replica), the compose
   stack from the file aws-init writes, and the CloudFormation stack
   creates the table (partition key `app`, a string) and grants its task
-  role the claim table's calls on it.
+  role the claim table's calls on it;
+* the private listeners: the admin listener (KEYHOOK_ADMIN_LISTEN) and
+  the metrics listener are never reachable from outside the host, cluster
+  or task: compose publishes them on loopback only; on Kubernetes no
+  Service, Ingress or NodePort reaches the admin port and a NetworkPolicy
+  admits only labelled pods to it; on ECS it is in no target group or load
+  balancer rule, and no security group rule opens it to a CIDR or to the
+  load balancer.
 
 Prints one line per finding and exits 1 if there is any.
 """
@@ -31,7 +40,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 findings: list[str] = []
-SECRET_NAME = re.compile(r"(SECRET|PASSWORD|USERS|TOKEN|ACCESS_KEY)(_ID)?$")
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|USERS|TOKENS?|ACCESS_KEY)(_ID)?$")
 
 
 def finding(where: str, message: str) -> None:
@@ -91,6 +100,22 @@ def check_compose() -> None:
         for line in env_example.read_text().splitlines():
             if line.strip() and not line.startswith("#") and "=" not in line:
                 finding(str(env_example.relative_to(ROOT)), f"not KEY=value: {line!r}")
+    for env_file in (ROOT / "deploy/compose").glob("*.env"):
+        if env_file.name == "secrets.env":
+            continue
+        for var in env_vars(env_file):
+            if SECRET_NAME.search(var):
+                finding(str(env_file.relative_to(ROOT)), f"secret `{var}` outside secrets.env")
+
+
+def env_vars(path: pathlib.Path) -> dict[str, str]:
+    """The KEY=value lines of a compose env file."""
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
 
 
 def check_kubernetes() -> None:
@@ -98,6 +123,9 @@ def check_kubernetes() -> None:
     kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
     listed = set(kustomization.get("resources", []))
     present = {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml"}
+    # Examples outside the kustomization, for clusters with an operator whose
+    # CRD no linter here knows: checked by check_examples instead.
+    present -= set(EXAMPLES)
     for missing in sorted(present - listed):
         finding("deploy/kubernetes", f"{missing} is not listed in kustomization.yaml")
     for absent in sorted(listed - present):
@@ -146,6 +174,41 @@ def check_kubernetes() -> None:
             pre_stop = int(sleep[-1]) if sleep and sleep[0] == "sleep" else 0
             if grace < pre_stop + 10:
                 finding(name, f"terminationGracePeriodSeconds {grace} leaves under 10 s to drain after preStop {pre_stop}s")
+
+
+# Manifests shipped beside the kustomization but not in it, with why.
+EXAMPLES = {
+    "servicemonitor.yaml": "needs the Prometheus operator's ServiceMonitor CRD",
+}
+
+
+def check_examples() -> None:
+    """The ServiceMonitor (its CRD cannot be validated here): not in the
+    kustomization, and it selects the Service and scrapes its metrics port."""
+    base = ROOT / "deploy/kubernetes"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    for name in EXAMPLES:
+        if name in kustomization.get("resources", []):
+            finding(name, "is in kustomization.yaml, but its CRD is not in every cluster")
+    where = "servicemonitor.yaml"
+    monitor = yaml.safe_load((base / where).read_text())
+    service = yaml.safe_load((base / "service.yaml").read_text())
+    if monitor.get("apiVersion") != "monitoring.coreos.com/v1" or monitor.get("kind") != "ServiceMonitor":
+        finding(where, "not a monitoring.coreos.com/v1 ServiceMonitor")
+        return
+    wanted = monitor["spec"]["selector"].get("matchLabels", {})
+    labels = service["metadata"].get("labels", {})
+    if not wanted or any(labels.get(k) != v for k, v in wanted.items()):
+        finding(where, f"selector {wanted} does not match the Service's labels {labels}")
+    namespaces = monitor["spec"].get("namespaceSelector", {}).get("matchNames", [])
+    if service["metadata"].get("namespace") not in namespaces:
+        finding(where, "namespaceSelector does not name the Service's namespace")
+    ports = {p.get("name") for p in service["spec"]["ports"]}
+    for endpoint in monitor["spec"].get("endpoints", []):
+        if endpoint.get("port") not in ports:
+            finding(where, f"endpoint port {endpoint.get('port')!r} is not a port of the Service")
+        if endpoint.get("path", "/metrics") != "/metrics":
+            finding(where, "keyhook serves /metrics only")
 
 
 def check_ecs_task_definition() -> None:
@@ -205,6 +268,13 @@ def check_iam() -> None:
     for path in base.glob("*.json"):
         if path.name != "operations.json" and path.name not in ops["policies"].values():
             finding(str(path.relative_to(ROOT)), "policy not mapped in operations.json")
+    # What `keyhook audit` runs with before keyhook is deployed: reads only.
+    reads = re.compile(r"^(apigateway:GET|cognito-idp:(List|Describe)\w+|dynamodb:(GetItem|Scan|Query))$")
+    for action, resource in sorted(granted.get("audit-readonly", set())):
+        if not reads.match(action):
+            finding(ops["policies"]["audit-readonly"], f"grants {action} on {resource}, which is not a read")
+    if "audit-readonly" not in granted:
+        finding("operations.json", "no audit-readonly policy (keyhook audit before deploying)")
 
 
 CLAIM_TABLE = "KEYHOOK_CLAIM_TABLE"
@@ -294,8 +364,170 @@ def check_claim_table() -> None:
             finding(where, f"task role {role} is not granted {action} on {table}")
 
 
+ADMIN = "KEYHOOK_ADMIN_LISTEN"
+METRICS = "KEYHOOK_METRICS_LISTEN"
+
+
+def listen_port(address: str) -> int:
+    return int(str(address).rsplit(":", 1)[1])
+
+
+def unless(value):
+    """The value a CloudFormation `!If [cond, value, NoValue]` gives when
+    the condition holds (the case to check); anything else as it is."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        return value["Fn::If"][1]
+    return value
+
+
+def check_private_listeners() -> None:
+    # docker-compose.yml: the admin and metrics ports on loopback only.
+    where = "docker-compose.yml"
+    keyhook = (yaml.safe_load((ROOT / where).read_text()).get("services") or {}).get("keyhook", {})
+    settings = {}
+    for env_file in keyhook.get("env_file") or []:
+        path = env_file["path"] if isinstance(env_file, dict) else env_file
+        path = path + ".example" if path.endswith("secrets.env") else path
+        settings.update(env_vars(ROOT / path))
+    settings.update(keyhook.get("environment") or {})
+    if ADMIN not in settings:
+        finding(where, f"keyhook: no {ADMIN}")
+    elif not ({"KEYHOOK_ADMIN_TOKENS", "KEYHOOK_ADMIN_TOKENS_FILE"} & settings.keys()):
+        finding(where, f"keyhook: {ADMIN} without KEYHOOK_ADMIN_TOKENS (secrets.env) or its _FILE")
+    private = {listen_port(settings[v]): v for v in (ADMIN, METRICS) if v in settings}
+    for mapping in keyhook.get("ports") or []:
+        if isinstance(mapping, dict):
+            target, host_ip = int(mapping.get("target", 0)), mapping.get("host_ip", "")
+        else:
+            parts = str(mapping).split(":")
+            target = int(parts[-1].split("/")[0])
+            host_ip = parts[0] if len(parts) == 3 else ""
+        if target in private and host_ip != "127.0.0.1":
+            finding(where, f"keyhook: port {target} ({private[target]}) published beyond 127.0.0.1")
+    for mapping in keyhook.get("expose") or []:
+        if int(str(mapping).split("/")[0]) in private:
+            finding(where, f"keyhook: exposes private port {mapping}")
+
+    # deploy/kubernetes: a container port `admin`, reached by no Service or
+    # Ingress, and a NetworkPolicy that admits only selected pods to it.
+    base = ROOT / "deploy/kubernetes"
+    where = "deploy/kubernetes"
+    docs = []
+    for name in yaml.safe_load((base / "kustomization.yaml").read_text()).get("resources", []):
+        docs += [(name, d) for d in yaml.safe_load_all((base / name).read_text()) if d]
+    config = next((d.get("data") or {} for _, d in docs if d["kind"] == "ConfigMap"), {})
+    if ADMIN not in config:
+        finding(where, f"the ConfigMap sets no {ADMIN}")
+        return
+    port = listen_port(config[ADMIN])
+    admin_names = {"admin", port}
+    pod_labels = {}
+    for name, dep in docs:
+        if dep["kind"] != "Deployment":
+            continue
+        pod_labels = dep["spec"]["template"]["metadata"].get("labels") or {}
+        for c in dep["spec"]["template"]["spec"]["containers"]:
+            ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+            if ports.get("admin") != port:
+                finding(name, f"{c['name']}: no container port `admin` = {port} ({ADMIN})")
+            env = {e["name"] for e in c.get("env", [])}
+            if "KEYHOOK_ADMIN_TOKENS_FILE" not in env:
+                finding(name, f"{c['name']}: {ADMIN} without KEYHOOK_ADMIN_TOKENS_FILE")
+    for name, doc in docs:
+        if doc["kind"] == "Service":
+            for p in doc["spec"].get("ports", []):
+                if {p.get("name"), p.get("targetPort"), p.get("port")} & admin_names:
+                    finding(name, f"Service {doc['metadata']['name']} has a port to the admin listener")
+        if doc["kind"] == "Ingress" and "admin" in json.dumps(doc):
+            finding(name, "an Ingress names the admin port")
+    guarded = False
+    for name, doc in docs:
+        if doc["kind"] != "NetworkPolicy":
+            continue
+        spec = doc["spec"]
+        selector = (spec.get("podSelector") or {}).get("matchLabels") or {}
+        if not selector.items() <= pod_labels.items() or "Ingress" not in spec.get("policyTypes", []):
+            continue
+        guarded = True
+        for rule in spec.get("ingress") or []:
+            ports = {p.get("port") for p in rule.get("ports") or []}
+            if rule.get("ports") and not ports & admin_names:
+                continue
+            sources = rule.get("from") or []
+            if not sources or any("ipBlock" in s or "podSelector" not in s for s in sources):
+                finding(name, "admits sources other than selected pods to the admin port")
+    if not guarded:
+        finding(where, "no NetworkPolicy restricts ingress to keyhook's pods (admin port)")
+
+    # deploy/ecs/task-definition.json: the admin port mapped, its tokens a secret.
+    where = "deploy/ecs/task-definition.json"
+    task = json.loads((ROOT / where).read_text())
+    for c in task.get("containerDefinitions", []):
+        env = {e["name"]: e.get("value") for e in c.get("environment", [])}
+        if ADMIN in env:
+            ports = {m.get("name"): m["containerPort"] for m in c.get("portMappings", [])}
+            if ports.get("admin") != listen_port(env[ADMIN]):
+                finding(where, f"{c['name']}: no port mapping `admin` for {ADMIN}")
+            if "KEYHOOK_ADMIN_TOKENS" not in {s["name"] for s in c.get("secrets", [])}:
+                finding(where, f"{c['name']}: {ADMIN} without KEYHOOK_ADMIN_TOKENS in `secrets`")
+
+    # deploy/ecs/keyhook.yaml: the admin port in no target group, load
+    # balancer or open security group rule.
+    where = "deploy/ecs/keyhook.yaml"
+    resources = yaml.load((ROOT / where).read_text(), Loader=CfnLoader).get("Resources") or {}
+    ports = set()
+    for r in resources.values():
+        if r.get("Type") != "AWS::ECS::TaskDefinition":
+            continue
+        for c in r["Properties"].get("ContainerDefinitions", []):
+            for e in map(unless, c.get("Environment", [])):
+                if isinstance(e, dict) and e.get("Name") == ADMIN:
+                    ports.add(listen_port(e["Value"]))
+    if not ports:
+        finding(where, f"no container sets {ADMIN}")
+    balancer_groups = [
+        {"Ref": name}
+        for name, r in resources.items()
+        if r.get("Type") == "AWS::EC2::SecurityGroup" and any(
+            {"Ref": name} in (lb.get("Properties", {}).get("SecurityGroups") or [])
+            for lb in resources.values()
+            if lb.get("Type") == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+        )
+    ]
+    for name, r in resources.items():
+        props = r.get("Properties") or {}
+        kind = r.get("Type")
+        if kind == "AWS::ElasticLoadBalancingV2::TargetGroup" and props.get("Port") in ports:
+            finding(where, f"{name}: a target group on the admin port")
+        if kind == "AWS::ECS::Service":
+            for lb in props.get("LoadBalancers") or []:
+                if lb.get("ContainerPort") in ports:
+                    finding(where, f"{name}: the admin port is behind a load balancer")
+        rules = []
+        if kind == "AWS::EC2::SecurityGroup":
+            rules = props.get("SecurityGroupIngress") or []
+        elif kind == "AWS::EC2::SecurityGroupIngress":
+            rules = [props]
+        for rule in rules:
+            everything = str(rule.get("IpProtocol")) == "-1"
+            covers = everything or any(
+                isinstance(rule.get("FromPort"), int) and rule["FromPort"] <= p <= rule.get("ToPort", rule["FromPort"])
+                for p in ports
+            )
+            if covers and ("CidrIp" in rule or "CidrIpv6" in rule or rule.get("SourceSecurityGroupId") in balancer_groups):
+                finding(where, f"{name}: opens the admin port to a CIDR or to the load balancer")
+
+
 def main() -> int:
-    for check in (check_compose, check_kubernetes, check_ecs_task_definition, check_iam, check_claim_table):
+    for check in (
+        check_compose,
+        check_kubernetes,
+        check_examples,
+        check_ecs_task_definition,
+        check_iam,
+        check_claim_table,
+        check_private_listeners,
+    ):
         try:
             check()
         except Exception as err:  # a crash is a finding too

@@ -10,19 +10,20 @@
 //! check`. Each operation must also be listed for that mode in
 //! `deploy/iam/operations.json`. What a policy grants that the flows never
 //! called is printed, not failed: some grants cover paths only a race or a
-//! fault takes.
+//! fault takes. `audit-readonly` is not a serving mode: it is checked
+//! against the calls of `keyhook audit` itself, the real binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::harness::emulator::{app, expected_failure, Emulator};
-use crate::harness::moto::sdk_config;
+use crate::harness::moto::{sdk_config, sdk_config_as};
 use crate::harness::proxy::{Call, Fault, Proxy};
 use crate::harness::TestApp;
 use crate::iam::{self, strings, Deployment};
 use keyhook::config::Config;
 use keyhook::credentials::aws::settings::RevokeMode;
 use keyhook::credentials::aws::{app_key, cognito, AwsProvider};
-use keyhook::credentials::{AppId, CredentialKind, Email};
+use keyhook::credentials::{AppId, CredentialKind, CredentialProvider, Email};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -681,6 +682,235 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
         "sensedia-client-credentials + client_api_key",
         &["sensedia-client-credentials", "sensedia-api-keys"],
         &all,
+        &deployment(&env),
+    );
+}
+
+/// `keyhook audit` (no `--fix`), the real binary reading the account
+/// directly as an operator runs it before deploying keyhook: the read-only
+/// audit policy must be enough, and it lists each usage plan's keys. The
+/// account holds a Sensedia app's key, hand-made keys (one on no plan, one
+/// whose name is not an address), an app client and the claim table.
+#[tokio::test]
+async fn audit_readonly_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    // An account of its own: the audit reads all of it.
+    let env = Emulator::isolated(2).await;
+    let proxy = env.proxy().await;
+    let sensedia = TestApp::spawn(
+        &config(&env, CredentialKind::ApiKey, false),
+        Some(env.sdk()),
+    )
+    .await;
+    sensedia.ready().await;
+    created(
+        &sensedia,
+        &app(
+            "dev@audit.io",
+            "audit-keys",
+            &env.seed.api_id,
+            &[&env.seed.plans[0]],
+        ),
+    )
+    .await;
+    sensedia.stop().await;
+    env.hand_made_key("console@audit.io", true).await;
+    env.hand_made_key("not an email", true).await;
+    foreign_client(&env, "audit-app", "Reports", "oauth@audit.io").await;
+
+    let mut vars = crate::harness::process::aws_env(&proxy.endpoint);
+    vars.retain(|(name, _)| *name != "AWS_ACCESS_KEY_ID");
+    vars.push(("AWS_ACCESS_KEY_ID", env.access_key.clone()));
+    vars.push(("KEYHOOK_USAGE_PLAN_ID", env.seed.plans[0].clone()));
+    vars.push(("KEYHOOK_COGNITO_USER_POOL_ID", env.seed.pool_id.clone()));
+    vars.push(("KEYHOOK_CLAIM_TABLE", env.seed.claim_table.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut audit = std::process::Command::new(env!("CARGO_BIN_EXE_keyhook"));
+    audit
+        .args(["audit", "--json"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
+    // Waited for off this runtime's one thread, which serves the proxy.
+    let output = tokio::task::spawn_blocking(move || audit.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // 1: findings (the hand-made keys are some); 2 would be "could not run".
+    assert_eq!(output.status.code(), Some(1), "keyhook audit: {text}");
+
+    let calls = proxy.requests();
+    for wanted in ["GetApiKeys", "GetUsagePlanKeys", "ListUserPoolClients"] {
+        assert!(
+            calls.iter().any(|c| c.operation == wanted),
+            "keyhook audit never called {wanted}"
+        );
+    }
+    kit.assert_covers(
+        "audit-readonly",
+        &["audit-readonly"],
+        &calls,
+        &deployment(&env),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The lifecycle: what the admin routes and the sweeper call, through the
+// provider as they do, in each mode that writes.
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    u64::try_from(since.unwrap().as_millis()).unwrap()
+}
+
+/// keyhook serving `config` through `proxy`, in `env`'s moto account.
+async fn serve_in(env: &Emulator, config: &Config, proxy: &Proxy) -> TestApp {
+    let server = TestApp::spawn(
+        config,
+        Some(sdk_config_as(&proxy.endpoint, &env.access_key)),
+    )
+    .await;
+    server.ready().await;
+    server
+}
+
+/// keyhook's provider through `proxy`, in `env`'s moto account, once its
+/// owner index has loaded.
+async fn loaded_provider(env: &Emulator, config: &Config, proxy: &Proxy) -> AwsProvider {
+    let provider = AwsProvider::start(
+        &config.aws,
+        config.readme.usage_plan_id.clone(),
+        &sdk_config_as(&proxy.endpoint, &env.access_key),
+        keyhook::clock::system(),
+    );
+    for _ in 0..300 {
+        if provider.health().await.is_ok() {
+            return provider;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the owner index never loaded");
+}
+
+/// Rotates `id` (an hour's grace), brings the predecessor's end forward,
+/// sets, clears and sets the successor's, sweeps as if two hours had
+/// passed (both revoked, by this call), then audits: every lifecycle write
+/// and the admin audit's listings.
+async fn rotate_expire_sweep_audit(provider: &AwsProvider, id: &str) {
+    let now = now_ms();
+    let rotation = provider.rotate(id, now + 3_600_000).await.expect("rotate");
+    let successor = rotation.successor.id.clone();
+    assert_ne!(successor, id);
+    provider
+        .set_expiry(id, Some(now + 60_000))
+        .await
+        .expect("bring the predecessor's end forward");
+    for end in [Some(now + 5_400_000), None, Some(now + 5_400_000)] {
+        provider
+            .set_expiry(&successor, end)
+            .await
+            .unwrap_or_else(|e| panic!("set the successor's end to {end:?}: {e}"));
+    }
+    let mut swept: Vec<String> = (provider.sweep(now + 7_200_000).await)
+        .expect("sweep")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    swept.sort();
+    let mut both = vec![id.to_string(), successor];
+    both.sort();
+    assert_eq!(swept, both, "the sweep revokes both, once");
+    provider.audit(now_ms()).await.expect("audit");
+}
+
+/// A reader's provisioned key, revoked by disabling it.
+#[tokio::test]
+async fn lifecycle_readme_provisioning_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Emulator::isolated(1).await;
+    let proxy = env.proxy().await;
+    let mut config = config(&env, CredentialKind::ApiKey, true);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    config.aws.revoke = RevokeMode::Disable;
+    let server = serve_in(&env, &config, &proxy).await;
+    assert_eq!(server.login_keys("life@prov.io").await.unwrap().len(), 1);
+    server.stop().await;
+    let key = env.keys_named("life@prov.io").await[0]
+        .id()
+        .unwrap()
+        .to_string();
+
+    let provider = loaded_provider(&env, &config, &proxy).await;
+    rotate_expire_sweep_audit(&provider, &key).await;
+    drop(provider);
+    kit.assert_covers(
+        "lifecycle readme-provisioning",
+        &["readme-provisioning"],
+        &proxy.requests(),
+        &deployment(&env),
+    );
+}
+
+/// A Sensedia app's key on two plans, revoked by deleting (one app) and
+/// by disabling (another).
+#[tokio::test]
+async fn lifecycle_sensedia_api_keys_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Emulator::isolated(2).await;
+    let proxy = env.proxy().await;
+    let [p0, p1] = [&env.seed.plans[0], &env.seed.plans[1]];
+    let mut config = config(&env, CredentialKind::ApiKey, false);
+    for (revoke, slug) in [
+        (RevokeMode::Delete, "life-del"),
+        (RevokeMode::Disable, "life-dis"),
+    ] {
+        config.aws.revoke = revoke;
+        let server = serve_in(&env, &config, &proxy).await;
+        let made = created(
+            &server,
+            &app("life@keys.io", slug, &env.seed.api_id, &[p0, p1]),
+        )
+        .await;
+        server.stop().await;
+        let provider = loaded_provider(&env, &config, &proxy).await;
+        rotate_expire_sweep_audit(&provider, made["apiKeyId"].as_str().unwrap()).await;
+    }
+    kit.assert_covers(
+        "lifecycle sensedia-api-keys",
+        &["sensedia-api-keys"],
+        &proxy.requests(),
+        &deployment(&env),
+    );
+}
+
+/// A Sensedia app's client: its successor is a client too.
+#[tokio::test]
+async fn lifecycle_sensedia_client_credentials_calls_only_what_its_policy_grants() {
+    let kit = Kit::load();
+    let env = Emulator::isolated(1).await;
+    let proxy = env.proxy().await;
+    let config = config(&env, CredentialKind::ClientCredentials, true);
+    let server = serve_in(&env, &config, &proxy).await;
+    let made = created(
+        &server,
+        &app("life@cc.io", "life-cc", &env.seed.api_id, &[]),
+    )
+    .await;
+    server.stop().await;
+    let provider = loaded_provider(&env, &config, &proxy).await;
+    rotate_expire_sweep_audit(&provider, made["clientId"].as_str().unwrap()).await;
+    drop(provider);
+    kit.assert_covers(
+        "lifecycle sensedia-client-credentials",
+        &["sensedia-client-credentials"],
+        &proxy.requests(),
         &deployment(&env),
     );
 }

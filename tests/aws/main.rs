@@ -12,6 +12,7 @@ mod claims;
 mod errors;
 mod iam;
 mod iam_policies;
+mod lifecycle;
 mod lost_answers;
 mod reliability_concurrency;
 mod reliability_faults;

@@ -10,7 +10,8 @@
 //! - `moto`, `proxy`, `emulator`: a real moto server, a counting and
 //!   fault-injecting proxy in front of it, and direct reads of what it holds;
 //! - `cases`: a table's cases run side by side, every failure reported;
-//! - `metrics`: a process's `/metrics`, read as samples.
+//! - `metrics`: a process's `/metrics`, read as samples;
+//! - `prometheus`: a real Prometheus server scraping a process.
 //!
 //! It is a module included by each binary rather than a crate of its own: a
 //! path dev-dependency would have to exist wherever Cargo resolves the
@@ -24,6 +25,7 @@ pub mod emulator;
 pub mod metrics;
 pub mod moto;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod tls;
 

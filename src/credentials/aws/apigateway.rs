@@ -9,7 +9,9 @@
 //! - its **tags** say keyhook made it: `keyhook:app` (the app identity, so
 //!   retries and racing replicas find it), `keyhook:origin` (readme or
 //!   sensedia) and, for a key issued beside an OAuth client,
-//!   `keyhook:client` (that client's id).
+//!   `keyhook:client` (that client's id); a rotation's successor also
+//!   `keyhook:replaces` and `keyhook:until`, and a key's own end date is
+//!   its `customerId` (`lineage.rs`).
 //!
 //! (Past 400 lines only with its unit tests: one file per AWS service, like
 //! `cognito.rs`.)
@@ -20,6 +22,7 @@ use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_apigateway::Client;
 
 use super::call::{epoch_ms, Aws};
+use super::lineage::{customer_id, end_of_customer_id, link_ends, TAG_REPLACES, TAG_UNTIL};
 use super::{app_key, AppKey};
 use crate::credentials::{
     AppId, Credential, CredentialError, CredentialSpec, Email, Origin, Result, Secret,
@@ -53,6 +56,7 @@ macro_rules! key_record {
             enabled: key.enabled(),
             created_ms: epoch_ms(key.created_date()),
             tags: key.tags().cloned().unwrap_or_default(),
+            customer_id: key.customer_id().unwrap_or_default().to_string(),
         }
     }};
 }
@@ -67,6 +71,8 @@ pub struct KeyRecord {
     pub enabled: bool,
     pub created_ms: u64,
     pub tags: HashMap<String, String>,
+    /// Where its own end date is (`lineage::customer_id`).
+    pub customer_id: String,
 }
 
 impl KeyRecord {
@@ -90,12 +96,25 @@ impl KeyRecord {
         self.tags.get(TAG_CLIENT).map(String::as_str)
     }
 
+    /// The predecessor this key replaces and that one's end (a rotation's
+    /// successor's create-time tags).
+    pub fn link(&self) -> Option<(String, u64)> {
+        let pred = self.tags.get(TAG_REPLACES)?;
+        let until = self.tags.get(TAG_UNTIL)?.parse().ok()?;
+        Some((pred.clone(), until))
+    }
+
     /// This key as a credential of its owner; `None` for keys no reader
     /// owns (their name is no email) and for disabled keys.
     pub fn credential(&self) -> Option<Credential> {
         if !self.enabled {
             return None;
         }
+        self.any_credential()
+    }
+
+    /// As `credential`, disabled or not (the admin listing).
+    pub fn any_credential(&self) -> Option<Credential> {
         let owner = self.owner()?;
         let origin = match self.tags.get(TAG_ORIGIN).map(String::as_str) {
             Some("sensedia") => Origin::Sensedia,
@@ -124,8 +143,8 @@ impl KeyRecord {
             api_ids: Vec::new(),
             custom: BTreeMap::new(),
             created_at_ms: self.created_ms,
-            expires_at_ms: None,
-            replaces: None,
+            expires_at_ms: end_of_customer_id(&self.customer_id),
+            replaces: self.tags.get(TAG_REPLACES).cloned(),
         })
     }
 }
@@ -219,6 +238,19 @@ impl ApiKeys {
         spec: &CredentialSpec,
         companion_of: Option<&str>,
     ) -> Result<KeyRecord> {
+        // Boxed: keeps the callers' futures small (a debug build's stack).
+        Box::pin(self.create_linked(aws, spec, companion_of, None)).await
+    }
+
+    /// As `create`, for a rotation's successor: `link` is the predecessor
+    /// it replaces and that one's end, recorded in its tags.
+    pub async fn create_linked(
+        &self,
+        aws: &Aws,
+        spec: &CredentialSpec,
+        companion_of: Option<&str>,
+        link: Option<(&str, u64)>,
+    ) -> Result<KeyRecord> {
         let mut request = self
             .client
             .create_api_key()
@@ -227,6 +259,14 @@ impl ApiKeys {
             .enabled(true)
             .tags(TAG_APP, app_key(&spec.app).hash())
             .tags(TAG_ORIGIN, spec.origin.as_str());
+        if spec.expires_at_ms.is_some() {
+            request = request.customer_id(customer_id(spec.expires_at_ms));
+        }
+        if let Some((pred, until)) = link {
+            request = request
+                .tags(TAG_REPLACES, pred)
+                .tags(TAG_UNTIL, until.to_string());
+        }
         if let Some(client_id) = companion_of {
             request = request.tags(TAG_CLIENT, client_id);
         }
@@ -360,6 +400,22 @@ impl ApiKeys {
             .is_some())
     }
 
+    /// Sets (or, `None`, clears) a key's own end date. `false` if it is
+    /// gone.
+    pub async fn set_end(&self, aws: &Aws, id: &str, end: Option<u64>) -> Result<bool> {
+        let request = self.client.update_api_key().api_key(id).patch_operations(
+            PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/customerId")
+                .value(customer_id(end))
+                .build(),
+        );
+        Ok(aws
+            .call_opt("UpdateApiKey", request.send())
+            .await?
+            .is_some())
+    }
+
     /// Disables a key, keeping it for the record. `false` if it is gone.
     pub async fn disable(&self, aws: &Aws, id: &str) -> Result<bool> {
         let request = self.client.update_api_key().api_key(id).patch_operations(
@@ -394,12 +450,21 @@ impl ApiKeys {
 
 /// The API keys among `records` that a reader owns, minus those issued
 /// beside an OAuth client (they are shown with that client).
+/// A predecessor's end is the earlier of its own and its successor's
+/// `until` (`lineage::link_ends`).
 pub fn credentials(records: &[KeyRecord]) -> Vec<Credential> {
-    records
+    let mut found: Vec<Credential> = records
         .iter()
         .filter(|r| r.companion_of().is_none())
         .filter_map(KeyRecord::credential)
-        .collect()
+        .collect();
+    let links: Vec<(String, u64)> = records
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(KeyRecord::link)
+        .collect();
+    link_ends(&mut found, &links);
+    found
 }
 
 #[cfg(test)]
@@ -414,6 +479,7 @@ mod tests {
             description: String::new(),
             enabled,
             created_ms: 1,
+            customer_id: String::new(),
             tags: tags
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -233,6 +233,9 @@ impl Aws {
             Err(err) => {
                 let err = AwsError::classify(operation, err);
                 Self::record(operation, err.kind.outcome());
+                if err.kind == AwsErrorKind::Failed(FailureKind::AwsThrottled) {
+                    crate::metrics::aws_throttled(operation);
+                }
                 tracing::debug!(operation, detail = %err.detail, "AWS call failed");
                 Err(err)
             }

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::call::Aws;
+use super::lineage;
 use super::sync::first_made;
 use crate::credentials::{AppId, Credential, CredentialError, CredentialKind, Email, Result};
 
@@ -35,6 +36,15 @@ const HOLDER: &str = "credential";
 /// The prefix of a clean-up to-do: a credential with no tags to find it by
 /// (an app client) whose deletion failed, for a later refresh to finish.
 const CLEANUP: &str = "cleanup#";
+
+/// The prefix of the item that decides which replica sweeps a key in
+/// disable mode ([`Claims::sweep_turn`]): no app's claim.
+const SWEPT: &str = "swept#";
+
+/// Whether a table item is an app's claim (not a to-do or a sweep's turn).
+fn is_app_claim(key: &str) -> bool {
+    !key.starts_with(CLEANUP) && !key.starts_with(SWEPT)
+}
 
 /// The to-do item for deleting app client `id`.
 pub(super) fn cleanup_key(id: &str) -> String {
@@ -60,7 +70,7 @@ pub(super) fn clients_to_clean_up(claims: &ClaimMap) -> Vec<String> {
 pub(super) fn holders(claims: &ClaimMap) -> HashSet<String> {
     claims
         .iter()
-        .filter(|(key, _)| !key.starts_with(CLEANUP))
+        .filter(|(key, _)| is_app_claim(key))
         .map(|(_, holder)| holder.clone())
         .collect()
 }
@@ -176,6 +186,35 @@ impl Claims {
             Err(err) if err.is_conflict() => Ok(()),
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Moves `key` from credential `from` to `to` (a rotation), if `from`
+    /// holds it or no credential does; `false` if another one does.
+    pub(super) async fn pass(&self, aws: &Aws, key: &str, from: &str, to: &str) -> Result<bool> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(key.to_string()))
+            .item(HOLDER, AttributeValue::S(to.to_string()))
+            .condition_expression("attribute_not_exists(#k) OR #h = :from")
+            .expression_attribute_names("#k", KEY)
+            .expression_attribute_names("#h", HOLDER)
+            .expression_attribute_values(":from", AttributeValue::S(from.to_string()));
+        match aws.run("PutItem", request.send()).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.is_conflict() => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Decides which replica sweeps credential `id` in disable mode: the
+    /// one whose conditional put of `swept#<id>` lands. The item stays (a
+    /// few bytes per swept key), so a later sweep never revokes it twice.
+    pub(super) async fn sweep_turn(&self, aws: &Aws, id: &str) -> Result<bool> {
+        let mine = format!("{id}:{}", crate::credentials::generate::client_id());
+        let turn = self.claim(aws, &format!("{SWEPT}{id}"), &mine).await?;
+        Ok(turn == Claimed::Mine)
     }
 
     /// Every claim, read consistently (one item per app: small).
@@ -306,7 +345,13 @@ pub(super) fn settle(
     let mut out = Settlement::default();
     let mut apps: BTreeMap<String, Vec<Credential>> = BTreeMap::new();
     for credential in listed {
-        if is_claimable(&credential) && !made_to_claim.elsewhere.contains(&credential.id) {
+        // Past its end: the sweeper's, never an app's credential or extra
+        // (a create has made, or makes, the app a fresh one).
+        let expired = credential.is_expired(now_ms);
+        if !expired
+            && is_claimable(&credential)
+            && !made_to_claim.elsewhere.contains(&credential.id)
+        {
             apps.entry(claim_key(credential.kind(), &credential.app))
                 .or_default()
                 .push(credential);
@@ -320,7 +365,7 @@ pub(super) fn settle(
     if let Some(claims) = claims {
         let mut unlisted: Vec<(&String, &String)> = claims
             .iter()
-            .filter(|(key, _)| !key.starts_with(CLEANUP) && !apps.contains_key(*key))
+            .filter(|(key, _)| is_app_claim(key) && !apps.contains_key(*key))
             .collect();
         unlisted.sort();
         out.settle
@@ -335,26 +380,40 @@ pub(super) fn settle(
             CredentialKind::ClientCredentials => group.sort_by(|a, b| a.id.cmp(&b.id)),
         }
         let Some(claims) = claims else {
-            // The first is the app's; the others are shown to no one, and
-            // deleted once all are old.
+            // The first is the app's (with its rotation's successor or
+            // predecessor: one app credential); the others are shown to no
+            // one, and deleted once all are old.
             let settled = group.iter().all(old);
-            let mut group = group.into_iter();
-            let first = group.next().expect("a group has a member");
-            for extra in group {
+            let mut units = lineage::units(group).into_iter();
+            let first = units.next().expect("a group has a member");
+            let kept = lineage::head(&first).map(|c| c.id.clone());
+            let kept = kept.unwrap_or_else(|| first[0].id.clone());
+            for extra in units.flatten() {
                 match settled {
-                    true => out.delete.push((extra, first.id.clone())),
+                    true => out.delete.push((extra, kept.clone())),
                     false => out.held.push(extra),
                 }
             }
-            out.shown.push(first);
+            out.shown.extend(first);
             continue;
         };
         match claims.get(&key) {
             Some(holder) => {
-                let (held, extras): (Vec<_>, Vec<_>) =
-                    group.into_iter().partition(|c| &c.id == holder);
-                let listed = !held.is_empty();
-                out.shown.extend(held);
+                // The holder, and the predecessor it replaces in its grace
+                // (unclaimed since the rotation moved the claim): one app
+                // credential, never an extra.
+                let pred = group
+                    .iter()
+                    .find(|c| &c.id == holder)
+                    .and_then(|c| c.replaces.clone());
+                let (held, extras): (Vec<_>, Vec<_>) = group
+                    .into_iter()
+                    .partition(|c| &c.id == holder || Some(&c.id) == pred.as_ref());
+                let listed = held.iter().any(|c| &c.id == holder);
+                match listed {
+                    true => out.shown.extend(held),
+                    false => out.held.extend(held),
+                }
                 let holder = holder.clone();
                 if !listed {
                     out.held.extend(extras);
@@ -612,6 +671,56 @@ mod tests {
             assert!(s.delete.is_empty(), "{:?}", s.delete);
             assert!(ids(&s.shown).contains(&"k1"));
         }
+    }
+
+    #[test]
+    fn a_rotations_successor_and_predecessor_are_one_app_credential() {
+        let now = 100_000;
+        let pred = key("k1", "aws:01", 1_000);
+        let mut succ = key("k2", "aws:01", 2_000);
+        succ.replaces = Some("k1".into());
+        let dup = key("k3", "aws:01", 3_000);
+        let cpred = client("c1", "aws:02", 1_000);
+        let mut csucc = client("c0", "aws:02", 2_000);
+        csucc.replaces = Some("c1".into());
+        let listed = || {
+            vec![
+                dup.clone(),
+                succ.clone(),
+                pred.clone(),
+                cpred.clone(),
+                csucc.clone(),
+            ]
+        };
+        // The rotation moved the claim to the successor: the predecessor
+        // is shown beside it, never settled; a true duplicate still is.
+        let map = claims(&[
+            ("api_key#aws:01", "k2"),
+            ("client_credentials#aws:02", "c0"),
+        ]);
+        let s = settle(listed(), Some(&map), &MadeToClaim::default(), now, GRACE);
+        assert_eq!(ids(&s.shown), ["c0", "c1", "k1", "k2"]);
+        assert_eq!(decided(&s), ["api_key#aws:01: extras k3 of k2"]);
+        // Without a table: the pair is kept whole (the client with the
+        // smallest id is the successor here), the duplicate goes.
+        let s = settle(listed(), None, &MadeToClaim::default(), now, GRACE);
+        assert_eq!(ids(&s.shown), ["c0", "c1", "k1", "k2"]);
+        let deleted: Vec<(&str, &str)> = s
+            .delete
+            .iter()
+            .map(|(c, kept)| (c.id.as_str(), kept.as_str()))
+            .collect();
+        assert_eq!(deleted, [("k3", "k2")]);
+        // Once the predecessor is swept, the successor is simply the app's.
+        let s = settle(
+            vec![succ.clone(), dup.clone()],
+            None,
+            &MadeToClaim::default(),
+            now,
+            GRACE,
+        );
+        assert_eq!(ids(&s.shown), ["k2"]);
+        assert_eq!(s.delete.len(), 1);
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //! `<owner>` are written with every byte outside `[A-Za-z0-9_+,@-]` (and
 //! `.` in the label) as `=XX`, so the first two dots split the name
 //! unambiguously. The label is shortened to fit 128 characters; an owner
-//! whose escaped address does not fit cannot have a client.
+//! whose escaped address does not fit cannot have a client. The lifecycle
+//! fields (an end date, the client a rotation's successor replaces) follow
+//! after a space, which the escaping never produces (`lineage::NameFields`):
+//! names without one parse as before.
 //!
 //! The owner index learns clients with `ListUserPoolClients` (60 a page,
 //! names only) and one `DescribeUserPoolClient` for each client it has not
@@ -24,6 +27,7 @@ use aws_sdk_cognitoidentityprovider::types::{OAuthFlowType, UserPoolClientType};
 use aws_sdk_cognitoidentityprovider::Client;
 
 use super::call::{epoch_ms, Aws};
+use super::lineage::NameFields;
 use super::settings::AwsSettings;
 use super::{app_key, AppKey};
 use crate::credentials::{
@@ -70,10 +74,21 @@ fn unescape(text: &str) -> Option<String> {
 
 /// The client name for `spec`.
 pub fn client_name(app: &AppKey, label: &str, owner: &Email) -> Result<String> {
+    client_name_with(app, label, owner, &NameFields::default())
+}
+
+/// The client name for `spec` with its lifecycle `fields`.
+pub fn client_name_with(
+    app: &AppKey,
+    label: &str,
+    owner: &Email,
+    fields: &NameFields,
+) -> Result<String> {
     let owner = escape(owner.as_str(), true);
     let head = format!("{PREFIX}.{}.", app.hash());
+    let tail = fields.encode();
     let room = MAX_NAME
-        .checked_sub(head.len() + 1 + owner.len())
+        .checked_sub(head.len() + 1 + owner.len() + tail.len())
         .ok_or_else(|| {
             CredentialError::Invalid(
                 "the developer's email is too long to name a Cognito app client".into(),
@@ -88,12 +103,20 @@ pub fn client_name(app: &AppKey, label: &str, owner: &Email) -> Result<String> {
         }
         escaped_label.push_str(&piece);
     }
-    Ok(format!("{head}{escaped_label}.{owner}"))
+    Ok(format!("{head}{escaped_label}.{owner}{tail}"))
+}
+
+/// The lifecycle fields of a client name (none for names without them).
+pub(crate) fn name_fields(name: &str) -> NameFields {
+    name.split_once(' ')
+        .map(|(_, rest)| NameFields::parse(rest))
+        .unwrap_or_default()
 }
 
 /// What a client name says: the app, the label and the owner; `None` for
 /// clients keyhook did not make.
 pub(crate) fn parse_client_name(name: &str) -> Option<(AppId, String, Email)> {
+    let name = name.split_once(' ').map_or(name, |(head, _)| head);
     let rest = name.strip_prefix(PREFIX)?.strip_prefix('.')?;
     let (hash, rest) = rest.split_once('.')?;
     let (label, owner) = rest.split_once('.')?;
@@ -145,6 +168,7 @@ impl AppClients {
 
     fn credential(&self, client: &UserPoolClientType) -> Option<Credential> {
         let (app, label, owner) = parse_client_name(client.client_name()?)?;
+        let fields = name_fields(client.client_name()?);
         let scopes: Vec<String> = client.allowed_o_auth_scopes().to_vec();
         let mut custom = BTreeMap::new();
         if let Some(endpoint) = &self.token_endpoint {
@@ -167,8 +191,8 @@ impl AppClients {
             api_ids: Vec::new(),
             custom,
             created_at_ms: epoch_ms(client.creation_date()),
-            expires_at_ms: None,
-            replaces: None,
+            expires_at_ms: fields.expires,
+            replaces: fields.replaces,
         })
     }
 
@@ -205,6 +229,28 @@ impl AppClients {
         self.describe_prepaid(aws, client_id).await
     }
 
+    /// As `describe`, with the lifecycle fields of its name.
+    pub(crate) async fn describe_fields(
+        &self,
+        aws: &Aws,
+        client_id: &str,
+    ) -> Result<Option<(Credential, NameFields)>> {
+        aws.limiter.acquire().await;
+        let request = self
+            .client
+            .describe_user_pool_client()
+            .user_pool_id(&self.pool)
+            .client_id(client_id);
+        Ok(aws
+            .run_opt("DescribeUserPoolClient", request.send())
+            .await?
+            .and_then(|out| {
+                let client = out.user_pool_client()?;
+                let fields = name_fields(client.client_name()?);
+                Some((self.credential(client)?, fields))
+            }))
+    }
+
     /// As `describe`, for a caller that already took the call's token.
     pub(crate) async fn describe_prepaid(
         &self,
@@ -223,7 +269,22 @@ impl AppClients {
     }
 
     pub(crate) async fn create(&self, aws: &Aws, spec: &CredentialSpec) -> Result<Credential> {
-        let name = client_name(&app_key(&spec.app), &spec.label, &spec.owner)?;
+        let fields = NameFields {
+            expires: spec.expires_at_ms,
+            ..NameFields::default()
+        };
+        let name = client_name_with(&app_key(&spec.app), &spec.label, &spec.owner, &fields)?;
+        Box::pin(self.create_named(aws, name, self.scopes_for(spec))).await
+    }
+
+    /// A new client named `name` with `scopes` (a rotation's successor has
+    /// its predecessor's).
+    pub(crate) async fn create_named(
+        &self,
+        aws: &Aws,
+        name: String,
+        scopes: Vec<String>,
+    ) -> Result<Credential> {
         let request = self
             .client
             .create_user_pool_client()
@@ -232,7 +293,7 @@ impl AppClients {
             .generate_secret(true)
             .allowed_o_auth_flows(OAuthFlowType::ClientCredentials)
             .allowed_o_auth_flows_user_pool_client(true)
-            .set_allowed_o_auth_scopes(Some(self.scopes_for(spec)));
+            .set_allowed_o_auth_scopes(Some(scopes));
         let out = aws.call("CreateUserPoolClient", request.send()).await?;
         out.user_pool_client()
             .and_then(|c| self.credential(c))
@@ -244,14 +305,27 @@ impl AppClients {
 
     /// Re-syncs name and scopes. `UpdateUserPoolClient` resets every field
     /// it is not given, so it is given everything `create` set.
+    /// `fields`: the lifecycle fields the name keeps.
     pub(crate) async fn update(
         &self,
         aws: &Aws,
         client_id: &str,
-        app: &AppKey,
+        (app, fields): (&AppKey, &NameFields),
         spec: &CredentialSpec,
     ) -> Result<bool> {
-        let name = client_name(app, &spec.label, &spec.owner)?;
+        let name = client_name_with(app, &spec.label, &spec.owner, fields)?;
+        Box::pin(self.rename(aws, client_id, name, self.scopes_for(spec))).await
+    }
+
+    /// Renames a client, keeping `scopes` (`UpdateUserPoolClient` resets
+    /// what it is not given).
+    pub(crate) async fn rename(
+        &self,
+        aws: &Aws,
+        client_id: &str,
+        name: String,
+        scopes: Vec<String>,
+    ) -> Result<bool> {
         let request = self
             .client
             .update_user_pool_client()
@@ -260,7 +334,7 @@ impl AppClients {
             .client_name(name)
             .allowed_o_auth_flows(OAuthFlowType::ClientCredentials)
             .allowed_o_auth_flows_user_pool_client(true)
-            .set_allowed_o_auth_scopes(Some(self.scopes_for(spec)));
+            .set_allowed_o_auth_scopes(Some(scopes));
         Ok(aws
             .call_opt("UpdateUserPoolClient", request.send())
             .await?
@@ -334,6 +408,30 @@ mod tests {
         assert_eq!(owner, email("dev@corp.com"));
         let long = format!("{}@corp.com", "a".repeat(120));
         assert!(client_name(&app, "x", &email(&long)).is_err());
+    }
+
+    #[test]
+    fn lifecycle_fields_follow_a_space_and_old_names_parse_as_before() {
+        let app = app_key(&AppId::sensedia_slug("s"));
+        let fields = NameFields {
+            expires: Some(1_765_274_400_000),
+            replaces: Some("3n4b5urk1ft4fl3mg5e62d9ado".into()),
+            until: Some(1_765_274_500_000),
+        };
+        let long = "é".repeat(200);
+        for label in ["Billing v2", long.as_str()] {
+            let name = client_name_with(&app, label, &email("dev@corp.com"), &fields).unwrap();
+            assert!(allowed(&name), "{name}");
+            let (parsed_app, parsed_label, owner) = parse_client_name(&name).unwrap();
+            assert_eq!(parsed_app, app.app_id());
+            assert!(label.starts_with(&parsed_label) && !parsed_label.is_empty());
+            assert_eq!(owner, email("dev@corp.com"));
+            assert_eq!(name_fields(&name), fields);
+        }
+        let old = client_name(&app, "a b", &email("dev@corp.com")).unwrap();
+        assert!(!old.contains(' '));
+        assert_eq!(name_fields(&old), NameFields::default());
+        assert_eq!(parse_client_name(&old).unwrap().1, "a b");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::apigateway::{self, KeyRecord};
 use super::claims::{claim_key, Claimed, Claims, MadeToClaim};
 use super::cognito::{self, AppClients};
+use super::lineage;
 use super::sync::{first_made, Change};
 use super::{AppKeys, Inner};
 use crate::credentials::{
@@ -90,10 +91,12 @@ impl Inner {
         spec: &CredentialSpec,
     ) -> Result<(Credential, Created)> {
         let app = AppKeys::of(&spec.app);
+        let (now, _) = self.settle_window();
+        // One past its end is the sweeper's, not the app's credential.
         let same_app = |records: &[KeyRecord]| -> Vec<Credential> {
             let mut found: Vec<Credential> = apigateway::credentials(records)
                 .into_iter()
-                .filter(|c| app.names(&c.app, &c.owner))
+                .filter(|c| app.names(&c.app, &c.owner) && !c.is_expired(now))
                 .collect();
             found.sort_by(first_made);
             found
@@ -127,16 +130,18 @@ impl Inner {
         // taken, never deleted here.
         let theirs = made_to_claim(&before, None).elsewhere;
         existing.retain(|c| !theirs.contains(&c.id));
-        let mut existing = existing.into_iter();
-        if let Some(first) = existing.next() {
+        let mut units = lineage::units(existing).into_iter();
+        if let Some(first) = units.next() {
             // One replica, this app's creates in turn: the others (made
             // under the same identity) are the extras of an earlier create
-            // whose every answer was lost.
-            for extra in existing.filter(|c| c.app == first.app) {
+            // whose every answer was lost; a rotation's successor and
+            // predecessor are one app credential, answered by the former.
+            let head = lineage::head(&first).unwrap_or(&first[0]).clone();
+            for extra in units.flatten().filter(|c| c.app == head.app) {
                 self.discard_key(&extra.id).await;
                 self.owners.apply(Change::Remove(extra.id.clone()));
             }
-            return Ok((self.found_key(first, spec).await?, Created::Existing));
+            return Ok((self.found_key(head, spec).await?, Created::Existing));
         }
         let mine = self.keys.create(&self.aws, spec, None).await?;
         let after = match self.keys.list_owner(&self.aws, &spec.owner).await {
@@ -480,17 +485,24 @@ impl Inner {
         Ok(found)
     }
 
-    /// The clients in the pool made for `app`, smallest id first.
-    async fn clients_of_app(&self, clients: &AppClients, app: &AppKeys) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = clients
+    /// The clients in the pool made for `app` (with the client each
+    /// replaces), smallest id first; none past its end.
+    async fn clients_of_app(
+        &self,
+        clients: &AppClients,
+        app: &AppKeys,
+    ) -> Result<Vec<(String, Option<String>)>> {
+        let (now, _) = self.settle_window();
+        let mut ids: Vec<(String, Option<String>)> = clients
             .list(&self.aws)
             .await?
             .into_iter()
-            .filter(|(_, name)| {
-                cognito::parse_client_name(name)
-                    .is_some_and(|(found, _, owner)| app.names(&found, &owner))
+            .filter_map(|(id, name)| {
+                let (found, _, owner) = cognito::parse_client_name(&name)?;
+                let fields = cognito::name_fields(&name);
+                let live = fields.expires.is_none_or(|end| now < end);
+                (app.names(&found, &owner) && live).then_some((id, fields.replaces))
             })
-            .map(|(id, _)| id)
             .collect();
         ids.sort();
         Ok(ids)
@@ -505,12 +517,12 @@ impl Inner {
         let existing_ids = self.clients_of_app(clients, &app).await?;
         if let Some(table) = &self.claims {
             let mut existing = Vec::new();
-            if let Some(first) = existing_ids.first() {
+            if let Some((first, _)) = kept_client(&existing_ids) {
                 // One a failed create left for a refresh to delete is
                 // never adopted.
-                let to_do = [super::claims::cleanup_key(first)];
+                let to_do = [super::claims::cleanup_key(&first)];
                 if table.some(&self.aws, &to_do).await?.is_empty() {
-                    existing.extend(self.describe_with_companion(clients, first).await?);
+                    existing.extend(self.describe_with_companion(clients, &first).await?);
                 }
             }
             // A client younger than a create can take may be another
@@ -526,10 +538,10 @@ impl Inner {
                 .create_claimed(table, kind, spec, &app, (existing, adoptable))
                 .await;
         }
-        let mut existing_ids = existing_ids.into_iter();
-        if let Some(existing_id) = existing_ids.next() {
-            // As for keys: an earlier create's lost answers' extras.
-            for extra in existing_ids {
+        if let Some((existing_id, extras)) = kept_client(&existing_ids) {
+            // As for keys: an earlier create's lost answers' extras (not
+            // the kept one's rotation partner).
+            for extra in extras {
                 self.discard_client_with_companion(clients, &extra).await;
             }
             if let Some(existing) = self.describe_with_companion(clients, &existing_id).await? {
@@ -546,10 +558,11 @@ impl Inner {
                 return Err(err);
             }
         };
-        let first = ids.first().cloned();
-        if first.as_deref() == Some(mine.id.as_str()) {
+        let kept = kept_client(&ids);
+        let first = kept.as_ref().map(|(first, _)| first.clone());
+        if let Some((_, extras)) = kept.filter(|(first, _)| *first == mine.id) {
             // As for keys: the others are a lost answer's extras.
-            for extra in &ids[1..] {
+            for extra in &extras {
                 self.discard_client_with_companion(clients, extra).await;
             }
         }
@@ -629,6 +642,7 @@ impl Inner {
                     enabled: true,
                     created_ms: 0,
                     tags: HashMap::new(),
+                    customer_id: String::new(),
                 };
                 self.keys.sync(&self.aws, &record, spec).await?;
                 add_companion(updated, &record);
@@ -673,8 +687,30 @@ fn new_key(record: &KeyRecord, spec: &CredentialSpec) -> Result<Credential> {
     Ok(credential)
 }
 
+/// Of an app's clients (smallest id first, each with the one it
+/// replaces): the one the app keeps (the first, or the successor that
+/// replaces it) and the extras, not counting the kept one's rotation
+/// partner.
+fn kept_client(ids: &[(String, Option<String>)]) -> Option<(String, Vec<String>)> {
+    let (first, replaces) = ids.first()?;
+    let successor = ids
+        .iter()
+        .find(|(_, r)| r.as_ref() == Some(first))
+        .map(|(id, _)| id.clone());
+    let pred = replaces
+        .as_ref()
+        .filter(|p| ids.iter().any(|(id, _)| id == *p));
+    let kept = successor.clone().unwrap_or_else(|| first.clone());
+    let extras = ids
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| id != first && Some(id) != successor.as_ref() && Some(id) != pred)
+        .collect();
+    Some((kept, extras))
+}
+
 /// Adds a companion API key's id and value to a client credential.
-fn add_companion(credential: &mut Credential, key: &KeyRecord) {
+pub(super) fn add_companion(credential: &mut Credential, key: &KeyRecord) {
     credential
         .custom
         .insert("apiKeyId".into(), Redacted::new(key.id.clone()));
@@ -705,4 +741,30 @@ pub(super) fn shown_companion<'a>(companions: &[&'a KeyRecord]) -> Option<&'a Ke
                 .then_with(|| a.id.cmp(&b.id))
         })
         .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_client;
+
+    fn ids(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        pairs
+            .iter()
+            .map(|(id, r)| (id.to_string(), r.map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn a_client_and_its_rotation_partner_are_kept_and_the_successor_answered() {
+        // The predecessor sorts first: its successor is answered.
+        let kept = kept_client(&ids(&[("a", None), ("b", None), ("c", Some("a"))]));
+        assert_eq!(kept, Some(("c".into(), vec!["b".into()])));
+        // The successor sorts first: it is answered, its predecessor kept.
+        let kept = kept_client(&ids(&[("a", Some("c")), ("b", None), ("c", None)]));
+        assert_eq!(kept, Some(("a".into(), vec!["b".into()])));
+        // No rotation: the first, the others extras.
+        let kept = kept_client(&ids(&[("a", None), ("b", None)]));
+        assert_eq!(kept, Some(("a".into(), vec!["b".into()])));
+        assert_eq!(kept_client(&[]), None);
+    }
 }

@@ -26,6 +26,9 @@
 //! - `freshness.rs`: how far the index is trusted, and the AWS confirmation
 //!   of what it cannot vouch for;
 //! - `create.rs`: race-safe creates and companion API keys;
+//! - `lineage.rs`: where end dates and rotations are recorded in AWS;
+//!   `lifecycle.rs`: rotation and end dates; `retire.rs`: revoking, the
+//!   sweeper, the admin listing;
 //! - `health.rs`: the readiness cache and `keyhook check`'s report;
 //! - `identity.rs`: app identities as AWS stores them;
 //! - `apigateway.rs`, `cognito.rs`: the two services' calls and record shapes;
@@ -39,7 +42,10 @@ mod create;
 mod freshness;
 mod health;
 mod identity;
+mod lifecycle;
 mod limiter;
+mod lineage;
+mod retire;
 pub mod settings;
 mod sync;
 
@@ -55,14 +61,14 @@ pub use identity::{app_key, AppKey, AppKeys};
 
 use super::{
     AppId, Claim, Created, Credential, CredentialError, CredentialKind, CredentialProvider,
-    CredentialRef, CredentialSpec, Email, Origin, Result, Revoked, Secret,
+    CredentialRef, CredentialSpec, Email, Listed, Origin, Result, Revoked, Rotation, Secret,
 };
 use crate::clock::Clock;
 use apigateway::{ApiKeys, KeyRecord};
 use call::Aws;
 use claims::Claims;
 use cognito::AppClients;
-use settings::{AwsSettings, RevokeMode};
+use settings::AwsSettings;
 use sync::{Change, OwnerIndex};
 
 /// How long a login waits for the token bucket before answering from the
@@ -84,8 +90,11 @@ struct Inner {
     owners: OwnerIndex,
     app_locks: Mutex<HashMap<AppId, Weak<tokio::sync::Mutex<()>>>>,
     health: Mutex<health::HealthCache>,
-    /// Wall-clock time: how old a duplicate key is.
+    /// Wall-clock time: how old a duplicate key is, what has expired.
     clock: Clock,
+    /// The disabled keys keyhook made, as the last refresh found them
+    /// (the admin listing).
+    disabled: Mutex<Vec<Credential>>,
 }
 
 pub struct AwsProvider {
@@ -141,6 +150,7 @@ impl AwsProvider {
             app_locks: Mutex::new(HashMap::new()),
             health: Mutex::new(None),
             clock,
+            disabled: Mutex::new(Vec::new()),
         });
         AwsProvider { inner }
     }
@@ -207,13 +217,23 @@ impl Inner {
                     enabled: true,
                     created_ms: current.created_at_ms,
                     tags: HashMap::new(),
+                    customer_id: String::new(),
                 };
                 self.keys.sync(&self.aws, &record, spec).await?;
             }
             Secret::ClientCredentials { .. } => {
                 let clients = self.clients()?;
                 let app = app_key(&current.app);
-                if !clients.update(&self.aws, &current.id, &app, spec).await? {
+                // The name keeps its lifecycle fields: read them first.
+                let mut fields = lineage::NameFields::default();
+                if current.expires_at_ms.is_some() || current.replaces.is_some() {
+                    match clients.describe_fields(&self.aws, &current.id).await? {
+                        Some((_, found)) => fields = found,
+                        None => fields.expires = current.expires_at_ms,
+                    }
+                }
+                let named = (&app, &fields);
+                if !clients.update(&self.aws, &current.id, named, spec).await? {
                     self.owners.apply(Change::Remove(current.id.clone()));
                     return Err(CredentialError::NotFound(CredentialRef::Id(
                         current.id.clone(),
@@ -306,7 +326,20 @@ impl CredentialProvider for AwsProvider {
         let inner = &self.inner;
         let _app = inner.app_lock(&spec.app).await;
         let target = CredentialRef::App(spec.app.clone(), spec.kind);
-        let made = match inner.indexed_and_confirmed(&target).await? {
+        let indexed = match inner.indexed_and_confirmed(&target).await? {
+            Some(existing) => Some(Box::pin(inner.claimed_head(existing)).await?),
+            None => None,
+        };
+        let indexed = match indexed {
+            // Past its end (a provisioned key's lifetime): revoked, and
+            // the app made a fresh one.
+            Some(existing) if existing.is_expired(inner.settle_window().0) => {
+                Box::pin(inner.retire_expired(&existing)).await?;
+                None
+            }
+            indexed => indexed,
+        };
+        let made = match indexed {
             Some(existing) => (existing, Created::Existing),
             None => match spec.kind {
                 CredentialKind::ApiKey => inner.create_api_key(spec).await?,
@@ -331,41 +364,46 @@ impl CredentialProvider for AwsProvider {
         let inner = &self.inner;
         let _app = inner.app_lock(&spec.app).await;
         let current = target.admit(inner.resolve(target).await?, same_app)?;
-        inner.resync(current, spec).await
+        // The app's successor and its predecessor in grace alike.
+        let partners = inner.partners(&current);
+        // Boxed: two resyncs inline make a future too big for a debug
+        // build's stack.
+        let updated = Box::pin(inner.resync(current, spec)).await?;
+        for partner in partners {
+            let partner = Box::pin(inner.resync(partner, spec)).await?;
+            // Audited here: the portal's update is audited with the head.
+            crate::telemetry::audit::by("sensedia", "updated", &partner);
+        }
+        Ok(updated)
     }
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
         let inner = &self.inner;
         let current = target.admit(inner.resolve(target).await?, same_app)?;
-        let gone = match current.kind() {
-            CredentialKind::ApiKey => match inner.settings.revoke {
-                RevokeMode::Delete => inner.keys.delete(&inner.aws, &current.id).await?,
-                RevokeMode::Disable => inner.keys.disable(&inner.aws, &current.id).await?,
-            },
-            CredentialKind::ClientCredentials => {
-                if let Some(key_id) = current.custom.get("apiKeyId") {
-                    inner.keys.delete(&inner.aws, key_id.expose()).await?;
-                }
-                inner.clients()?.delete(&inner.aws, &current.id).await?
-            }
-        };
-        inner.owners.apply(Change::Remove(current.id.clone()));
-        if let Some(table) = &inner.claims {
-            // A claim left naming a revoked credential is released by the
-            // next create of the app instead: the revoke has happened.
-            let key = claims::claim_key(current.kind(), &current.app);
-            if let Err(err) = table.release(&inner.aws, &key, &current.id).await {
-                tracing::warn!(credential_id = %current.id, error = %err, "could not release a revoked credential's claim; the app's next create does");
-            }
-        }
-        Ok(if gone {
-            Revoked::Revoked(Box::new(current))
-        } else {
-            Revoked::NotFound
-        })
+        Box::pin(inner.revoke_app(current)).await
     }
 
     async fn health(&self) -> Result<()> {
         self.inner.health().await
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>> {
+        Ok(self.inner.list())
+    }
+
+    async fn rotate(&self, id: &str, until_ms: u64) -> Result<Rotation> {
+        self.inner.rotate(id, until_ms).await
+    }
+
+    async fn set_expiry(&self, id: &str, expires_at_ms: Option<u64>) -> Result<Credential> {
+        self.inner.set_expiry(id, expires_at_ms).await
+    }
+
+    async fn revoke_by_id(&self, id: &str) -> Result<Revoked> {
+        self.inner.revoke_by_id(id).await
+    }
+
+    async fn sweep(&self, now_ms: u64) -> Result<Vec<Credential>> {
+        self.inner.sweep(now_ms).await
     }
 }

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::apigateway::KeyRecord;
 use super::claims::{self, Claimed, Claims};
 use super::create::{self, attach_companion};
-use super::{apigateway, cognito, Inner};
+use super::{apigateway, cognito, lineage, Inner};
 use crate::credentials::index::Index;
 use crate::credentials::{
     Credential, CredentialError, CredentialKind, CredentialRef, Email, Result, AUDIT_TARGET,
@@ -110,6 +110,28 @@ impl OwnerIndex {
             .expect("index lock")
             .resolve(target)
             .cloned()
+    }
+
+    /// Every credential of the app `target` names' app, after a rotation
+    /// its successor and its predecessor in grace.
+    pub(super) fn of_app(&self, credential: &Credential) -> Vec<Credential> {
+        self.index
+            .read()
+            .expect("index lock")
+            .of_app(&credential.app, credential.kind())
+    }
+
+    /// Every credential held, oldest first.
+    pub(super) fn all(&self) -> Vec<Credential> {
+        let mut all: Vec<Credential> = self
+            .index
+            .read()
+            .expect("index lock")
+            .credentials()
+            .cloned()
+            .collect();
+        all.sort_by(first_made);
+        all
     }
 
     /// The client credentials known now, by id.
@@ -232,6 +254,7 @@ pub(super) async fn refresh_loop(inner: Weak<Inner>) {
             Ok(count) => {
                 tracing::debug!(credentials = count, "owner index refreshed");
                 crate::metrics::owner_index_confirmed(started_ms);
+                crate::metrics::owner_index_size(count);
                 interval
             }
             Err(err) => {
@@ -404,21 +427,26 @@ impl Inner {
     /// Every API key and app client in AWS, as credentials.
     async fn list_everything(&self) -> Result<Listing> {
         let records = self.keys.list_all(&self.aws).await?;
+        crate::metrics::api_keys(records.len());
         let mut credentials = apigateway::credentials(&records);
         let mut client_ids = HashSet::new();
         if let Some(clients) = &self.clients {
             let known = self.owners.clients();
+            let mut links = Vec::new();
             for (id, name) in clients.list(&self.aws).await? {
                 client_ids.insert(id.clone());
                 let Some((_, label, owner)) = cognito::parse_client_name(&name) else {
                     continue;
                 };
+                let fields = cognito::name_fields(&name);
                 // Only clients not seen before cost a describe.
                 let credential = match known.get(&id) {
                     Some(c) => {
                         let mut c = c.clone();
                         c.label = label;
                         c.owner = owner;
+                        c.expires_at_ms = fields.expires;
+                        c.replaces = fields.replaces.clone();
                         Some(c)
                     }
                     None => clients.describe(&self.aws, &id).await?,
@@ -427,8 +455,19 @@ impl Inner {
                     attach_companion(&mut credential, &records);
                     credentials.push(credential);
                 }
+                if let (Some(pred), Some(until)) = (fields.replaces, fields.until) {
+                    links.push((pred, until));
+                }
             }
+            lineage::link_ends(&mut credentials, &links);
         }
+        // Disabled keys keyhook made, for the admin listing.
+        *self.disabled.lock().expect("disabled lock") = records
+            .iter()
+            .filter(|r| !r.enabled && r.companion_of().is_none())
+            .filter_map(KeyRecord::any_credential)
+            .filter(|c| c.app.issued_by_keyhook())
+            .collect();
         let (now, grace) = self.settle_window();
         let table = self.claims.as_ref().map(|table| table.table());
         let stray_companions = match self.clients {

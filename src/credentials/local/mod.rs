@@ -81,6 +81,7 @@ impl LocalStore {
     /// with an error naming it.
     pub fn open(data_dir: &Path, clock: Clock) -> Result<Self, StoreError> {
         let (disk, index) = Disk::open(data_dir, FILE_NAME)?;
+        publish(&index);
         Ok(LocalStore {
             disk: Arc::new(Mutex::new(disk)),
             index: Arc::new(RwLock::new(index)),
@@ -150,6 +151,7 @@ impl LocalStore {
         tokio::task::spawn_blocking(move || {
             let mut disk = disk;
             let result = disk.commit(operation, &index, change);
+            publish(&index.read().expect("index lock"));
             record(&verdict, &result);
             result
         })
@@ -357,6 +359,16 @@ impl CredentialProvider for LocalStore {
         let now = u64::try_from((self.clock)()).unwrap_or_default();
         self.commit(disk, "write store", Change::Probe(now)).await
     }
+}
+
+/// The index's size and its API keys, for `/metrics` (the key budget
+/// counts the store's keys as the AWS backend counts the region's).
+fn publish(index: &Index) {
+    crate::metrics::owner_index_size(index.len());
+    let keys = index
+        .credentials()
+        .filter(|c| c.kind() == CredentialKind::ApiKey);
+    crate::metrics::api_keys(keys.count());
 }
 
 /// Records what a commit said; logs when the store stops, or starts again,
