@@ -392,3 +392,148 @@ async fn an_expired_key_is_revoked_as_keyhook_revoke_says() {
     assert!(!key.enabled(), "disabled, kept for the record");
     assert_eq!(keyhook.audit(now_ms()).await.unwrap(), []);
 }
+
+/// How many keys the audit benchmark seeds.
+const BENCH_KEYS: usize = 10_000;
+
+/// The `i`th key of the benchmark's account (`findings_tests.rs`'s
+/// in-memory one has the same shape): every 50th made by hand, every
+/// 100th on no plan, every 20th a rotation's successor of the key before
+/// it, every 200th a duplicate of such a pair; its id.
+async fn bench_key(seed: &Seeder<'_>, i: usize, predecessor: &str) -> String {
+    let app_of = |i: usize| match i % 200 {
+        2 => i - 2,
+        _ if i % 20 == 1 => i - 1,
+        _ => i,
+    };
+    let app = format!("{:016x}", app_of(i));
+    let plan = &seed.env.seed.plans[i % seed.env.seed.plans.len()];
+    let plans: &[&String] = match i % 100 {
+        98 => &[],
+        _ => &[plan],
+    };
+    let tags: Vec<(&str, &str)> = match (i % 50, i % 20) {
+        (49, _) => vec![],
+        (_, 1) => vec![("keyhook:app", &app), ("keyhook:replaces", predecessor)],
+        _ => vec![("keyhook:app", &app)],
+    };
+    seed.key(&format!("reader{i}@corp.com"), &tags, None, plans)
+        .await
+}
+
+/// The audit of 10,000 keys: its wall time, the AWS calls it makes, and
+/// keyhook's own time apart from the emulator's. moto answers every
+/// `GetApiKeys` with the whole account, which the test proxy pages (500
+/// a page, as AWS does): each page costs moto a listing of all 10,000, so
+/// the emulator's share is measured by making the same reads with the SDK
+/// alone, through the same proxy. Prints figures; asserts no time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: seeds 10,000 keys in moto (minutes); run with --ignored --nocapture"]
+async fn an_audit_of_ten_thousand_keys_prints_its_time_and_calls() {
+    let env = Arc::new(AwsEnv::isolated(3).await);
+    let started = std::time::Instant::now();
+    // Predecessors first: a successor is tagged with its predecessor's id.
+    let mut ids = vec![String::new(); BENCH_KEYS];
+    for successors in [false, true] {
+        let mut tasks = tokio::task::JoinSet::new();
+        let gate = Arc::new(tokio::sync::Semaphore::new(16));
+        for i in (0..BENCH_KEYS).filter(|i| (i % 20 == 1) == successors) {
+            let (env, gate) = (env.clone(), gate.clone());
+            let predecessor = ids[i.saturating_sub(1)].clone();
+            tasks.spawn(async move {
+                let _turn = gate.acquire_owned().await.unwrap();
+                (i, bench_key(&Seeder { env: &env }, i, &predecessor).await)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (i, id) = done.unwrap();
+            ids[i] = id;
+        }
+    }
+    println!(
+        "seeded {BENCH_KEYS} keys ({} plans) in {:.1} s, 16 calls in flight",
+        env.seed.plans.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    env.proxy.paginate_api_keys(500);
+    let mut config = env.config(CredentialKind::ApiKey);
+    config.aws.cognito_user_pool_id = None;
+    // moto lists all 10,000 keys for every page: no attempt is cut short,
+    // nor retried.
+    config.aws.timeout_secs = 120;
+    config.aws.max_attempts = 1;
+    reads_alone(&env, "before").await;
+    for (label, rate) in [
+        ("no rate limit", 1000.0),
+        ("default KEYHOOK_AWS_RATE_LIMIT=5", 5.0),
+    ] {
+        config.aws.rate_limit = rate;
+        let keyhook = AwsProvider::new(
+            &config.aws,
+            None,
+            &env.keyhook_sdk(),
+            keyhook::clock::system(),
+        );
+        env.proxy.reset_calls();
+        let started = std::time::Instant::now();
+        let findings = keyhook.audit(now_ms()).await.unwrap();
+        let took = started.elapsed();
+        let calls: usize = env.proxy.counts().values().sum();
+        let mut kinds = std::collections::BTreeMap::new();
+        for finding in &findings {
+            *kinds.entry(finding.kind.as_str()).or_insert(0) += 1;
+        }
+        println!(
+            "audit ({label}): {:.2} s, findings {kinds:?}, {calls} AWS calls {:?}",
+            took.as_secs_f64(),
+            env.proxy.counts()
+        );
+    }
+
+    reads_alone(&env, "after").await;
+}
+
+/// The audit's reads of API Gateway made with the SDK alone, through the
+/// same proxy: the emulator's (and the SDK's) share of an audit.
+async fn reads_alone(env: &AwsEnv, when: &str) {
+    env.proxy.reset_calls();
+    let sdk = aws_sdk_apigateway::Client::new(&env.keyhook_sdk());
+    let started = std::time::Instant::now();
+    let mut position: Option<String> = None;
+    let mut listed = 0;
+    loop {
+        let page = sdk
+            .get_api_keys()
+            .include_values(false)
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .unwrap();
+        listed += page.items().len();
+        match page.position() {
+            Some(next) if !next.is_empty() => position = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    let keys_took = started.elapsed();
+    let plans = sdk.get_usage_plans().limit(500).send().await.unwrap();
+    for plan in plans.items() {
+        let keys = sdk
+            .get_usage_plan_keys()
+            .usage_plan_id(plan.id().unwrap())
+            .limit(500)
+            .send()
+            .await
+            .unwrap();
+        assert!(!keys.items().is_empty());
+    }
+    let reads_took = started.elapsed();
+    println!(
+        "the same reads alone ({when}; emulator, proxy, SDK): {:.2} s ({listed} keys in {:.2} s, then the plans), {} calls",
+        reads_took.as_secs_f64(),
+        keys_took.as_secs_f64(),
+        env.proxy.counts().values().sum::<usize>()
+    );
+}

@@ -14,6 +14,8 @@
 //! What counts as what is decided in `findings.rs`; `repair.rs` carries
 //! the repairs out after reading the account again.
 
+mod account;
+mod duplicates;
 mod findings;
 mod record;
 mod repair;
@@ -23,7 +25,8 @@ use std::collections::{BTreeMap, HashSet};
 use super::call::epoch_ms;
 use super::Inner;
 use crate::credentials::{Finding, Result};
-use findings::{Account, Client, Key, Rules};
+use account::{Account, Client, Key};
+use findings::Rules;
 
 /// `GetApiKeys` and `GetUsagePlans`/`GetUsagePlanKeys` pages: 500 at most.
 const PAGE: i32 = 500;
@@ -88,6 +91,7 @@ impl Inner {
                     created_ms: epoch_ms(key.created_date()),
                     tags: key.tags().cloned().unwrap_or_default(),
                     customer_id: key.customer_id().map(str::to_string),
+                    read_name: Default::default(),
                 })
             }));
             match next(page.position(), &position) {

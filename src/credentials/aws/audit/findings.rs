@@ -10,90 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::super::apigateway::{TAG_APP, TAG_CLAIM, TAG_CLIENT};
-use super::super::claims::{claim_key, ClaimMap};
-use super::super::cognito::parse_client_name;
+use super::super::apigateway::TAG_APP;
+use super::super::claims::claim_key;
 use super::super::settings::RevokeMode;
 use super::super::AppKey;
-use super::record::{self, NameFields};
+use super::account::{Account, Client, Key, Named};
+use super::record;
 use crate::credentials::{AppId, CredentialKind, Email, Finding, FindingKind};
-
-/// An API key as the audit lists it (no value).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Key {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub enabled: bool,
-    pub created_ms: u64,
-    pub tags: HashMap<String, String>,
-    pub customer_id: Option<String>,
-}
-
-impl Key {
-    /// Its owner: its name, when that is an address (as a login reads it).
-    pub fn owner(&self) -> Option<Email> {
-        Email::from_stored(&self.name).ok()
-    }
-
-    pub fn app_hash(&self) -> Option<&str> {
-        self.tags.get(TAG_APP).map(String::as_str)
-    }
-
-    pub fn companion_of(&self) -> Option<&str> {
-        self.tags.get(TAG_CLIENT).map(String::as_str)
-    }
-
-    fn claim_table(&self) -> Option<&str> {
-        self.tags.get(TAG_CLAIM).map(String::as_str)
-    }
-
-    fn replaces(&self) -> Option<&str> {
-        record::key_replaces(&self.tags).map(|(id, _)| id)
-    }
-}
-
-/// An app client as the audit lists it: its name, and its creation date
-/// where one was read (only the clients of an app with several).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Client {
-    pub id: String,
-    pub name: String,
-    pub created_ms: Option<u64>,
-}
-
-/// A keyhook client, its name read.
-pub(crate) struct Named<'a> {
-    pub client: &'a Client,
-    pub app: AppId,
-    pub owner: Email,
-    pub fields: NameFields,
-}
-
-impl Client {
-    pub fn named(&self) -> Option<Named<'_>> {
-        let (head, fields) = record::split_client_name(&self.name);
-        let (app, _, owner) = parse_client_name(head)?;
-        Some(Named {
-            client: self,
-            app,
-            owner,
-            fields,
-        })
-    }
-}
-
-/// What the audit read.
-#[derive(Debug, Default)]
-pub(crate) struct Account {
-    pub keys: Vec<Key>,
-    /// `None` without a user pool.
-    pub clients: Option<Vec<Client>>,
-    /// Key id → the usage plans it is on.
-    pub plans: HashMap<String, BTreeSet<String>>,
-    /// The claim table's items, with one.
-    pub claims: Option<ClaimMap>,
-}
 
 /// What the audit is asked from.
 #[derive(Debug, Clone)]
@@ -160,10 +83,22 @@ pub(crate) fn analyse(account: &Account, rules: &Rules) -> Vec<Planned> {
         .clients
         .as_ref()
         .map(|all| all.iter().filter_map(Client::named).collect());
+    let mut by_app: HashMap<&str, Vec<&Key>> = HashMap::new();
+    let mut by_client: HashMap<&str, Vec<&Key>> = HashMap::new();
+    for key in &keys {
+        if let Some(app) = key.app_hash() {
+            by_app.entry(app).or_default().push(key);
+        }
+        if let Some(client) = key.companion_of() {
+            by_client.entry(client).or_default().push(key);
+        }
+    }
     let mut audit = Audit {
         rules,
         account,
         keys,
+        by_app,
+        by_client,
         found: BTreeMap::new(),
     };
     if let Some(all) = &account.clients {
@@ -186,30 +121,23 @@ pub(crate) fn analyse(account: &Account, rules: &Rules) -> Vec<Planned> {
     out
 }
 
-struct Audit<'a> {
-    rules: &'a Rules,
-    account: &'a Account,
-    keys: Vec<&'a Key>,
+pub(super) struct Audit<'a> {
+    pub rules: &'a Rules,
+    pub account: &'a Account,
+    pub keys: Vec<&'a Key>,
+    /// The keys of each app (`keyhook:app`), and of each client
+    /// (`keyhook:client`, its companions).
+    by_app: HashMap<&'a str, Vec<&'a Key>>,
+    by_client: HashMap<&'a str, Vec<&'a Key>>,
     /// By credential id: the first finding made for it stands.
-    found: BTreeMap<String, Planned>,
+    pub found: BTreeMap<String, Planned>,
 }
-
-/// One credential of an app, as the duplicate rule sees it.
-struct Member {
-    id: String,
-    /// Keys: first made, then smallest id; clients: smallest id (what a
-    /// create without a claim table keeps, `create.rs`).
-    order: (u64, String),
-    created_ms: Option<u64>,
-    replaces: Option<String>,
-}
-
 impl Audit<'_> {
-    fn add(&mut self, id: &str, planned: Planned) {
+    pub(super) fn add(&mut self, id: &str, planned: Planned) {
         self.found.entry(id.to_string()).or_insert(planned);
     }
 
-    fn finding(
+    pub(super) fn finding(
         kind: FindingKind,
         id: &str,
         owner: Option<&Email>,
@@ -225,19 +153,16 @@ impl Audit<'_> {
         }
     }
 
-    fn old(&self, created_ms: Option<u64>) -> bool {
+    pub(super) fn old(&self, created_ms: Option<u64>) -> bool {
         created_ms.is_some_and(|c| c.saturating_add(self.rules.grace_ms) <= self.rules.now_ms)
     }
 
-    fn companions_of(&self, client: &str) -> Vec<String> {
-        self.keys
-            .iter()
-            .filter(|k| k.companion_of() == Some(client))
-            .map(|k| k.id.clone())
-            .collect()
+    pub(super) fn companions_of(&self, client: &str) -> Vec<String> {
+        let companions = self.by_client.get(client).into_iter().flatten();
+        companions.map(|k| k.id.clone()).collect()
     }
 
-    fn claim(&self, kind: CredentialKind, app: &AppId) -> Option<String> {
+    pub(super) fn claim(&self, kind: CredentialKind, app: &AppId) -> Option<String> {
         self.rules.table.as_ref().map(|_| claim_key(kind, app))
     }
 
@@ -257,7 +182,7 @@ impl Audit<'_> {
             let finding = Self::finding(
                 FindingKind::Orphan,
                 &key.id,
-                key.owner().as_ref(),
+                key.owner(),
                 app.as_ref(),
                 detail,
             );
@@ -272,176 +197,6 @@ impl Audit<'_> {
             );
         }
     }
-
-    /// Which of an app's credentials are extra copies, and the one kept.
-    /// A successor and the predecessor it replaces count as one.
-    fn extras(&self, group: Vec<Member>, holder: Option<&String>) -> Option<(String, Vec<String>)> {
-        let ids: HashSet<&str> = group.iter().map(|m| m.id.as_str()).collect();
-        let replaced_by: HashMap<&str, &str> = group
-            .iter()
-            .filter_map(|m| {
-                Some((
-                    m.replaces.as_deref().filter(|p| ids.contains(p))?,
-                    m.id.as_str(),
-                ))
-            })
-            .collect();
-        let head_of = |id: &str| -> String {
-            let mut at = id;
-            // Bounded: a cycle of `replaces` tags must not loop.
-            for _ in 0..ids.len() {
-                match replaced_by.get(at) {
-                    Some(next) => at = next,
-                    None => break,
-                }
-            }
-            at.to_string()
-        };
-        let mut heads: Vec<&Member> = group
-            .iter()
-            .filter(|m| !replaced_by.contains_key(m.id.as_str()))
-            .collect();
-        if heads.len() < 2 {
-            return None;
-        }
-        heads.sort_by(|a, b| a.order.cmp(&b.order));
-        let holder = holder.filter(|h| ids.contains(h.as_str()));
-        let kept = match holder {
-            Some(holder) => head_of(holder),
-            None => heads[0].id.clone(),
-        };
-        // Without a claim naming one of them, only once every copy is old,
-        // as a refresh settles; with one, each old copy is an extra now.
-        if holder.is_none() && !group.iter().all(|m| self.old(m.created_ms)) {
-            return None;
-        }
-        let extras: Vec<String> = group
-            .iter()
-            .filter(|m| head_of(&m.id) != kept && self.old(m.created_ms))
-            .map(|m| m.id.clone())
-            .collect();
-        (!extras.is_empty()).then_some((kept, extras))
-    }
-
-    fn duplicate_keys(&mut self) {
-        let mut apps: BTreeMap<&str, Vec<&Key>> = BTreeMap::new();
-        for key in self.keys.iter().copied() {
-            // As a refresh settles: an owner today's rules refuse may share
-            // an identity with another app's (`AppKeys`).
-            let claimable = Email::parse(&key.name).is_ok();
-            match key.app_hash() {
-                Some(app) if key.enabled && claimable && key.companion_of().is_none() => {
-                    apps.entry(app).or_default().push(key)
-                }
-                _ => {}
-            }
-        }
-        for (hash, keys) in apps {
-            let app = AppKey::from_hash(hash).app_id();
-            let holder = self.holder(CredentialKind::ApiKey, &app);
-            let group = keys
-                .iter()
-                .map(|k| Member {
-                    id: k.id.clone(),
-                    order: (k.created_ms, k.id.clone()),
-                    created_ms: Some(k.created_ms),
-                    replaces: k.replaces().map(str::to_string),
-                })
-                .collect();
-            let Some((kept, extras)) = self.extras(group, holder.as_ref()) else {
-                continue;
-            };
-            for key in keys.into_iter().filter(|k| extras.contains(&k.id)) {
-                let detail = format!("one of several API keys of app {app}; keyhook answers with {kept}; --fix deletes this one");
-                let finding = Self::finding(
-                    FindingKind::Duplicate,
-                    &key.id,
-                    key.owner().as_ref(),
-                    Some(&app),
-                    detail,
-                );
-                let guard = self
-                    .claim(CredentialKind::ApiKey, &app)
-                    .map(|c| (c, kept.clone()));
-                self.add(
-                    &key.id,
-                    Planned {
-                        finding,
-                        kind: CredentialKind::ApiKey,
-                        fix: Fix::DeleteKey(key.id.clone()),
-                        guard,
-                    },
-                );
-            }
-        }
-    }
-
-    fn duplicate_clients(&mut self, clients: &[Named]) {
-        let mut apps: BTreeMap<&AppId, Vec<&Named>> = BTreeMap::new();
-        for named in clients
-            .iter()
-            .filter(|n| Email::parse(n.owner.as_str()).is_ok())
-        {
-            apps.entry(&named.app).or_default().push(named);
-        }
-        for (app, named) in apps {
-            let holder = self.holder(CredentialKind::ClientCredentials, app);
-            let group = named
-                .iter()
-                .map(|n| Member {
-                    id: n.client.id.clone(),
-                    order: (0, n.client.id.clone()),
-                    created_ms: n.client.created_ms,
-                    replaces: n.fields.replaces.clone(),
-                })
-                .collect();
-            let Some((kept, extras)) = self.extras(group, holder.as_ref()) else {
-                continue;
-            };
-            for n in named.into_iter().filter(|n| extras.contains(&n.client.id)) {
-                let id = &n.client.id;
-                let companions = self.companions_of(id);
-                let with = match companions.is_empty() {
-                    true => "",
-                    false => " with its companion API key",
-                };
-                let detail = format!("one of several app clients of app {app}; keyhook answers with {kept}; --fix deletes this one{with}");
-                let finding = Self::finding(
-                    FindingKind::Duplicate,
-                    id,
-                    Some(&n.owner),
-                    Some(app),
-                    detail,
-                );
-                let guard = self
-                    .claim(CredentialKind::ClientCredentials, app)
-                    .map(|c| (c, kept.clone()));
-                let fix = Fix::DeleteClient {
-                    id: id.clone(),
-                    companions,
-                };
-                self.add(
-                    id,
-                    Planned {
-                        finding,
-                        kind: CredentialKind::ClientCredentials,
-                        fix,
-                        guard,
-                    },
-                );
-            }
-        }
-    }
-
-    /// The credential holding the app's claim, if a table was read.
-    fn holder(&self, kind: CredentialKind, app: &AppId) -> Option<String> {
-        self.account
-            .claims
-            .as_ref()?
-            .get(&claim_key(kind, app))
-            .cloned()
-    }
-
     fn revoke_words(&self) -> &'static str {
         match self.rules.revoke {
             RevokeMode::Delete => "deletes",
@@ -479,7 +234,7 @@ impl Audit<'_> {
             let finding = Self::finding(
                 FindingKind::Expired,
                 &key.id,
-                key.owner().as_ref(),
+                key.owner(),
                 app.as_ref(),
                 detail,
             );
@@ -568,7 +323,7 @@ impl Audit<'_> {
                 ),
                 (Some(_), Some(_)) => continue,
             };
-            let finding = Self::finding(kind, &key.id, key.owner().as_ref(), None, detail);
+            let finding = Self::finding(kind, &key.id, key.owner(), None, detail);
             found.push((
                 key.id.clone(),
                 Planned {
@@ -596,11 +351,8 @@ impl Audit<'_> {
             }
             // The plans its app's other keys are on.
             let mut targets = BTreeSet::new();
-            for other in self
-                .keys
-                .iter()
-                .filter(|o| o.id != key.id && o.app_hash() == Some(hash))
-            {
+            let others = self.by_app.get(hash).into_iter().flatten();
+            for other in others.filter(|o| o.id != key.id) {
                 targets.extend(plans.get(&other.id).into_iter().flatten().cloned());
             }
             let from = match targets.is_empty() {
@@ -633,7 +385,7 @@ impl Audit<'_> {
             let finding = Self::finding(
                 FindingKind::Planless,
                 &key.id,
-                key.owner().as_ref(),
+                key.owner(),
                 Some(&app),
                 detail,
             );

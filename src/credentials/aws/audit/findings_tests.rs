@@ -1,4 +1,5 @@
 use super::*;
+use crate::credentials::aws::apigateway::{TAG_CLAIM, TAG_CLIENT};
 use crate::credentials::aws::audit::record::{TAG_REPLACES, TAG_UNTIL};
 
 const NOW: u64 = 1_000_000_000;
@@ -28,6 +29,7 @@ fn key(id: &str, name: &str, tags: &[(&str, &str)]) -> Key {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         customer_id: None,
+        read_name: Default::default(),
     }
 }
 
@@ -481,5 +483,59 @@ fn one_finding_per_credential_the_first_that_applies() {
         planned[0].finding.detail.contains("no usage plan"),
         "{:?}",
         planned[0]
+    );
+}
+
+/// The app of the `i`th key of the benchmark's account: every 20th key
+/// is a rotation's successor (of the key before it) and every 200th a
+/// duplicate of that pair; the others are each their own app.
+pub(crate) fn bench_app(i: u64) -> u64 {
+    match (i % 20 == 1, i % 200 == 2) {
+        (true, _) | (_, true) => bench_app(i - 1),
+        _ => i,
+    }
+}
+
+/// keyhook's own time in an audit of 10,000 keys, apart from AWS's: the
+/// analysis of an in-memory listing shaped like the AWS benchmark's
+/// (`tests/aws/audit.rs`): every 50th key hand-made, every 100th on no
+/// plan, rotations and duplicates as [`bench_app`] says. Prints; asserts
+/// no time.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture (in release for a figure)"]
+fn the_analysis_of_ten_thousand_keys_prints_its_time() {
+    let mut account = Account::default();
+    for i in 0..10_000u64 {
+        let id = format!("k{i:05}");
+        let app = format!("{:016x}", bench_app(i));
+        let predecessor = format!("k{:05}", i.saturating_sub(1));
+        let mut key = match (i % 50, i % 20) {
+            (49, _) => key(&id, "", &[]),
+            (_, 1) => key(&id, "", &[(TAG_APP, &app), (TAG_REPLACES, &predecessor)]),
+            _ => app_key(&id, &app),
+        };
+        key.name = format!("reader{i}@corp.com");
+        if i % 100 != 98 {
+            let plan = format!("plan-{}", i % 3);
+            account.plans.entry(id).or_default().insert(plan);
+        }
+        account.keys.push(key);
+    }
+    let started = std::time::Instant::now();
+    let planned = analyse(&account, &rules());
+    let took = started.elapsed();
+    let mut kinds = BTreeMap::new();
+    for p in &planned {
+        *kinds.entry(p.finding.kind.as_str()).or_insert(0) += 1;
+    }
+    println!(
+        "analysis of {} keys: {:.1} ms, findings {kinds:?}",
+        account.keys.len(),
+        took.as_secs_f64() * 1000.0,
+    );
+    assert_eq!(
+        kinds.get("duplicate"),
+        Some(&50),
+        "the shape the AWS benchmark seeds"
     );
 }

@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use super::super::settings::RevokeMode;
 use super::super::sync::Change;
 use super::super::Inner;
-use super::findings::{self, Account, Fix, Planned};
+use super::account::Account;
+use super::findings::{self, Fix, Planned};
 use crate::credentials::{
     AppId, Credential, CredentialKind, Finding, FindingKind, Origin, Repair, Result, Secret,
     AUDIT_TARGET,
