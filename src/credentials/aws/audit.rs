@@ -20,7 +20,7 @@ mod findings;
 mod record;
 mod repair;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::call::epoch_ms;
 use super::Inner;
@@ -154,9 +154,7 @@ impl Inner {
 
     /// Key id → the usage plans it is on, from one listing of each plan's
     /// keys.
-    async fn plan_keys(
-        &self,
-    ) -> Result<std::collections::HashMap<String, std::collections::BTreeSet<String>>> {
+    async fn plan_keys(&self) -> Result<HashMap<String, BTreeSet<String>>> {
         let sdk = self.keys.sdk();
         let mut plans = Vec::new();
         let mut position: Option<String> = None;
@@ -176,7 +174,7 @@ impl Inner {
                 None => break,
             }
         }
-        let mut on = std::collections::HashMap::<String, std::collections::BTreeSet<String>>::new();
+        let mut on = HashMap::<String, BTreeSet<String>>::new();
         for plan in plans {
             let mut position: Option<String> = None;
             loop {

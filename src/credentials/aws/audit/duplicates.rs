@@ -16,7 +16,8 @@ use crate::credentials::{AppId, CredentialKind, Email, FindingKind};
 struct Member {
     id: String,
     /// Keys: first made, then smallest id; clients: smallest id (what a
-    /// create without a claim table keeps, `create.rs`).
+    /// create without a claim table keeps, `create.rs`). A rotation is
+    /// ordered by its first made member.
     order: (u64, String),
     created_ms: Option<u64>,
     replaces: Option<String>,
@@ -47,18 +48,24 @@ impl Audit<'_> {
             }
             at.to_string()
         };
-        let mut heads: Vec<&Member> = group
-            .iter()
-            .filter(|m| !replaced_by.contains_key(m.id.as_str()))
-            .collect();
-        if heads.len() < 2 {
+        // Each head (no one replaces it) with its rotation, in the order
+        // of the first made of it: a rotated credential is as old as the
+        // one it descends from.
+        let mut chains: BTreeMap<String, &(u64, String)> = BTreeMap::new();
+        for member in &group {
+            let first = chains.entry(head_of(&member.id)).or_insert(&member.order);
+            *first = (*first).min(&member.order);
+        }
+        if chains.len() < 2 {
             return None;
         }
-        heads.sort_by(|a, b| a.order.cmp(&b.order));
         let holder = holder.filter(|h| ids.contains(h.as_str()));
         let kept = match holder {
             Some(holder) => head_of(holder),
-            None => heads[0].id.clone(),
+            None => {
+                let first = chains.iter().min_by_key(|(_, order)| **order);
+                first.map(|(head, _)| head.clone())?
+            }
         };
         // Without a claim naming one of them, only once every copy is old,
         // as a refresh settles; with one, each old copy is an extra now.

@@ -284,12 +284,20 @@ fn a_rotation_pair_is_one_credential_and_a_third_copy_is_an_extra() {
     };
     let planned = analyse(&account(vec![extra.clone()], &claimed), &rules());
     assert_eq!(found(&planned), [("duplicate", "k-extra")]);
-    // Without a claim the first made head is kept: the pair is the extra.
+    // Without a claim the first made is kept, a rotation being as old as
+    // its predecessor: made before it, the extra is kept and the pair goes;
+    // made after it (even before its successor), the extra goes.
     let planned = analyse(&account(vec![extra], &[]), &rules());
     assert_eq!(
         found(&planned),
         [("duplicate", "k-pred"), ("duplicate", "k-succ")]
     );
+    let later = Key {
+        created_ms: OLD + 1,
+        ..app_key("k-later", "a2")
+    };
+    let planned = analyse(&account(vec![later], &[]), &rules());
+    assert_eq!(found(&planned), [("duplicate", "k-later")]);
 }
 
 #[test]
