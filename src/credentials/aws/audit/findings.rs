@@ -132,6 +132,7 @@ pub(super) struct Audit<'a> {
     /// By credential id: the first finding made for it stands.
     pub found: BTreeMap<String, Planned>,
 }
+
 impl Audit<'_> {
     pub(super) fn add(&mut self, id: &str, planned: Planned) {
         self.found.entry(id.to_string()).or_insert(planned);
