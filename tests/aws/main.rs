@@ -7,6 +7,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod audit;
 mod aws;
 mod claims;
 mod errors;

@@ -163,6 +163,11 @@ impl ApiKeys {
         }
     }
 
+    /// The SDK client, for the audit's own read-only listings (`audit.rs`).
+    pub(super) fn sdk(&self) -> &Client {
+        &self.client
+    }
+
     /// Every key in the account and region, following `position`.
     pub async fn list_all(&self, aws: &Aws) -> Result<Vec<KeyRecord>> {
         self.list(aws, None, false).await

@@ -153,6 +153,11 @@ impl AppClients {
         &self.pool
     }
 
+    /// The SDK client, for the audit's own read-only calls (`audit.rs`).
+    pub(crate) fn sdk(&self) -> &Client {
+        &self.client
+    }
+
     /// The scopes an app gets: the defaults, plus those of each of its APIs.
     pub(crate) fn scopes_for(&self, spec: &CredentialSpec) -> Vec<String> {
         let mut scopes = self.default_scopes.clone();

@@ -32,9 +32,11 @@
 //! - `health.rs`: the readiness cache and `keyhook check`'s report;
 //! - `identity.rs`: app identities as AWS stores them;
 //! - `apigateway.rs`, `cognito.rs`: the two services' calls and record shapes;
+//! - `audit.rs`: `keyhook audit`, read-only, and its repairs;
 //! - `limiter.rs`: the token bucket; `settings.rs`: the configuration.
 
 mod apigateway;
+mod audit;
 mod call;
 mod claims;
 pub mod cognito;
@@ -405,5 +407,13 @@ impl CredentialProvider for AwsProvider {
 
     async fn sweep(&self, now_ms: u64) -> Result<Vec<Credential>> {
         self.inner.sweep(now_ms).await
+    }
+
+    async fn audit(&self, now_ms: u64) -> Result<Vec<super::Finding>> {
+        self.inner.audit(now_ms).await
+    }
+
+    async fn repair(&self, findings: &[super::Finding]) -> Result<Vec<super::Repair>> {
+        self.inner.repair(findings).await
     }
 }
