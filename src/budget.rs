@@ -8,11 +8,15 @@
 //! - `KEYHOOK_README_PROVISION_PER_HOUR`, keys provisioned at first logins
 //!   in the last hour, as the owner index records their creation.
 //!
-//! Both are read from this replica's index: another replica's creates count
-//! once a refresh has brought them here (README, "Provisioning budget",
-//! states the bound this gives with several replicas).
+//! Both are read from this replica's index, plus the creates this replica
+//! has admitted and not finished (so concurrent first logins cannot all
+//! pass at the ceiling's edge): another replica's creates count once a
+//! refresh has brought them here (README, "Provisioning: who gets a key, on
+//! which plan, how many", states the bound this gives with several
+//! replicas).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::credentials::{CredentialProvider, CredentialSpec, Origin};
@@ -55,6 +59,27 @@ pub struct Budget {
     clock: Clock,
     /// When each limit's refusal was last logged.
     warned: [AtomicU64; 2],
+    /// Creates admitted and not finished: all, and first-login ones.
+    pending: AtomicUsize,
+    pending_provisions: AtomicUsize,
+}
+
+/// A create the budget admitted, counted as made until dropped (once the
+/// create has ended, when the index counts it).
+pub struct Reservation {
+    budget: Arc<Budget>,
+    provisioning: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.pending.fetch_sub(1, Ordering::AcqRel);
+        if self.provisioning {
+            self.budget
+                .pending_provisions
+                .fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl Budget {
@@ -64,43 +89,53 @@ impl Budget {
             per_hour,
             clock,
             warned: Default::default(),
+            pending: AtomicUsize::new(0),
+            pending_provisions: AtomicUsize::new(0),
         }
     }
 
     /// Whether `spec` may be created now: always when its app already has
-    /// a credential (nothing new is made); else within both limits. A
+    /// a credential (nothing new is made: no reservation); else within both
+    /// limits, counting it as made until the reservation is dropped. A
     /// refusal is counted and logged here.
     pub fn admit(
-        &self,
+        self: &Arc<Self>,
         provider: &dyn CredentialProvider,
         spec: &CredentialSpec,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<Reservation>, Refusal> {
         if provider.holds_app(&spec.app, spec.kind) {
-            return Ok(());
+            return Ok(None);
         }
+        let provisioning = spec.origin == Origin::Readme;
+        // Reserved first, checked after: two racing admits both count.
+        let reservation = Reservation {
+            budget: Arc::clone(self),
+            provisioning,
+        };
+        let pending = self.pending.fetch_add(1, Ordering::AcqRel) + 1;
+        let pending_provisions = match provisioning {
+            true => self.pending_provisions.fetch_add(1, Ordering::AcqRel) + 1,
+            false => 0,
+        };
         let now_ms = u64::try_from((self.clock)()).unwrap_or_default();
         let census = provider.census(now_ms.saturating_sub(HOUR_MS));
-        let refusal = if census.api_keys >= self.max_keys {
+        let in_use = census.api_keys + pending - 1;
+        let made = census.provisioned_since + pending_provisions.saturating_sub(1);
+        let refusal = if in_use >= self.max_keys {
             Some(Refusal::KeyCeiling {
-                in_use: census.api_keys,
+                in_use,
                 max: self.max_keys,
             })
         } else {
             match self.per_hour {
-                Some(per_hour)
-                    if spec.origin == Origin::Readme
-                        && census.provisioned_since as u64 >= per_hour =>
-                {
-                    Some(Refusal::HourlyBudget {
-                        made: census.provisioned_since,
-                        per_hour,
-                    })
+                Some(per_hour) if provisioning && made as u64 >= per_hour => {
+                    Some(Refusal::HourlyBudget { made, per_hour })
                 }
                 _ => None,
             }
         };
         let Some(refusal) = refusal else {
-            return Ok(());
+            return Ok(Some(reservation));
         };
         crate::metrics::provision_refused(refusal.reason());
         tracing::info!(

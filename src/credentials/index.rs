@@ -105,7 +105,14 @@ impl Index {
 
     pub(crate) fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
         match target {
-            CredentialRef::Id(id, ..) => self.by_id.get(id),
+            // A portal keeps the id it was given until its next create:
+            // once a rotation's predecessor is gone, that id names its
+            // successor (`admit` still checks the app).
+            CredentialRef::Id(id, ..) => self.by_id.get(id).or_else(|| {
+                self.by_id
+                    .values()
+                    .find(|c| c.replaces.as_deref() == Some(id.as_str()))
+            }),
             CredentialRef::App(app, kind) => {
                 let ids = self.by_app.get(&(app.clone(), *kind))?;
                 let replaced = |id: &String| {
@@ -244,6 +251,22 @@ pub(crate) mod tests {
                 .map(|c| c.id)
                 .collect();
             assert_eq!(ids, ["old", "new"]);
+            // Once the predecessor is gone, its id names the successor.
+            let by_old_id = CredentialRef::Id(
+                "old".into(),
+                CredentialKind::ApiKey,
+                crate::credentials::Claim::None,
+            );
+            assert_eq!(
+                index.resolve(&by_old_id).map(|c| c.id.as_str()),
+                Some("old")
+            );
+            let mut without_old = Index::default();
+            without_old.insert(new.clone());
+            assert_eq!(
+                without_old.resolve(&by_old_id).map(|c| c.id.as_str()),
+                Some("new")
+            );
             index.remove("new");
             assert_eq!(index.resolve(&by_app).map(|c| c.id.as_str()), Some("old"));
         }

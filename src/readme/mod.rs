@@ -102,7 +102,7 @@ impl ReadmeDoor {
                 usage_plans: plan.into_iter().collect(),
                 expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
             };
-            self.budget.admit(&*self.provider, &spec)?;
+            let _reserved = self.budget.admit(&*self.provider, &spec)?;
             let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
             credentials.push(credential);
         }

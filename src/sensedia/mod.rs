@@ -59,7 +59,7 @@ impl SensediaDoor {
         request: CreateCredentialsRequest,
     ) -> Result<CreateCredentialsResponse, ApiError> {
         let spec = App::try_from(&request.app)?.spec(self.kind);
-        self.budget.admit(&*self.provider, &spec)?;
+        let _reserved = self.budget.admit(&*self.provider, &spec)?;
         let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
         Ok(CreateCredentialsResponse::from(&credential))
     }

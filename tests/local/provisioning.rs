@@ -130,3 +130,39 @@ async fn the_hourly_budget_refuses_first_logins_until_the_hour_has_passed() {
     ahead.store(3_601_000, Ordering::SeqCst);
     assert_eq!(app.visible_keys("c@corp.com").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_logins_at_the_ceiling_make_no_key_past_it() {
+    let app = TestApp::local_with(|c| {
+        c.max_keys = 3;
+        c.readme.provision = true;
+    })
+    .await;
+    let logins = (0..24).map(|n| {
+        let api = app.api.clone();
+        async move { api.login(&format!("storm{n}@corp.com")).await.status() }
+    });
+    let statuses = futures_statuses(logins).await;
+    let ok = statuses.iter().filter(|s| s.is_success()).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == reqwest::StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert_eq!((ok, refused), (3, 21), "{statuses:?}");
+    let dir = app.stop().await.unwrap();
+    let store = LocalStore::open(dir.path(), keyhook::clock::system()).unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 3);
+}
+
+async fn futures_statuses(
+    logins: impl Iterator<
+        Item = impl std::future::Future<Output = reqwest::StatusCode> + Send + 'static,
+    >,
+) -> Vec<reqwest::StatusCode> {
+    let tasks: Vec<_> = logins.map(tokio::spawn).collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}

@@ -211,10 +211,15 @@ impl Claims {
     /// Decides which replica sweeps credential `id` in disable mode: the
     /// one whose conditional put of `swept#<id>` lands. The item stays (a
     /// few bytes per swept key), so a later sweep never revokes it twice.
-    pub(super) async fn sweep_turn(&self, aws: &Aws, id: &str) -> Result<bool> {
+    pub(super) async fn sweep_turn(&self, aws: &Aws, id: &str) -> Result<Option<String>> {
         let mine = format!("{id}:{}", crate::credentials::generate::client_id());
         let turn = self.claim(aws, &format!("{SWEPT}{id}"), &mine).await?;
-        Ok(turn == Claimed::Mine)
+        Ok((turn == Claimed::Mine).then_some(mine))
+    }
+
+    /// Gives back a sweep turn whose revoke failed.
+    pub(super) async fn end_sweep_turn(&self, aws: &Aws, id: &str, turn: &str) -> Result<()> {
+        self.release(aws, &format!("{SWEPT}{id}"), turn).await
     }
 
     /// Every claim, read consistently (one item per app: small).

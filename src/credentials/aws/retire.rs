@@ -136,7 +136,7 @@ impl Inner {
             .collect();
         let mut revoked = Vec::new();
         for credential in expired {
-            match self.sweep_one(&credential).await {
+            match self.sweep_one(&credential, now_ms).await {
                 Ok(true) => revoked.push(credential),
                 Ok(false) => {}
                 // The next interval tries again: it is still expired.
@@ -150,14 +150,37 @@ impl Inner {
 
     /// Whether this replica's sweep revoked `credential` (another's may
     /// have: then nothing is reported).
-    async fn sweep_one(&self, credential: &Credential) -> Result<bool> {
+    async fn sweep_one(&self, credential: &Credential, now_ms: u64) -> Result<bool> {
+        // The index may be a refresh behind an operator who moved or
+        // cleared the end date on another replica: AWS decides. An end a
+        // successor's link sets can only have been brought forward since.
+        let Some(fresh) = self.look_up(credential.kind(), &credential.id).await? else {
+            self.owners.apply(Change::Remove(credential.id.clone()));
+            return Ok(false);
+        };
+        let linked = self
+            .partners(credential)
+            .iter()
+            .any(|c| c.replaces.as_deref() == Some(credential.id.as_str()));
+        if !fresh.is_expired(now_ms) && !linked {
+            return Ok(false);
+        }
         let disabling = credential.kind() == CredentialKind::ApiKey
             && self.settings.revoke == RevokeMode::Disable;
         if let (true, Some(table)) = (disabling, &self.claims) {
-            if !table.sweep_turn(&self.aws, &credential.id).await? {
+            let Some(turn) = table.sweep_turn(&self.aws, &credential.id).await? else {
                 self.owners.apply(Change::Remove(credential.id.clone()));
                 return Ok(false);
-            }
+            };
+            return match self.revoke_one(credential).await {
+                Ok(revoked) => Ok(revoked),
+                Err(err) => {
+                    // Not disabled: give the turn back, so a later sweep
+                    // (this replica's or another's) tries again.
+                    let _ = table.end_sweep_turn(&self.aws, &credential.id, &turn).await;
+                    Err(err)
+                }
+            };
         }
         self.revoke_one(credential).await
     }

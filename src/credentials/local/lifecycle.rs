@@ -423,6 +423,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn once_the_predecessor_is_swept_its_id_still_reaches_the_successor() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Arc::new(AtomicI64::new(1_000));
+        let store = store(&dir, &now);
+        let (old, _) = store
+            .create(&spec(CredentialKind::ApiKey, None))
+            .await
+            .unwrap();
+        let new = store.rotate(&old.id, 2_000).await.unwrap().successor;
+        assert_eq!(ids(&store.sweep(2_000).await.unwrap()), [old.id.as_str()]);
+        // The portal still holds the predecessor's id.
+        let by_old_id = CredentialRef::Id(
+            old.id.clone(),
+            CredentialKind::ApiKey,
+            crate::credentials::Claim::App(AppId::sensedia_slug("billing")),
+        );
+        let revoked = store.revoke(&by_old_id).await.unwrap();
+        assert_eq!(revoked, Revoked::Revoked(Box::new(new)));
+        assert!(store.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn an_expired_apps_next_create_makes_a_fresh_credential() {
         let dir = tempfile::tempdir().unwrap();
         let now = Arc::new(AtomicI64::new(1_000));
