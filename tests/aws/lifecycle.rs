@@ -467,3 +467,49 @@ async fn two_replicas_sweeping_one_expired_key_revoke_it_once_in_either_mode() {
         assert!(two.sweep(end + 1).await.unwrap().is_empty());
     }
 }
+
+/// A portal create that hands a rotated app to another developer moves
+/// both its successor and its predecessor in grace: the previous
+/// developer's login shows neither, the new one's both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_moving_a_rotated_app_moves_both_of_its_keys() {
+    let env = AwsEnv::isolated(1).await;
+    let plan = env.seed.plans[0].clone();
+    let mut config = env.config(CredentialKind::ApiKey);
+    config.aws.index_refresh_secs = 1;
+    let server = env.spawn(&config).await;
+    let operator = provider(&env, &config);
+    let (dev, next, slug) = ("first@life.io", "second@life.io", "moved-a");
+    let created = server
+        .create(&app(dev, slug, &env.seed.api_id, &[&plan]))
+        .await;
+    let k1 = created["apiKeyId"].as_str().unwrap().to_string();
+    let k2 = operator
+        .rotate(&k1, now_ms() + HOUR_MS)
+        .await
+        .unwrap()
+        .successor
+        .id;
+    eventually("the portal's create answers the successor", || async {
+        let answer = server
+            .create(&app(dev, slug, &env.seed.api_id, &[&plan]))
+            .await;
+        answer["apiKeyId"] == k2.as_str()
+    })
+    .await;
+
+    let moved = server
+        .create(&app(next, slug, &env.seed.api_id, &[&plan]))
+        .await;
+    assert_eq!(moved["apiKeyId"], k2.as_str());
+    let mut renamed: Vec<String> = (env.keys_named(next).await.iter())
+        .map(|k| k.id().unwrap().to_string())
+        .collect();
+    renamed.sort();
+    let mut both = vec![k1.clone(), k2.clone()];
+    both.sort();
+    assert_eq!(renamed, both);
+    assert!(env.keys_named(dev).await.is_empty());
+    assert_eq!(shown(&server, next).await.len(), 2);
+    server.stop().await;
+}

@@ -35,6 +35,10 @@ const JUST_MISSED: Duration = Duration::from_secs(2);
 impl Inner {
     /// Holds this replica's creates and updates for `app` to one at a time.
     pub(super) async fn app_lock(&self, app: &AppId) -> tokio::sync::OwnedMutexGuard<()> {
+        // Keyed as AWS stores the app, so a portal's create (which names
+        // the app) and a rotation (which has only what AWS recorded) take
+        // the same lock.
+        let app = &super::app_key(app).app_id();
         let lock = {
             let mut locks = self.app_locks.lock().expect("locks lock");
             locks.retain(|_, weak| weak.strong_count() > 0);

@@ -257,6 +257,23 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Re-syncs `current` and its partners (the app's successor and its
+    /// predecessor in grace alike) with `spec`; answers `current`.
+    async fn resync_unit(&self, current: Credential, spec: &CredentialSpec) -> Result<Credential> {
+        let partners = self.partners(&current);
+        // Boxed: two resyncs inline make a future too big for a debug
+        // build's stack.
+        let updated = Box::pin(self.resync(current, spec)).await?;
+        for partner in partners {
+            let partner = Box::pin(self.resync(partner, spec)).await?;
+            // Audited here: the portal's change is audited with `current`.
+            crate::telemetry::audit::by("sensedia", "updated", &partner);
+        }
+        Ok(updated)
+    }
+}
+
 /// Whether a request's app identity names a credential's, as AWS stores it
 /// (hashed, see [`AppKeys`]).
 fn same_app(requested: &AppId, found: &Credential) -> bool {
@@ -356,7 +373,8 @@ impl CredentialProvider for AwsProvider {
             (existing, Created::Existing)
                 if !existing.matches(spec) && spec.origin == Origin::Sensedia =>
             {
-                Ok((inner.resync(existing, spec).await?, Created::Updated))
+                let updated = Box::pin(inner.resync_unit(existing, spec)).await?;
+                Ok((updated, Created::Updated))
             }
             made => Ok(made),
         }
@@ -366,17 +384,7 @@ impl CredentialProvider for AwsProvider {
         let inner = &self.inner;
         let _app = inner.app_lock(&spec.app).await;
         let current = target.admit(inner.resolve(target).await?, same_app)?;
-        // The app's successor and its predecessor in grace alike.
-        let partners = inner.partners(&current);
-        // Boxed: two resyncs inline make a future too big for a debug
-        // build's stack.
-        let updated = Box::pin(inner.resync(current, spec)).await?;
-        for partner in partners {
-            let partner = Box::pin(inner.resync(partner, spec)).await?;
-            // Audited here: the portal's update is audited with the head.
-            crate::telemetry::audit::by("sensedia", "updated", &partner);
-        }
-        Ok(updated)
+        Box::pin(inner.resync_unit(current, spec)).await
     }
 
     async fn revoke(&self, target: &CredentialRef) -> Result<Revoked> {
