@@ -88,9 +88,12 @@ impl Index {
 
     /// Every active credential of `owner`, oldest first.
     pub(crate) fn owned_by(&self, owner: &Email) -> Vec<Credential> {
-        let mut found: Vec<Credential> = self
-            .by_owner
-            .get(owner)
+        self.oldest_first(self.by_owner.get(owner))
+    }
+
+    /// The credentials `ids` names, oldest first (ties by id).
+    fn oldest_first(&self, ids: Option<&Vec<String>>) -> Vec<Credential> {
+        let mut found: Vec<Credential> = ids
             .into_iter()
             .flatten()
             .filter_map(|id| self.by_id.get(id).cloned())
@@ -131,19 +134,7 @@ impl Index {
     /// Every credential of `app` of this kind: its credential and, after a
     /// rotation, the predecessor in grace (or duplicates), oldest first.
     pub(crate) fn of_app(&self, app: &AppId, kind: CredentialKind) -> Vec<Credential> {
-        let mut found: Vec<Credential> = self
-            .by_app
-            .get(&(app.clone(), kind))
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.by_id.get(id).cloned())
-            .collect();
-        found.sort_by(|a, b| {
-            a.created_at_ms
-                .cmp(&b.created_at_ms)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        found
+        self.oldest_first(self.by_app.get(&(app.clone(), kind)))
     }
 
     /// The credential that replaces `id`, if one is held.

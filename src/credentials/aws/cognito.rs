@@ -241,19 +241,10 @@ impl AppClients {
         client_id: &str,
     ) -> Result<Option<(Credential, NameFields)>> {
         aws.limiter.acquire().await;
-        let request = self
-            .client
-            .describe_user_pool_client()
-            .user_pool_id(&self.pool)
-            .client_id(client_id);
-        Ok(aws
-            .run_opt("DescribeUserPoolClient", request.send())
-            .await?
-            .and_then(|out| {
-                let client = out.user_pool_client()?;
-                let fields = name_fields(client.client_name()?);
-                Some((self.credential(client)?, fields))
-            }))
+        Ok(self.described(aws, client_id).await?.and_then(|client| {
+            let fields = name_fields(client.client_name()?);
+            Some((self.credential(&client)?, fields))
+        }))
     }
 
     /// As `describe`, for a caller that already took the call's token.
@@ -262,6 +253,15 @@ impl AppClients {
         aws: &Aws,
         client_id: &str,
     ) -> Result<Option<Credential>> {
+        Ok(self
+            .described(aws, client_id)
+            .await?
+            .and_then(|client| self.credential(&client)))
+    }
+
+    /// `DescribeUserPoolClient` (its token already taken): the client, if
+    /// it exists.
+    async fn described(&self, aws: &Aws, client_id: &str) -> Result<Option<UserPoolClientType>> {
         let request = self
             .client
             .describe_user_pool_client()
@@ -270,7 +270,7 @@ impl AppClients {
         Ok(aws
             .run_opt("DescribeUserPoolClient", request.send())
             .await?
-            .and_then(|out| out.user_pool_client().and_then(|c| self.credential(c))))
+            .and_then(|out| out.user_pool_client().cloned()))
     }
 
     pub(crate) async fn create(&self, aws: &Aws, spec: &CredentialSpec) -> Result<Credential> {
