@@ -786,6 +786,7 @@ async fn loaded_provider(env: &Emulator, config: &Config, proxy: &Proxy) -> AwsP
     let provider = AwsProvider::start(
         &config.aws,
         config.readme.usage_plan_id.clone(),
+        config.max_keys,
         &sdk_config_as(&proxy.endpoint, &env.access_key),
         keyhook::clock::system(),
     );

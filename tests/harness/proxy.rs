@@ -73,8 +73,12 @@ pub struct Call {
     pub target: Option<String>,
     /// Cognito's `UserPoolId`, from the JSON body.
     pub user_pool_id: Option<String>,
-    /// DynamoDB's `TableName`, from the JSON body.
+    /// DynamoDB's `TableName`, from the JSON body (a transaction's: its
+    /// first item's).
     pub table_name: Option<String>,
+    /// A DynamoDB transaction's items, as the actions IAM authorizes them
+    /// as (`PutItem`, `UpdateItem`...), each with its table.
+    pub transact_items: Vec<(String, String)>,
     /// API Gateway request bodies carrying `tags` (a create that tags).
     pub tagged: bool,
 }
@@ -89,6 +93,7 @@ struct State {
     page_size: Option<usize>,
     pages_served: usize,
     quota: Option<Quota>,
+    serialize_dynamodb: bool,
 }
 
 /// An account-wide quota, as AWS enforces per account and region: a token
@@ -119,6 +124,9 @@ impl Quota {
 pub struct Proxy {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
+    /// Held while a DynamoDB call is at moto, when they are serialized
+    /// ([`Proxy::serialize_dynamodb`]).
+    dynamodb: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The AWS operation a request is, from its Cognito target header or its
@@ -146,6 +154,23 @@ pub fn operation(method: &str, path: &str, target: Option<&str>) -> String {
     name.to_string()
 }
 
+/// A DynamoDB `TransactWriteItems` body's items, as IAM authorizes each:
+/// `Put` as `PutItem`, `Update` as `UpdateItem`, `Delete` as `DeleteItem`,
+/// `ConditionCheck` as `ConditionCheckItem`; with its table.
+fn transact_items(json: &Value) -> Vec<(String, String)> {
+    let items = json["TransactItems"].as_array().into_iter().flatten();
+    items
+        .filter_map(|item| {
+            let (kind, op) = item.as_object()?.iter().next()?;
+            let action = match kind.as_str() {
+                "ConditionCheck" => "ConditionCheckItem".to_string(),
+                other => format!("{other}Item"),
+            };
+            Some((action, op["TableName"].as_str()?.to_string()))
+        })
+        .collect()
+}
+
 impl Proxy {
     /// Starts a proxy to `upstream` on a free loopback port.
     pub async fn start(upstream: &str) -> Proxy {
@@ -154,6 +179,7 @@ impl Proxy {
         let proxy = Proxy {
             endpoint,
             state: Arc::default(),
+            dynamodb: Arc::default(),
         };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -213,6 +239,15 @@ impl Proxy {
 
     pub fn clear_faults(&self) {
         self.state.lock().unwrap().rules.clear();
+    }
+
+    /// Forwards DynamoDB calls to moto one at a time. moto's threaded
+    /// server applies a `TransactWriteItems` without a lock (it copies the
+    /// table, then restores the copy if a condition fails, undoing a write
+    /// another thread made meanwhile): DynamoDB's items are atomic, so a
+    /// test of racing conditional writes serializes them here.
+    pub fn serialize_dynamodb(&self) {
+        self.state.lock().unwrap().serialize_dynamodb = true;
     }
 
     /// Serves `GetApiKeys` in pages of `size`, following `position`.
@@ -286,12 +321,17 @@ impl Proxy {
             .map(str::to_string);
         let op = operation(&method, &path, target.as_deref());
         let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let transact_items = transact_items(&json);
         let seen = Call {
             operation: op.clone(),
             status: 0,
             target: target.as_ref().map(|t| operation(&method, &path, Some(t))),
             user_pool_id: json["UserPoolId"].as_str().map(str::to_string),
-            table_name: json["TableName"].as_str().map(str::to_string),
+            table_name: json["TableName"]
+                .as_str()
+                .or_else(|| transact_items.first().map(|(_, table)| table.as_str()))
+                .map(str::to_string),
+            transact_items: transact_items.clone(),
             tagged: target.is_none() && json["tags"].as_object().is_some_and(|t| !t.is_empty()),
             method,
             path,
@@ -381,6 +421,14 @@ impl Proxy {
                 forward = forward.header(name.as_str(), value.as_bytes());
             }
         }
+        let serial = self.state.lock().unwrap().serialize_dynamodb
+            && target
+                .as_deref()
+                .is_some_and(|t| t.starts_with("DynamoDB_"));
+        let _turn = match serial {
+            true => Some(self.dynamodb.lock().await),
+            false => None,
+        };
         let answer = match forward.body(body.to_vec()).send().await {
             Ok(answer) => answer,
             Err(err) => {

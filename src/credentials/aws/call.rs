@@ -106,7 +106,11 @@ impl AwsErrorKind {
             "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
             // A DynamoDB condition that did not hold is a conflict too: the
             // claim table's "someone else holds it".
-            "ConflictException" | "ConditionalCheckFailedException" => AwsErrorKind::Conflict,
+            // A transaction cancelled by a condition or by a concurrent
+            // one: the caller reads the reasons (`ceiling.rs`).
+            "ConflictException"
+            | "ConditionalCheckFailedException"
+            | "TransactionCanceledException" => AwsErrorKind::Conflict,
             "TooManyRequestsException"
             | "ThrottlingException"
             | "Throttling"

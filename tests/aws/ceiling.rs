@@ -1,0 +1,287 @@
+//! The API-key ceiling (`KEYHOOK_MAX_KEYS`) across replicas with the claim
+//! table, on moto: a scripted sign-up storm on two replicas makes no key
+//! past it while existing readers keep logging in, and the refresh keeps
+//! the table's key count in step with the account (`ceiling.rs`).
+//!
+//! Each test runs in a moto account of its own (`AwsEnv::isolated`): the
+//! ceiling counts every key of the account, so no other test's keys may be
+//! in it. keyhook reaches moto through the proxy, which forwards DynamoDB
+//! calls one at a time: moto applies a transaction without a lock, and
+//! DynamoDB's items are atomic (see `Proxy::serialize_dynamodb`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use keyhook::credentials::CredentialKind;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::emulator::{AwsEnv, Emulator};
+use crate::harness::proxy::Fault;
+
+/// The count item's key in the claim table.
+const COUNT: &str = "budget#api_keys";
+
+/// Every API key value in the emulator's account.
+async fn key_values(emu: &Emulator) -> BTreeSet<String> {
+    let page = emu
+        .apigw
+        .get_api_keys()
+        .include_values(true)
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.position().is_none(),
+        "one page holds the account's keys"
+    );
+    page.items()
+        .iter()
+        .map(|k| k.value().unwrap().to_string())
+        .collect()
+}
+
+/// The count item: (keys, version), if there is one.
+async fn key_count(emu: &Emulator) -> Option<(u64, u64)> {
+    let out = emu
+        .dynamodb
+        .get_item()
+        .table_name(&emu.seed.claim_table)
+        .key("app", AttributeValue::S(COUNT.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let item = out.item()?;
+    let n = |name: &str| item.get(name)?.as_n().ok()?.parse().ok();
+    Some((n("keys")?, n("version")?))
+}
+
+/// Writes the count item as a replica's create would leave it.
+async fn set_key_count(emu: &Emulator, keys: u64, version: u64) {
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    emu.dynamodb
+        .put_item()
+        .table_name(&emu.seed.claim_table)
+        .set_item(Some(HashMap::from([
+            ("app".to_string(), AttributeValue::S(COUNT.into())),
+            ("keys".to_string(), n(keys)),
+            ("version".to_string(), n(version)),
+        ])))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Polls `done` until it holds, for at most 20 s.
+async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(Instant::now() < deadline, "not within 20 s: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The one key value a login answered, if it answered 200 with one key.
+fn shown_key(status: StatusCode, body: &Value) -> Option<String> {
+    let keys = body["keys"].as_array()?;
+    match (status, keys.as_slice()) {
+        (StatusCode::OK, [key]) => Some(key["apiKey"].as_str()?.to_string()),
+        _ => None,
+    }
+}
+
+/// Two replicas (two keyhook apps, each with its own owner index, app
+/// locks and budget, sharing the claim table) and three readers who have a
+/// key (made while the table had no count item, as after an upgrade); the
+/// ceiling is 8 API keys in the account. 44 first-time readers
+/// sign up at once, split across both replicas, while the three log in
+/// again and again on both. The replicas never refresh during the storm:
+/// neither sees the other's keys but through the table, so the per-replica
+/// check alone would let each make 5 (13 keys).
+///
+/// After the storm, the account holds exactly 8 keys: the three readers'
+/// and the five new readers' who got one; every other sign-up was answered
+/// 503 naming `KEYHOOK_MAX_KEYS`; the three were answered their own key
+/// every time; no key is left that no reader was shown; and at least one
+/// key was made and deleted on the table's refusal (the exact ceiling, not
+/// only the per-replica one, was at work).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_up_storm_on_two_replicas_makes_no_key_past_the_ceiling() {
+    const MAX: usize = 8;
+    let env = AwsEnv::isolated(1).await;
+    env.proxy.serialize_dynamodb();
+    let mut config = env.emu.config(CredentialKind::ApiKey);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    config.max_keys = MAX;
+    config.aws.index_refresh_secs = 3600;
+    let a = env.spawn(&config).await;
+    // A table from before the count (its first load made the item): the
+    // first create seeds it from its replica's index.
+    env.dynamodb
+        .delete_item()
+        .table_name(&env.seed.claim_table)
+        .key("app", AttributeValue::S(COUNT.into()))
+        .send()
+        .await
+        .unwrap();
+    let existing = ["ann@corp.com", "bob@corp.com", "cy@corp.com"];
+    let mut theirs = HashMap::new();
+    for reader in existing {
+        let body = a.login_ok(reader).await;
+        theirs.insert(reader, shown_key(StatusCode::OK, &body).unwrap());
+    }
+    assert_eq!(key_count(&env).await, Some((3, 3)), "seeded, then counted");
+    // Loads the three keys, and sets the count to them.
+    let b = env.spawn(&config).await;
+    assert_eq!(key_count(&env).await.map(|(keys, _)| keys), Some(3));
+    env.proxy.reset_calls();
+
+    let mut signups = Vec::new();
+    for n in 0..44 {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        let api = replica.api.clone();
+        signups.push(tokio::spawn(async move {
+            let response = api.login(&format!("signup{n}@open.io")).await;
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut returns = Vec::new();
+    for round in 0..8 {
+        for (i, reader) in existing.into_iter().enumerate() {
+            let replica = if (round + i) % 2 == 0 { &a } else { &b };
+            let api = replica.api.clone();
+            returns.push(tokio::spawn(async move {
+                let response = api.login(reader).await;
+                let status = response.status();
+                (reader, status, response.json::<Value>().await.unwrap())
+            }));
+        }
+    }
+    let mut shown = BTreeSet::new();
+    let mut refused = 0;
+    for signup in signups {
+        let (status, body) = signup.await.unwrap();
+        if let Some(key) = shown_key(status, &body) {
+            shown.insert(key);
+            continue;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["reason"], "key_ceiling", "{body}");
+        assert_eq!(body["limit"], "KEYHOOK_MAX_KEYS", "{body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("KEYHOOK_MAX_KEYS"), "{body}");
+        refused += 1;
+    }
+    for login in returns {
+        let (reader, status, body) = login.await.unwrap();
+        assert_eq!(
+            shown_key(status, &body).as_ref(),
+            Some(&theirs[reader]),
+            "{reader}: {status} {body}"
+        );
+    }
+
+    let in_aws = key_values(&env).await;
+    println!(
+        "storm: {} keys in the account (ceiling {MAX}), {} sign-ups got one, {refused} refused; AWS calls {:?}",
+        in_aws.len(),
+        shown.len(),
+        env.proxy.counts()
+    );
+    assert!(
+        in_aws.len() <= MAX,
+        "{} keys past the ceiling",
+        in_aws.len()
+    );
+    assert!(!shown.is_empty(), "no sign-up got a key");
+    assert_eq!(in_aws.len(), MAX, "the storm fills the ceiling exactly");
+    let mut answered = shown.clone();
+    answered.extend(theirs.values().cloned());
+    assert_eq!(
+        in_aws, answered,
+        "every key in AWS is one a reader was shown"
+    );
+    assert!(
+        env.proxy.count("DeleteApiKey") >= 1,
+        "the table refused no key made: the per-replica check alone decided"
+    );
+    assert_eq!(
+        key_count(&env).await.map(|(keys, _)| keys),
+        Some(MAX as u64),
+        "the table counts what AWS holds"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The refresh sets the count to what it listed when no create counted
+/// during the listing, and keeps the higher count when one did (the next
+/// refresh then corrects it). The listing is held by the proxy, and a
+/// "create" (the count item bumped as another replica's claim would) lands
+/// meanwhile. Fails if the refresh overwrote the count regardless (the
+/// create's key would be lost from the count) or never set it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_sets_the_key_count_to_its_listing_unless_a_create_counted_meanwhile() {
+    let env = AwsEnv::isolated(1).await;
+    env.emu.hand_made_key("console-1", true).await;
+    env.emu.hand_made_key("console-2", false).await;
+    let mut config = env.emu.config(CredentialKind::ApiKey);
+    config.aws.index_refresh_secs = 1;
+    let app = env.spawn(&config).await;
+    // The first load creates the item from its listing.
+    eventually("the count item is made", || async {
+        key_count(&env).await == Some((2, 0))
+    })
+    .await;
+    // A count the listing contradicts (deletes are not subtracted): set.
+    set_key_count(&env, 50, 7).await;
+    eventually("the count follows the listing", || async {
+        key_count(&env).await == Some((2, 7))
+    })
+    .await;
+
+    // The next listing is held 2 s; a create counts one key meanwhile.
+    env.proxy.reset_calls();
+    env.proxy
+        .fail("GetApiKeys", Fault::Delay(Duration::from_secs(2)), 1);
+    eventually("the refresh is listing", || async {
+        env.proxy.faulted("GetApiKeys") == 1
+    })
+    .await;
+    // Refreshes run one after another: what the proxy saw so far is the
+    // earlier ones', the held one's recount comes after.
+    let before = env.proxy.requests().len();
+    set_key_count(&env, 3, 8).await;
+    let recount = || async {
+        let calls = env.proxy.requests();
+        calls[before..]
+            .iter()
+            .find(|c| c.operation == "PutItem")
+            .cloned()
+    };
+    eventually("the held refresh tried to set the count", || async {
+        recount().await.is_some()
+    })
+    .await;
+    let recount = recount().await.unwrap();
+    assert_eq!(recount.status, 400, "the recount's condition failed");
+    assert_eq!(
+        key_count(&env).await,
+        Some((3, 8)),
+        "a create during the listing keeps the higher count"
+    );
+    eventually("the next refresh corrects it", || async {
+        key_count(&env).await == Some((2, 8))
+    })
+    .await;
+    app.stop().await;
+}
