@@ -7,7 +7,7 @@
 //! ceiling counts every key of the account, so no other test's keys may be
 //! in it. keyhook reaches moto through the proxy, which forwards DynamoDB
 //! calls one at a time: moto applies a transaction without a lock, and
-//! DynamoDB's items are atomic (see `Proxy::serialize_dynamodb`).
+//! DynamoDB's items are atomic (see `proxy::dynamodb_turns`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -116,7 +116,6 @@ fn shown_key(status: StatusCode, body: &Value) -> Option<String> {
 async fn a_sign_up_storm_on_two_replicas_makes_no_key_past_the_ceiling() {
     const MAX: usize = 8;
     let env = AwsEnv::isolated(1).await;
-    env.proxy.serialize_dynamodb();
     let mut config = env.emu.config(CredentialKind::ApiKey);
     config.readme.provision = true;
     config.readme.usage_plan_id = Some(env.seed.plans[0].clone());

@@ -2,7 +2,8 @@
 //! AWS operation that passes (so tests can count calls), injects faults on
 //! chosen operations (throttling, 5xx, dropped connections, delays, answers
 //! lost after moto applied the call), and can paginate `GetApiKeys` the way
-//! AWS does (moto returns everything at once).
+//! AWS does (moto returns everything at once). DynamoDB calls reach moto
+//! one at a time ([`dynamodb_turns`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -93,7 +94,6 @@ struct State {
     page_size: Option<usize>,
     pages_served: usize,
     quota: Option<Quota>,
-    serialize_dynamodb: bool,
 }
 
 /// An account-wide quota, as AWS enforces per account and region: a token
@@ -124,9 +124,24 @@ impl Quota {
 pub struct Proxy {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
-    /// Held while a DynamoDB call is at moto, when they are serialized
-    /// ([`Proxy::serialize_dynamodb`]).
+    /// Held while a DynamoDB call is at moto (see [`dynamodb_turns`]).
     dynamodb: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// One lock per moto server, shared by every proxy in front of it: a
+/// DynamoDB call is forwarded only while no other is at that moto. moto's
+/// threaded server applies a `TransactWriteItems` without a lock (it copies
+/// the table, checks the conditions, and restores the copy if one fails,
+/// undoing what another thread wrote meanwhile), so two racing replicas
+/// could both win one claim; DynamoDB applies each transaction atomically.
+/// The proxy restores that, and nothing else: calls of other services go
+/// through as they come.
+fn dynamodb_turns(upstream: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static TURNS: std::sync::OnceLock<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        std::sync::OnceLock::new();
+    let turns = TURNS.get_or_init(Mutex::default);
+    let mut turns = turns.lock().unwrap();
+    Arc::clone(turns.entry(upstream.to_string()).or_default())
 }
 
 /// The AWS operation a request is, from its Cognito target header or its
@@ -176,16 +191,16 @@ impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_end_matches('/').to_string();
         let proxy = Proxy {
             endpoint,
             state: Arc::default(),
-            dynamodb: Arc::default(),
+            dynamodb: dynamodb_turns(&upstream),
         };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let upstream = upstream.trim_end_matches('/').to_string();
         let server = proxy.clone();
         tokio::spawn(async move {
             loop {
@@ -239,15 +254,6 @@ impl Proxy {
 
     pub fn clear_faults(&self) {
         self.state.lock().unwrap().rules.clear();
-    }
-
-    /// Forwards DynamoDB calls to moto one at a time. moto's threaded
-    /// server applies a `TransactWriteItems` without a lock (it copies the
-    /// table, then restores the copy if a condition fails, undoing a write
-    /// another thread made meanwhile): DynamoDB's items are atomic, so a
-    /// test of racing conditional writes serializes them here.
-    pub fn serialize_dynamodb(&self) {
-        self.state.lock().unwrap().serialize_dynamodb = true;
     }
 
     /// Serves `GetApiKeys` in pages of `size`, following `position`.
@@ -421,11 +427,10 @@ impl Proxy {
                 forward = forward.header(name.as_str(), value.as_bytes());
             }
         }
-        let serial = self.state.lock().unwrap().serialize_dynamodb
-            && target
-                .as_deref()
-                .is_some_and(|t| t.starts_with("DynamoDB_"));
-        let _turn = match serial {
+        let dynamodb = target
+            .as_deref()
+            .is_some_and(|t| t.starts_with("DynamoDB_"));
+        let _turn = match dynamodb {
             true => Some(self.dynamodb.lock().await),
             false => None,
         };
