@@ -17,7 +17,7 @@ use keyhook::credentials::CredentialKind;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::emulator::{AwsEnv, Emulator};
+use crate::harness::emulator::{app, AwsEnv, Emulator};
 use crate::harness::proxy::Fault;
 
 /// The count item's key in the claim table.
@@ -109,9 +109,10 @@ fn shown_key(status: StatusCode, body: &Value) -> Option<String> {
 /// After the storm, the account holds exactly 8 keys: the three readers'
 /// and the five new readers' who got one; every other sign-up was answered
 /// 503 naming `KEYHOOK_MAX_KEYS`; the three were answered their own key
-/// every time; no key is left that no reader was shown; and at least one
-/// key was made and deleted on the table's refusal (the exact ceiling, not
-/// only the per-replica one, was at work).
+/// every time; no key is left that no reader was shown; at least one key
+/// was made and deleted on the table's refusal (the exact ceiling, not
+/// only the per-replica one, was at work); and a portal's create for a new
+/// app is refused on both replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_up_storm_on_two_replicas_makes_no_key_past_the_ceiling() {
     const MAX: usize = 8;
@@ -218,6 +219,21 @@ async fn a_sign_up_storm_on_two_replicas_makes_no_key_past_the_ceiling() {
         Some(MAX as u64),
         "the table counts what AWS holds"
     );
+    // A portal's create for a new app stops too, on either replica (one
+    // of which has room as far as its own index knows).
+    for (replica, slug) in [(&a, "portal-a"), (&b, "portal-b")] {
+        let request = app(
+            "dev@corp.com",
+            slug,
+            &env.seed.api_id,
+            &[&env.seed.plans[0]],
+        );
+        let response = replica.sensedia("createCredentials", &request).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["limit"], "KEYHOOK_MAX_KEYS", "{body}");
+    }
+    assert_eq!(key_values(&env).await.len(), MAX);
     a.stop().await;
     b.stop().await;
 }
@@ -282,5 +298,35 @@ async fn a_refresh_sets_the_key_count_to_its_listing_unless_a_create_counted_mea
         key_count(&env).await == Some((2, 8))
     })
     .await;
+    app.stop().await;
+}
+
+/// The claim's transaction applied by AWS, its answer lost on the way back
+/// (once, then on every attempt): the SDK's retry finds the claim its own
+/// (or, when every answer is lost, the create asks the table), the reader
+/// is answered the key, and the key is counted once. Fails if a retry
+/// counted it again, or took the claim for another's and deleted the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_the_counting_claim_counts_the_key_once() {
+    let env = AwsEnv::isolated(1).await;
+    let mut config = env.emu.config(CredentialKind::ApiKey);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    let app = env.spawn(&config).await;
+    eventually("the count item is made", || async {
+        key_count(&env).await == Some((0, 0))
+    })
+    .await;
+    for (n, times) in [(1u64, 1), (2, 2)] {
+        env.proxy.fail("TransactWriteItems", Fault::Lost, times);
+        let reader = format!("lost{n}@corp.com");
+        let body = app.login_ok(&reader).await;
+        let key = shown_key(StatusCode::OK, &body).unwrap();
+        assert_eq!(env.proxy.faulted("TransactWriteItems"), n as usize * 2 - 1);
+        let in_aws = key_values(&env).await;
+        assert!(in_aws.contains(&key), "{reader}'s key is gone");
+        assert_eq!(in_aws.len() as u64, n);
+        assert_eq!(key_count(&env).await.map(|(keys, _)| keys), Some(n));
+    }
     app.stop().await;
 }

@@ -107,10 +107,12 @@ impl AwsErrorKind {
             // A DynamoDB condition that did not hold is a conflict too: the
             // claim table's "someone else holds it".
             // A transaction cancelled by a condition or by a concurrent
-            // one: the caller reads the reasons (`ceiling.rs`).
+            // one (the caller reads the reasons, `ceiling.rs`), or a write
+            // that met a transaction under way on its item.
             "ConflictException"
             | "ConditionalCheckFailedException"
-            | "TransactionCanceledException" => AwsErrorKind::Conflict,
+            | "TransactionCanceledException"
+            | "TransactionConflictException" => AwsErrorKind::Conflict,
             "TooManyRequestsException"
             | "ThrottlingException"
             | "Throttling"
@@ -297,6 +299,8 @@ mod tests {
                 400,
                 AwsErrorKind::Conflict,
             ),
+            ("TransactionCanceledException", 400, AwsErrorKind::Conflict),
+            ("TransactionConflictException", 400, AwsErrorKind::Conflict),
             (
                 "ProvisionedThroughputExceededException",
                 400,
