@@ -10,14 +10,19 @@
 //! happy path, and no replica can count past the ceiling, whatever the
 //! others do. A refused create deletes what it made (`create.rs`).
 //!
-//! The refresh sets the count to its listing only if no create counted
-//! while it listed ([`Claims::recount`]): a create during the listing keeps
-//! the higher count (conservative), the next refresh corrects it. Deletes
-//! and revokes are not subtracted until then. What no create counts until
-//! the next refresh: rotations' successors and companion keys made outside
-//! a create, keys made by hand, and by a replica of an earlier version
-//! during a rolling upgrade. An existing table has no count item: a create
-//! seeds it from its replica's index, the first refresh sets it.
+//! The refresh sets the count to its listing plus the creates counted since
+//! it read the count's version, before listing ([`Claims::recount`]): a
+//! key made during the listing is counted even if the listing missed it
+//! (twice if it saw it too: conservative, the next refresh corrects it).
+//! Deletes and revokes free room at the next refresh. (Setting the count
+//! only when no create ran during the listing would never land while
+//! creates keep coming, and the count would only grow.)
+//!
+//! What no create counts until the next refresh: rotations' successors and
+//! companion keys made outside a create, keys made by hand, and by a
+//! replica of an earlier version during a rolling upgrade. An existing
+//! table has no count item: a create seeds it from its replica's index,
+//! the first refresh sets it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -235,10 +240,9 @@ impl Claims {
         Err(err)
     }
 
-    /// The count item's version, read consistently: taken before a
-    /// listing, so that [`Claims::recount`] can tell whether a create
-    /// counted during it. `None`: no count item yet.
-    pub(super) async fn count_version(&self, aws: &Aws) -> Result<Option<u64>> {
+    /// The count item, read consistently: (keys, version); `None` if
+    /// there is none yet.
+    pub(super) async fn count(&self, aws: &Aws) -> Result<Option<(u64, u64)>> {
         let request = self
             .client
             .get_item()
@@ -246,45 +250,62 @@ impl Claims {
             .key(KEY, AttributeValue::S(COUNT.to_string()))
             .consistent_read(true);
         let out = aws.run("GetItem", request.send()).await?;
-        Ok(out
-            .item()
-            .map(|item| number(Some(item), VERSION).unwrap_or(0)))
+        Ok(out.item().map(|item| {
+            let item = Some(item);
+            (
+                number(item, KEYS).unwrap_or(0),
+                number(item, VERSION).unwrap_or(0),
+            )
+        }))
     }
 
     /// Sets the count to `listed` (every API key in the region, as a
-    /// listing begun after `version` was read found them), unless a create
-    /// has counted since: then the higher count stays, and the next
-    /// refresh sets it. Returns whether it was set.
+    /// listing begun after the count's version was read as `before`) plus
+    /// the keys creates have counted since (each counted create adds one
+    /// key and one version): never below what AWS holds, whichever of those
+    /// keys the listing already saw. A write that races another is tried
+    /// again on a fresh read; returns whether the count was set.
     pub(super) async fn recount(
         &self,
         aws: &Aws,
         listed: usize,
-        version: Option<u64>,
+        before: Option<u64>,
     ) -> Result<bool> {
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(KEY, AttributeValue::S(COUNT.to_string()))
-            .item(KEYS, AttributeValue::N(listed.to_string()))
-            .item(
-                VERSION,
-                AttributeValue::N(version.unwrap_or_default().to_string()),
-            );
-        request = match version {
-            Some(version) => request
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", VERSION)
-                .expression_attribute_values(":v", AttributeValue::N(version.to_string())),
-            None => request
-                .condition_expression("attribute_not_exists(#k)")
-                .expression_attribute_names("#k", KEY),
-        };
-        match aws.run("PutItem", request.send()).await {
-            Ok(_) => Ok(true),
-            Err(err) if err.is_conflict() => Ok(false),
-            Err(err) => Err(err.into()),
+        for _ in 0..3 {
+            let now = self.count(aws).await?.map(|(_, version)| version);
+            let since = match (before, now) {
+                (Some(before), Some(now)) => now.saturating_sub(before),
+                // Made since by creates (from version 0), or by a refresh.
+                (None, Some(now)) => now,
+                (_, None) => 0,
+            };
+            let keys = (listed as u64).saturating_add(since);
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(KEY, AttributeValue::S(COUNT.to_string()))
+                .item(KEYS, AttributeValue::N(keys.to_string()))
+                .item(
+                    VERSION,
+                    AttributeValue::N(now.unwrap_or_default().to_string()),
+                );
+            request = match now {
+                Some(now) => request
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", VERSION)
+                    .expression_attribute_values(":v", AttributeValue::N(now.to_string())),
+                None => request
+                    .condition_expression("attribute_not_exists(#k)")
+                    .expression_attribute_names("#k", KEY),
+            };
+            match aws.run("PutItem", request.send()).await {
+                Ok(_) => return Ok(true),
+                Err(err) if err.is_conflict() => continue,
+                Err(err) => return Err(err.into()),
+            }
         }
+        Ok(false)
     }
 }
 
@@ -308,16 +329,22 @@ impl Inner {
         let Some(table) = &self.claims else {
             return self.keys.list_all(&self.aws).await;
         };
-        let version = table.count_version(&self.aws).await;
+        // Read before the listing: what creates count after it is added.
+        let before = table.count(&self.aws).await;
         let records = self.keys.list_all(&self.aws).await?;
-        let counted = match version {
-            Ok(version) => table.recount(&self.aws, records.len(), version).await,
+        let counted = match before {
+            Ok(before) => {
+                let version = before.map(|(_, version)| version);
+                table.recount(&self.aws, records.len(), version).await
+            }
             Err(err) => Err(err),
         };
         match counted {
             Ok(true) => {}
             Ok(false) => {
-                tracing::debug!("a create counted a key during the listing; the key count keeps the higher number until the next refresh")
+                tracing::debug!(
+                    "creates kept counting while the key count was set; the next refresh sets it"
+                )
             }
             Err(err) => {
                 tracing::warn!(error = %err, "could not set the API key count in the claim table; the next refresh tries again")
