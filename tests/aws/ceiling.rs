@@ -328,3 +328,33 @@ async fn a_lost_answer_to_the_counting_claim_counts_the_key_once() {
     }
     app.stop().await;
 }
+
+/// A role without `dynamodb:UpdateItem` (a policy from before the count):
+/// the counting claim is refused as AWS refuses it (400
+/// `AccessDeniedException`, injected by the proxy: moto enforces no IAM),
+/// and the create claims as before, without counting. First logins keep
+/// working; the ceiling holds per replica only (a warning says so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_update_item_a_create_claims_without_counting() {
+    let env = AwsEnv::isolated(1).await;
+    let mut config = env.emu.config(CredentialKind::ApiKey);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    let app = env.spawn(&config).await;
+    eventually("the count item is made", || async {
+        key_count(&env).await == Some((0, 0))
+    })
+    .await;
+    env.proxy.fail(
+        "TransactWriteItems",
+        Fault::Status(400, "AccessDeniedException"),
+        1,
+    );
+    let body = app.login_ok("denied@corp.com").await;
+    let key = shown_key(StatusCode::OK, &body).unwrap();
+    assert_eq!(env.proxy.faulted("TransactWriteItems"), 1);
+    assert_eq!(key_values(&env).await, BTreeSet::from([key]));
+    assert_eq!(env.claims().await.len(), 1, "the app is claimed");
+    assert_eq!(key_count(&env).await, Some((0, 0)), "nothing counted");
+    app.stop().await;
+}
