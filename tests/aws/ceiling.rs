@@ -358,3 +358,29 @@ async fn without_update_item_a_create_claims_without_counting() {
     assert_eq!(key_count(&env).await, Some((0, 0)), "nothing counted");
     app.stop().await;
 }
+
+/// DynamoDB cancels a transaction when another one on the same item is
+/// under way (every create of every replica updates the count item): the
+/// claim is tried again, and the key counted once, when it goes through.
+/// The cancellations are the proxy's (moto never contends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_cancelled_by_a_concurrent_transaction_is_tried_again() {
+    let env = AwsEnv::isolated(1).await;
+    let mut config = env.emu.config(CredentialKind::ApiKey);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    let app = env.spawn(&config).await;
+    eventually("the count item is made", || async {
+        key_count(&env).await == Some((0, 0))
+    })
+    .await;
+    let contended = Fault::Cancelled(&["None", "TransactionConflict"]);
+    env.proxy.fail("TransactWriteItems", contended, 3);
+    let body = app.login_ok("contended@corp.com").await;
+    let key = shown_key(StatusCode::OK, &body).unwrap();
+    assert_eq!(env.proxy.faulted("TransactWriteItems"), 3);
+    assert_eq!(env.proxy.count("TransactWriteItems"), 4);
+    assert_eq!(key_values(&env).await, BTreeSet::from([key]));
+    assert_eq!(key_count(&env).await, Some((1, 1)));
+    app.stop().await;
+}

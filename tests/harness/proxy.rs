@@ -50,6 +50,12 @@ pub enum Fault {
     Lost,
     /// Wait this long before forwarding.
     Delay(Duration),
+    /// Answer a DynamoDB transaction 400 `TransactionCanceledException`
+    /// with these cancellation reason codes, one per item, as DynamoDB does
+    /// when another transaction on one of its items is under way
+    /// (`TransactionConflict`): moto applies transactions one at a time
+    /// here and never answers so.
+    Cancelled(&'static [&'static str]),
 }
 
 struct Rule {
@@ -384,6 +390,23 @@ impl Proxy {
                     .status(status)
                     .header("content-type", "application/json")
                     .header("x-amzn-ErrorType", error_type)
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap());
+            }
+            Some(Fault::Cancelled(codes)) => {
+                self.record(&seen, 400);
+                let reasons: Vec<Value> = codes
+                    .iter()
+                    .map(|code| serde_json::json!({"Code": code}))
+                    .collect();
+                let body = serde_json::json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                    "message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", ")),
+                    "CancellationReasons": reasons,
+                });
+                return Ok(Response::builder()
+                    .status(400)
+                    .header("content-type", "application/x-amz-json-1.0")
                     .body(Full::new(Bytes::from(body.to_string())))
                     .unwrap());
             }
