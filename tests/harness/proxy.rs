@@ -3,7 +3,7 @@
 //! chosen operations (throttling, 5xx, dropped connections, delays, answers
 //! lost after moto applied the call), and can paginate `GetApiKeys` the way
 //! AWS does (moto returns everything at once). DynamoDB calls reach moto
-//! one at a time ([`dynamodb_turns`]).
+//! one at a time ([`dynamodb::turns`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+
+use super::dynamodb;
 
 /// The message an injected `AccessDenied` carries, as AWS words it: with the
 /// role ARN and the account id, which no answer of keyhook may repeat.
@@ -130,24 +132,8 @@ impl Quota {
 pub struct Proxy {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
-    /// Held while a DynamoDB call is at moto (see [`dynamodb_turns`]).
+    /// Held while a DynamoDB call is at moto (see [`dynamodb::turns`]).
     dynamodb: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// One lock per moto server, shared by every proxy in front of it: a
-/// DynamoDB call is forwarded only while no other is at that moto. moto's
-/// threaded server applies a `TransactWriteItems` without a lock (it copies
-/// the table, checks the conditions, and restores the copy if one fails,
-/// undoing what another thread wrote meanwhile), so two racing replicas
-/// could both win one claim; DynamoDB applies each transaction atomically.
-/// The proxy restores that, and nothing else: calls of other services go
-/// through as they come.
-fn dynamodb_turns(upstream: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static TURNS: std::sync::OnceLock<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-        std::sync::OnceLock::new();
-    let turns = TURNS.get_or_init(Mutex::default);
-    let mut turns = turns.lock().unwrap();
-    Arc::clone(turns.entry(upstream.to_string()).or_default())
 }
 
 /// The AWS operation a request is, from its Cognito target header or its
@@ -175,23 +161,6 @@ pub fn operation(method: &str, path: &str, target: Option<&str>) -> String {
     name.to_string()
 }
 
-/// A DynamoDB `TransactWriteItems` body's items, as IAM authorizes each:
-/// `Put` as `PutItem`, `Update` as `UpdateItem`, `Delete` as `DeleteItem`,
-/// `ConditionCheck` as `ConditionCheckItem`; with its table.
-fn transact_items(json: &Value) -> Vec<(String, String)> {
-    let items = json["TransactItems"].as_array().into_iter().flatten();
-    items
-        .filter_map(|item| {
-            let (kind, op) = item.as_object()?.iter().next()?;
-            let action = match kind.as_str() {
-                "ConditionCheck" => "ConditionCheckItem".to_string(),
-                other => format!("{other}Item"),
-            };
-            Some((action, op["TableName"].as_str()?.to_string()))
-        })
-        .collect()
-}
-
 impl Proxy {
     /// Starts a proxy to `upstream` on a free loopback port.
     pub async fn start(upstream: &str) -> Proxy {
@@ -201,7 +170,7 @@ impl Proxy {
         let proxy = Proxy {
             endpoint,
             state: Arc::default(),
-            dynamodb: dynamodb_turns(&upstream),
+            dynamodb: dynamodb::turns(&upstream),
         };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -333,7 +302,7 @@ impl Proxy {
             .map(str::to_string);
         let op = operation(&method, &path, target.as_deref());
         let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let transact_items = transact_items(&json);
+        let transact_items = dynamodb::transact_items(&json);
         let seen = Call {
             operation: op.clone(),
             status: 0,
@@ -395,20 +364,7 @@ impl Proxy {
             }
             Some(Fault::Cancelled(codes)) => {
                 self.record(&seen, 400);
-                let reasons: Vec<Value> = codes
-                    .iter()
-                    .map(|code| serde_json::json!({"Code": code}))
-                    .collect();
-                let body = serde_json::json!({
-                    "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-                    "message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", ")),
-                    "CancellationReasons": reasons,
-                });
-                return Ok(Response::builder()
-                    .status(400)
-                    .header("content-type", "application/x-amz-json-1.0")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap());
+                return Ok(dynamodb::cancelled(codes));
             }
             Some(Fault::Drop) => {
                 self.record(&seen, 0);
