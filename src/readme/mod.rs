@@ -103,7 +103,8 @@ impl ReadmeDoor {
                 expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
             };
             let _reserved = self.budget.admit(&*self.provider, &spec)?;
-            let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
+            let created = self.writes.create(Arc::clone(&self.provider), spec.clone());
+            let credential = self.budget.recorded(&spec, created.await)?;
             credentials.push(credential);
         }
         Ok(answer::build(&as_sent, &credentials, &self.extra_fields))

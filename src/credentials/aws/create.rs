@@ -242,7 +242,19 @@ impl Inner {
                 },
             };
             let key = claim_key(kind, &candidate.app);
-            let claimed = match table.claim(&self.aws, &key, &candidate.id).await {
+            // What this create made counts against the key ceiling in the
+            // same write (`ceiling.rs`); what it adopts was counted.
+            let claiming = match made {
+                true => {
+                    table
+                        .claim_made(&self.aws, &key, &candidate, self.ceiling())
+                        .await
+                }
+                false => table.claim(&self.aws, &key, &candidate.id).await,
+            };
+            let claimed = match claiming {
+                // Past the ceiling: nothing was written; ours goes.
+                Err(err @ CredentialError::LimitReached(_)) => Err((err, true)),
                 // The put may have been applied, its answer lost: ask.
                 Err(err) => match table.holder(&self.aws, &key).await {
                     Ok(Some(holder)) if holder == candidate.id => Ok(Claimed::Mine),

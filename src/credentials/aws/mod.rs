@@ -22,7 +22,7 @@
 //! - `sync.rs`: the owner index, its refresh, journal, and the settling of
 //!   what no app keeps;
 //! - `claims.rs`: the claim table (one credential per app across replicas)
-//!   and the settling decision;
+//!   and the settling decision; `ceiling.rs`: the API-key count in it;
 //! - `freshness.rs`: how far the index is trusted, and the AWS confirmation
 //!   of what it cannot vouch for;
 //! - `create.rs`: race-safe creates and companion API keys;
@@ -38,6 +38,7 @@
 mod apigateway;
 mod audit;
 mod call;
+mod ceiling;
 mod claims;
 pub mod cognito;
 mod create;
@@ -97,6 +98,9 @@ struct Inner {
     /// The disabled keys keyhook made, as the last refresh found them
     /// (the admin listing).
     disabled: Mutex<Vec<Credential>>,
+    /// `KEYHOOK_MAX_KEYS`: with the claim table, creates count against it
+    /// across replicas (`ceiling.rs`).
+    max_keys: usize,
 }
 
 pub struct AwsProvider {
@@ -106,13 +110,16 @@ pub struct AwsProvider {
 impl AwsProvider {
     /// Builds the clients and starts loading the owner index in the
     /// background; `health` reports unready until the first load is done.
+    /// `max_keys`: `KEYHOOK_MAX_KEYS`, which creates count against across
+    /// replicas with the claim table (`ceiling.rs`).
     pub fn start(
         settings: &AwsSettings,
         usage_plan_id: Option<String>,
+        max_keys: usize,
         sdk: &SdkConfig,
         clock: Clock,
     ) -> Self {
-        let provider = Self::new(settings, usage_plan_id, sdk, clock);
+        let provider = Self::build(settings, usage_plan_id, sdk, clock, max_keys);
         match &settings.claim_table {
             Some(table) => tracing::info!(table = %table, "app claims in DynamoDB: one credential per app across replicas"),
             None => tracing::warn!("no claim table (KEYHOOK_CLAIM_TABLE): one credential per app holds with one replica only; run several replicas only with a claim table"),
@@ -129,6 +136,17 @@ impl AwsProvider {
         usage_plan_id: Option<String>,
         sdk: &SdkConfig,
         clock: Clock,
+    ) -> Self {
+        let max_keys = crate::metrics::MAX_KEYS_DEFAULT;
+        Self::build(settings, usage_plan_id, sdk, clock, max_keys)
+    }
+
+    fn build(
+        settings: &AwsSettings,
+        usage_plan_id: Option<String>,
+        sdk: &SdkConfig,
+        clock: Clock,
+        max_keys: usize,
     ) -> Self {
         let settings = settings.clone();
         let sdk = call::sdk_clients(&settings, sdk);
@@ -153,6 +171,7 @@ impl AwsProvider {
             health: Mutex::new(None),
             clock,
             disabled: Mutex::new(Vec::new()),
+            max_keys,
         });
         AwsProvider { inner }
     }
