@@ -9,7 +9,8 @@
 //! does not serve is `other`), and histogram samples are folded in every few
 //! seconds whether or not anything scrapes.
 
-use std::sync::OnceLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -18,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::credentials::CredentialKind;
@@ -153,15 +155,57 @@ pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| OTHER.to_string());
+        .map_or(OTHER, |p| interned(p.as_str()));
     let method = method_label(request.method());
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("keyhook_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!(LATENCY, "route" => route).record(started.elapsed().as_secs_f64());
+    let (requests, latency) = request_series(route, method, response.status().as_u16());
+    requests.increment(1);
+    latency.record(started.elapsed().as_secs_f64());
     response
+}
+
+type SeriesKey = (&'static str, &'static str, u16);
+
+/// The request counter and latency histogram of each route, method and
+/// status seen, looked up once: a request then records into its handles
+/// without building and hashing a key and its labels.
+static REQUEST_SERIES: OnceLock<RwLock<HashMap<SeriesKey, (Counter, Histogram)>>> = OnceLock::new();
+
+fn request_series(route: &'static str, method: &'static str, status: u16) -> (Counter, Histogram) {
+    let series = REQUEST_SERIES.get_or_init(Default::default);
+    let key = (route, method, status);
+    if let Some(found) = series.read().expect("series lock").get(&key) {
+        return found.clone();
+    }
+    let made = (
+        metrics::counter!("keyhook_http_requests_total", "route" => route, "method" => method, "status" => status.to_string()),
+        metrics::histogram!(LATENCY, "route" => route),
+    );
+    series
+        .write()
+        .expect("series lock")
+        .entry(key)
+        .or_insert(made)
+        .clone()
+}
+
+/// `route` as a `'static` label. Routes are the router's patterns, a fixed
+/// set, so what is kept is bounded.
+fn interned(route: &str) -> &'static str {
+    static ROUTES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(found) = routes.read().expect("routes lock").get(route) {
+        return found;
+    }
+    let mut routes = routes.write().expect("routes lock");
+    match routes.get(route) {
+        Some(found) => found,
+        None => {
+            let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
+            routes.insert(leaked);
+            leaked
+        }
+    }
 }
 
 pub fn signature_failure(reason: &'static str) {

@@ -3,8 +3,11 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::fmt::writer::MakeWriterExt;
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_appender::non_blocking::NonBlockingBuilder;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 use serde::Deserialize;
 
@@ -39,6 +42,12 @@ pub const REQUEST_TARGET: &str = "keyhook::request";
 /// up: about 3 MB of JSON lines, so memory stays bounded whatever the sink.
 const BUFFERED_LINES: usize = 8192;
 
+/// stderr through a buffer: a writer thread writes every line it has
+/// waiting, then flushes, so lines that pile up go out in one system call.
+fn batched() -> std::io::BufWriter<std::io::Stderr> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr())
+}
+
 /// What keeps the log writers' threads alive: dropping it flushes what
 /// they hold, so `main` keeps it until the process ends.
 #[must_use = "dropping the guard stops the log writers"]
@@ -51,10 +60,11 @@ pub struct LogGuard {
 ///
 /// Lines are written by two threads of their own, never on a request's
 /// thread: a request's line costs the request its formatting only. The
-/// per-request lines (`REQUEST_TARGET`) are dropped, and counted in
-/// `keyhook_log_lines_dropped_total`, when the sink cannot keep up;
-/// every other line (audit events, warnings, errors) waits for room
-/// instead, so none is lost.
+/// per-request lines (`REQUEST_TARGET`) carry their request's fields
+/// themselves (so formatting one reads no span), and are dropped, and
+/// counted in `keyhook_log_lines_dropped_total`, when the sink cannot keep
+/// up; every other line (audit events, warnings, errors, with the fields
+/// of the request they belong to) waits for room instead, so none is lost.
 pub fn init(format: Option<LogFormat>) -> LogGuard {
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
@@ -62,30 +72,45 @@ pub fn init(format: Option<LogFormat>) -> LogGuard {
     } else {
         LogFormat::Json
     });
-    let (requests, request_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+    let (requests, request_guard) = NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("keyhook-log-requests")
-        .finish(std::io::stderr());
-    let (others, other_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .finish(batched());
+    let (others, other_guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("keyhook-log")
-        .finish(std::io::stderr());
+        .finish(batched());
     let dropped = requests.error_counter();
-    let writer = requests
-        .with_filter(|meta: &tracing::Metadata<'_>| meta.target() == REQUEST_TARGET)
-        .or_else(others);
-    let builder = fmt().with_env_filter(filter).with_writer(writer);
-    let installed = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let is_request = |meta: &tracing::Metadata<'_>| meta.target() == REQUEST_TARGET;
+    let (request_lines, other_lines) = match format {
+        LogFormat::Json => (
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(requests)
+                .boxed(),
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(others)
+                .boxed(),
+        ),
+        LogFormat::Pretty => (
+            fmt::layer().with_writer(requests).boxed(),
+            fmt::layer().with_writer(others).boxed(),
+        ),
     };
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(request_lines.with_filter(filter_fn(is_request)))
+        .with(other_lines.with_filter(filter_fn(move |meta| !is_request(meta))))
+        .try_init();
     match installed {
         Ok(()) => {
             crate::metrics::log_lines_dropped_from(move || dropped.dropped_lines() as u64);

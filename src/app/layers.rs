@@ -3,10 +3,12 @@
 //! request ids, one log line per request, error logging, panics as JSON
 //! 500s.
 
-use std::time::Duration;
+use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, Response};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::{middleware, Router};
 use tower::ServiceBuilder;
@@ -26,6 +28,9 @@ const MAX_REQUEST_ID: usize = 128;
 /// limit, request metrics, request ids, one log line per request, error
 /// logging, panics as JSON 500s.
 pub(super) fn layered(router: Router, body_limit: usize) -> Router {
+    // Installed before any request: `metrics::track` keeps the handles it
+    // is given, which would record nowhere without the recorder.
+    metrics::handle();
     extract::limit_bodies(router, body_limit)
         .layer(middleware::from_fn(metrics::track))
         .layer(
@@ -36,10 +41,11 @@ pub(super) fn layered(router: Router, body_limit: usize) -> Router {
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
                         .on_request(())
-                        .on_response(log_response)
+                        .on_response(())
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::from_fn(log_request))
                 // Inside the request's span, and outside the panic catcher
                 // so a panic's 500 is logged too.
                 .map_response(error::log_failure)
@@ -80,11 +86,22 @@ fn request_span(request: &Request) -> Span {
     )
 }
 
-fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
+/// The request's line: method, route, request id, status and latency as
+/// its own fields, so that formatting it reads no span.
+async fn log_request(request: Request, next: Next) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let request_id = request.headers().get(&REQUEST_ID).cloned();
+    let response = next.run(request).await;
     tracing::info!(
         target: crate::telemetry::REQUEST_TARGET,
+        method = %method,
+        route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
         status = response.status().as_u16(),
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
+    response
 }

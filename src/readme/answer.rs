@@ -4,20 +4,78 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
 
 use crate::credentials::{Credential, Secret};
 
+/// The fields of ours that `extra` cannot replace.
+const OURS: [&str; 3] = ["email", "name", "keys"];
+
+/// The answer to a login, serialized straight to JSON (a login builds no
+/// intermediate `Value`).
+pub struct Answer<'a> {
+    email: &'a str,
+    keys: Vec<Key<'a>>,
+    extra: &'a Map<String, Value>,
+}
+
+/// One entry of `keys`.
+struct Key<'a> {
+    name: String,
+    credential: &'a Credential,
+}
+
 /// Builds the answer. `extra` (from `readme.response`) adds top-level fields
 /// such as server variables or `parameters`; it cannot replace ours.
-pub fn build(email: &str, credentials: &[Credential], extra: &Map<String, Value>) -> Value {
-    let mut answer = extra.clone();
-    answer.insert("email".into(), json!(email));
-    // ReadMe shows `name` as the reader's display name; the email is all a
-    // login tells us about the reader.
-    answer.insert("name".into(), json!(email));
-    answer.insert("keys".into(), Value::Array(keys(credentials)));
-    Value::Object(answer)
+pub fn build<'a>(
+    email: &'a str,
+    credentials: &'a [Credential],
+    extra: &'a Map<String, Value>,
+) -> Answer<'a> {
+    Answer {
+        email,
+        keys: keys(credentials),
+        extra,
+    }
+}
+
+impl Serialize for Answer<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let extra = self
+            .extra
+            .iter()
+            .filter(|(k, _)| !OURS.contains(&k.as_str()));
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in extra {
+            map.serialize_entry(name, value)?;
+        }
+        map.serialize_entry("email", self.email)?;
+        // ReadMe shows `name` as the reader's display name; the email is
+        // all a login tells us about the reader.
+        map.serialize_entry("name", self.email)?;
+        map.serialize_entry("keys", &self.keys)?;
+        map.end()
+    }
+}
+
+impl Serialize for Key<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &self.name)?;
+        match &self.credential.secret {
+            Secret::ApiKey { value } => map.serialize_entry("apiKey", value.expose())?,
+            Secret::ClientCredentials { client_secret, .. } => {
+                map.serialize_entry("user", &self.credential.id)?;
+                map.serialize_entry("pass", client_secret.expose())?;
+                // The API key issued beside the client, for usage plans.
+                if let Some(key) = self.credential.custom.get("apiKey") {
+                    map.serialize_entry("apiKey", key.expose())?;
+                }
+            }
+        }
+        map.end()
+    }
 }
 
 /// A credential's label as a reader sees it: with its end date, when it
@@ -35,36 +93,25 @@ fn label(credential: &Credential) -> String {
     }
 }
 
-fn keys(credentials: &[Credential]) -> Vec<Value> {
+/// The entries, each label made distinct with the credential's id where
+/// two are alike (ReadMe shows `keys` as a dropdown).
+fn keys(credentials: &[Credential]) -> Vec<Key<'_>> {
     let labels: Vec<String> = credentials.iter().map(label).collect();
     let mut label_count: HashMap<&str, usize> = HashMap::new();
     for label in &labels {
         *label_count.entry(label.as_str()).or_default() += 1;
     }
+    let repeated: Vec<bool> = labels.iter().map(|l| label_count[l.as_str()] > 1).collect();
     credentials
         .iter()
-        .zip(&labels)
-        .map(|(credential, label)| {
-            let label = if label_count[label.as_str()] > 1 {
-                format!("{label} ({})", credential.id)
-            } else {
-                label.clone()
-            };
-            match &credential.secret {
-                Secret::ApiKey { value } => json!({ "name": label, "apiKey": value.expose() }),
-                Secret::ClientCredentials { client_secret, .. } => {
-                    let mut entry = json!({
-                        "name": label,
-                        "user": credential.id,
-                        "pass": client_secret.expose(),
-                    });
-                    // The API key issued beside the client, for usage plans.
-                    if let Some(key) = credential.custom.get("apiKey") {
-                        entry["apiKey"] = json!(key.expose());
-                    }
-                    entry
-                }
-            }
+        .zip(labels)
+        .zip(repeated)
+        .map(|((credential, label), repeated)| Key {
+            name: match repeated {
+                true => format!("{label} ({})", credential.id),
+                false => label,
+            },
+            credential,
         })
         .collect()
 }
@@ -74,6 +121,7 @@ mod tests {
     use super::*;
     use crate::credentials::{AppId, Email, Origin};
     use crate::secret::Redacted;
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn credential(id: &str, label: &str, secret: Secret) -> Credential {
@@ -122,7 +170,7 @@ mod tests {
         let mut extra = Map::new();
         extra.insert("isReadOnly".into(), json!(true));
         extra.insert("parameters".into(), json!({"region": "eu-west-1"}));
-        let answer = build("Dev@corp.com", &creds, &extra);
+        let answer = serde_json::to_value(build("Dev@corp.com", &creds, &extra)).unwrap();
         assert_eq!(
             answer,
             json!({
@@ -152,7 +200,9 @@ mod tests {
         };
         let mut old = key("k1", "v1");
         old.expires_at_ms = Some(1_765_274_400_000);
-        let answer = build("dev@corp.com", &[key("k2", "v2"), old], &Map::new());
+        let credentials = [key("k2", "v2"), old];
+        let extra = Map::new();
+        let answer = serde_json::to_value(build("dev@corp.com", &credentials, &extra)).unwrap();
         assert_eq!(
             answer["keys"],
             json!([

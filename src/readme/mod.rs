@@ -10,9 +10,11 @@ pub mod signature;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request, State};
-use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -77,8 +79,8 @@ impl ReadmeDoor {
         }
     }
 
-    /// Answers a verified login with the reader's credentials.
-    pub async fn login(&self, login: SignedLogin) -> Result<Value, ApiError> {
+    /// Answers a verified login with the reader's credentials, as JSON.
+    pub async fn login(&self, login: SignedLogin) -> Result<Vec<u8>, ApiError> {
         let SignedLogin { email, as_sent } = login;
         let now = u64::try_from((self.clock)()).unwrap_or_default();
         let found = self.provider.find_by_owner(&email).await?;
@@ -107,7 +109,8 @@ impl ReadmeDoor {
             let credential = self.budget.recorded(&spec, created.await)?;
             credentials.push(credential);
         }
-        Ok(answer::build(&as_sent, &credentials, &self.extra_fields))
+        let answer = answer::build(&as_sent, &credentials, &self.extra_fields);
+        serde_json::to_vec(&answer).map_err(|_| ApiError::Internal)
     }
 }
 
@@ -196,8 +199,12 @@ fn signature_header(headers: &HeaderMap) -> Result<Option<&str>, SignatureError>
 async fn webhook(
     State(door): State<Arc<ReadmeDoor>>,
     login: SignedLogin,
-) -> Result<Json<Value>, ApiError> {
-    door.login(login).await.map(Json)
+) -> Result<impl IntoResponse, ApiError> {
+    let answer = door.login(login).await?;
+    Ok((
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        answer,
+    ))
 }
 
 pub fn router(door: Arc<ReadmeDoor>) -> Router {

@@ -117,12 +117,20 @@ fn decode_tag(hex_tag: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn tag(secret: &[u8], timestamp_ms: i64, body: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+fn keyed(secret: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length")
+}
+
+/// The tag of `body` at `timestamp_ms` under `mac`, a keyed HMAC.
+fn tag_with(mut mac: HmacSha256, timestamp_ms: i64, body: &[u8]) -> [u8; 32] {
     mac.update(timestamp_ms.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
     mac.finalize().into_bytes().into()
+}
+
+fn tag(secret: &[u8], timestamp_ms: i64, body: &[u8]) -> [u8; 32] {
+    tag_with(keyed(secret), timestamp_ms, body)
 }
 
 /// The header value ReadMe would send for `body` at `timestamp_ms`.
@@ -134,16 +142,30 @@ pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
 }
 
 /// Checks signatures against the configured secrets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Verifier {
-    secrets: Vec<Redacted<String>>,
+    /// One HMAC per secret, keyed once: a login only hashes its message.
+    macs: Vec<HmacSha256>,
     tolerance_ms: i64,
+}
+
+/// Nothing of the secrets: how many there are.
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("secrets", &self.macs.len())
+            .field("tolerance_ms", &self.tolerance_ms)
+            .finish()
+    }
 }
 
 impl Verifier {
     pub fn new(secrets: Vec<Redacted<String>>, tolerance_secs: u64) -> Self {
         Verifier {
-            secrets,
+            macs: secrets
+                .iter()
+                .map(|s| keyed(s.expose().as_bytes()))
+                .collect(),
             tolerance_ms: i64::try_from(tolerance_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
         }
     }
@@ -161,8 +183,8 @@ impl Verifier {
             return Err(SignatureError::Expired);
         }
         let mut matched = subtle::Choice::from(0u8);
-        for secret in &self.secrets {
-            let expected = tag(secret.expose().as_bytes(), parsed.timestamp_ms, body);
+        for mac in &self.macs {
+            let expected = tag_with(mac.clone(), parsed.timestamp_ms, body);
             for candidate in &parsed.tags {
                 matched |= expected.ct_eq(candidate);
             }
