@@ -81,13 +81,19 @@ impl ReadmeDoor {
     pub async fn login(&self, login: SignedLogin) -> Result<Value, ApiError> {
         let SignedLogin { email, as_sent } = login;
         let now = u64::try_from((self.clock)()).unwrap_or_default();
-        let found = self.provider.find_by_owner(&email).await?;
+        // A reader the policy would give a key: the backend may leave a
+        // miss's look-up to the create (fewer AWS calls at a first login).
+        let provisioning = self.provision && self.policy.admits(&email);
+        let found = match provisioning {
+            true => self.provider.find_to_provision(&email).await?,
+            false => self.provider.find_by_owner(&email).await?,
+        };
         let mut credentials = lifecycle::shown_at(found, now);
         if credentials.is_empty() {
             if !self.provision {
                 return Err(no_credentials());
             }
-            if !self.policy.admits(&email) {
+            if !provisioning {
                 refused(&email, "domain");
                 return Err(no_credentials());
             }
@@ -95,16 +101,37 @@ impl ReadmeDoor {
             let spec = CredentialSpec {
                 kind: CredentialKind::ApiKey,
                 app: AppId::readme_reader(&email),
-                owner: email,
+                owner: email.clone(),
                 label: PROVISIONED_LABEL.to_string(),
                 origin: Origin::Readme,
                 api_ids: Vec::new(),
                 usage_plans: plan.into_iter().collect(),
                 expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
             };
-            let _reserved = self.budget.admit(&*self.provider, &spec)?;
+            let _reserved = match self.budget.admit(&*self.provider, &spec) {
+                Ok(reserved) => reserved,
+                Err(refusal) => {
+                    // Nothing is made: the look-up left to the create, so
+                    // a key made elsewhere since the index last looked is
+                    // still answered.
+                    let found = self.provider.find_by_owner(&email).await?;
+                    let found = lifecycle::shown_at(found, now);
+                    if found.is_empty() {
+                        return Err(refusal.into());
+                    }
+                    return Ok(answer::build(&as_sent, &found, &self.extra_fields));
+                }
+            };
             let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
-            credentials.push(credential);
+            // What the create found of the reader's in the store besides
+            // (keys made elsewhere since the index last looked), if any.
+            // A failure there is no reason to fail a login that has its key.
+            let held = self.provider.find_to_provision(&email).await;
+            let held = held.unwrap_or_default();
+            credentials = lifecycle::shown_at(held, now);
+            if !credentials.iter().any(|c| c.id == credential.id) {
+                credentials.push(credential);
+            }
         }
         Ok(answer::build(&as_sent, &credentials, &self.extra_fields))
     }

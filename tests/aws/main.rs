@@ -11,6 +11,7 @@ mod audit;
 mod aws;
 mod claims;
 mod errors;
+mod first_logins;
 mod iam;
 mod iam_policies;
 mod lifecycle;

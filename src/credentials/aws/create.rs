@@ -90,9 +90,14 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) async fn create_api_key(
+    /// The full way (`first_login.rs` has the short one): looks in AWS
+    /// first, unless `first_login` (a reader the index holds nothing for:
+    /// without the table, the re-read after creating finds what a look
+    /// would) or AWS just told us the owner has nothing.
+    pub(super) async fn create_api_key_listed(
         &self,
         spec: &CredentialSpec,
+        first_login: bool,
     ) -> Result<(Credential, Created)> {
         let app = AppKeys::of(&spec.app);
         let (now, _) = self.settle_window();
@@ -111,7 +116,8 @@ impl Inner {
         // login was not shown keys no claim holds yet.
         let mut existing = Vec::new();
         let mut before = Vec::new();
-        if self.claims.is_some() || !self.owners.missed(&spec.owner, JUST_MISSED) {
+        let looked = first_login || self.owners.missed(&spec.owner, JUST_MISSED);
+        if self.claims.is_some() || !looked {
             before = self.keys.list_owner(&self.aws, &spec.owner).await?;
             self.replace_owner_keys(&spec.owner, &before).await?;
             existing = same_app(&before);
@@ -203,7 +209,7 @@ impl Inner {
     /// (made before the table), or a new one, once it has claimed the app.
     /// A new credential that loses the claim is deleted, and the winner
     /// answered.
-    async fn create_claimed(
+    pub(super) async fn create_claimed(
         &self,
         table: &Claims,
         kind: CredentialKind,
@@ -242,17 +248,7 @@ impl Inner {
                 },
             };
             let key = claim_key(kind, &candidate.app);
-            let claimed = match table.claim(&self.aws, &key, &candidate.id).await {
-                // The put may have been applied, its answer lost: ask.
-                Err(err) => match table.holder(&self.aws, &key).await {
-                    Ok(Some(holder)) if holder == candidate.id => Ok(Claimed::Mine),
-                    Ok(_) => Err((err, true)),
-                    // Cannot tell: a refresh settles it.
-                    Err(_) => Err((err, false)),
-                },
-                Ok(claimed) => Ok(claimed),
-            };
-            match claimed {
+            match self.claim_checked(table, &key, &candidate.id).await {
                 Ok(Claimed::Mine) if made => {
                     self.sweep_app(&candidate, table).await;
                     self.owners
@@ -282,6 +278,26 @@ impl Inner {
             operation: "PutItem",
             detail: "the app's claim kept changing".into(),
         })
+    }
+
+    /// Claims `key` for credential `id`; a failed put is checked (it may
+    /// have been applied, its answer lost). The error says whether the
+    /// claim is surely not `id`'s.
+    pub(super) async fn claim_checked(
+        &self,
+        table: &Claims,
+        key: &str,
+        id: &str,
+    ) -> std::result::Result<Claimed, (CredentialError, bool)> {
+        match table.claim(&self.aws, key, id).await {
+            Err(err) => match table.holder(&self.aws, key).await {
+                Ok(Some(holder)) if holder == id => Ok(Claimed::Mine),
+                Ok(_) => Err((err, true)),
+                // Cannot tell: a refresh settles it.
+                Err(_) => Err((err, false)),
+            },
+            Ok(claimed) => Ok(claimed),
+        }
     }
 
     /// The credential holding the app's claim, under its current identity
@@ -359,7 +375,11 @@ impl Inner {
     /// An existing credential of the app, as `create` answers it: a key
     /// with its plans known (see [`Inner::found_key`]), a client as found;
     /// indexed either way.
-    async fn as_found(&self, found: Credential, spec: &CredentialSpec) -> Result<Credential> {
+    pub(super) async fn as_found(
+        &self,
+        found: Credential,
+        spec: &CredentialSpec,
+    ) -> Result<Credential> {
         let found = match found.kind() {
             CredentialKind::ApiKey => self.found_key(found, spec).await?,
             CredentialKind::ClientCredentials => found,
@@ -681,7 +701,7 @@ pub(super) fn made_to_claim(records: &[KeyRecord], table: Option<&str>) -> MadeT
 }
 
 /// A key just made for `spec`, as a credential on the plans and APIs asked.
-fn new_key(record: &KeyRecord, spec: &CredentialSpec) -> Result<Credential> {
+pub(super) fn new_key(record: &KeyRecord, spec: &CredentialSpec) -> Result<Credential> {
     let mut credential = record.credential().ok_or(CredentialError::Backend {
         operation: "CreateApiKey",
         detail: "the new key is not usable".into(),

@@ -26,6 +26,7 @@
 //! - `freshness.rs`: how far the index is trusted, and the AWS confirmation
 //!   of what it cannot vouch for;
 //! - `create.rs`: race-safe creates and companion API keys;
+//!   `first_login.rs`: a reader's first key in the fewest calls;
 //! - `lineage.rs`: where end dates and rotations are recorded in AWS;
 //!   `lifecycle.rs`: rotation and end dates; `retire.rs`: revoking, the
 //!   sweeper, the admin listing;
@@ -41,6 +42,7 @@ mod call;
 mod claims;
 pub mod cognito;
 mod create;
+mod first_login;
 mod freshness;
 mod health;
 mod identity;
@@ -97,6 +99,8 @@ struct Inner {
     /// The disabled keys keyhook made, as the last refresh found them
     /// (the admin listing).
     disabled: Mutex<Vec<Credential>>,
+    /// Apps whose last create here failed (`first_login.rs`).
+    failed_creates: first_login::FailedCreates,
 }
 
 pub struct AwsProvider {
@@ -153,6 +157,7 @@ impl AwsProvider {
             health: Mutex::new(None),
             clock,
             disabled: Mutex::new(Vec::new()),
+            failed_creates: first_login::FailedCreates::default(),
         });
         AwsProvider { inner }
     }
@@ -339,6 +344,17 @@ impl CredentialProvider for AwsProvider {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// A reader the index does not know is not looked up: the create that
+    /// follows reads AWS anyway (`first_login.rs`). Before the first load,
+    /// or with the index stale, as any login.
+    async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Credential>> {
+        let inner = &self.inner;
+        if !inner.owners.is_loaded() || inner.staleness().is_some() {
+            return self.find_by_owner(owner).await;
+        }
+        Ok(inner.owners.owned_by(owner))
     }
 
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
