@@ -9,7 +9,8 @@
 //! create/update/revoke this replica performs. A login whose reader is not in
 //! the index asks AWS directly (one `GetApiKeys`), if the local token bucket
 //! has a call to spare; a reader found to have nothing is remembered for one
-//! refresh interval. So: a revoke disappears from logins on this replica at
+//! refresh interval. A login that will provision the reader a key does not
+//! ask: the create reads AWS anyway (`first_login.rs`). So: a revoke disappears from logins on this replica at
 //! once, and on other replicas at their next refresh; an index no refresh
 //! has confirmed for three intervals answers no login (`freshness.rs`).
 //!
