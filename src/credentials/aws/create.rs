@@ -1,7 +1,8 @@
 //! Race-safe creates, and the API key a client may carry beside it.
 //!
 //! Per app, this replica creates one credential at a time, and looks in the
-//! index and in AWS before creating. Across replicas, with the claim table
+//! index and in AWS before creating (a first login's key does not look:
+//! `first_login.rs`). Across replicas, with the claim table
 //! (`claims.rs`), the credential that claims the app is the app's: a create
 //! answers the claim's holder if the app has one, else claims the app's
 //! unclaimed credential or its own new one, and deletes its own if another
