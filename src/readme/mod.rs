@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::credentials::{
-    lifecycle, AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
+    lifecycle, AppId, Credential, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
 };
 use crate::error::ApiError;
 use crate::extract;
@@ -97,43 +97,47 @@ impl ReadmeDoor {
                 refused(&email, "domain");
                 return Err(no_credentials());
             }
-            let plan = self.policy.plan_for(&email).map(str::to_string);
-            let spec = CredentialSpec {
-                kind: CredentialKind::ApiKey,
-                app: AppId::readme_reader(&email),
-                owner: email.clone(),
-                label: PROVISIONED_LABEL.to_string(),
-                origin: Origin::Readme,
-                api_ids: Vec::new(),
-                usage_plans: plan.into_iter().collect(),
-                expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
-            };
-            let _reserved = match self.budget.admit(&*self.provider, &spec) {
-                Ok(reserved) => reserved,
-                Err(refusal) => {
-                    // Nothing is made: the look-up left to the create, so
-                    // a key made elsewhere since the index last looked is
-                    // still answered.
-                    let found = self.provider.find_by_owner(&email).await?;
-                    let found = lifecycle::shown_at(found, now);
-                    if found.is_empty() {
-                        return Err(refusal.into());
-                    }
-                    return Ok(answer::build(&as_sent, &found, &self.extra_fields));
-                }
-            };
-            let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
-            // What the create found of the reader's in the store besides
-            // (keys made elsewhere since the index last looked), if any.
-            // A failure there is no reason to fail a login that has its key.
-            let held = self.provider.find_to_provision(&email).await;
-            let held = held.unwrap_or_default();
-            credentials = lifecycle::shown_at(held, now);
-            if !credentials.iter().any(|c| c.id == credential.id) {
-                credentials.push(credential);
-            }
+            credentials = self.provision_key(email, now).await?;
         }
         Ok(answer::build(&as_sent, &credentials, &self.extra_fields))
+    }
+
+    /// A first login the policy admits: the reader's new key (and what
+    /// else the create found of theirs, made elsewhere since the index
+    /// last looked), within the budget; refused, what a look-up finds.
+    async fn provision_key(&self, reader: Email, now: u64) -> Result<Vec<Credential>, ApiError> {
+        let plan = self.policy.plan_for(&reader).map(str::to_string);
+        let spec = CredentialSpec {
+            kind: CredentialKind::ApiKey,
+            app: AppId::readme_reader(&reader),
+            owner: reader.clone(),
+            label: PROVISIONED_LABEL.to_string(),
+            origin: Origin::Readme,
+            api_ids: Vec::new(),
+            usage_plans: plan.into_iter().collect(),
+            expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
+        };
+        let _reserved = match self.budget.admit(&*self.provider, &spec) {
+            Ok(reserved) => reserved,
+            Err(refusal) => {
+                // Nothing is made: the look-up left to the create, so a
+                // key made elsewhere since the index last looked is still
+                // answered.
+                let found = lifecycle::shown_at(self.provider.find_by_owner(&reader).await?, now);
+                return match found.is_empty() {
+                    true => Err(refusal.into()),
+                    false => Ok(found),
+                };
+            }
+        };
+        let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
+        // A failure there is no reason to fail a login that has its key.
+        let held = self.provider.find_to_provision(&reader).await;
+        let mut credentials = lifecycle::shown_at(held.unwrap_or_default(), now);
+        if !credentials.iter().any(|c| c.id == credential.id) {
+            credentials.push(credential);
+        }
+        Ok(credentials)
     }
 }
 

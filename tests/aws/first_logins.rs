@@ -109,10 +109,11 @@ async fn two_replicas_racing_a_first_time_reader_leave_one_key() {
     let plan = emu.seed.plans[0].clone();
     for table in [true, false] {
         let config = provisioning(&emu, table, Some(&plan));
-        let a = TestApp::spawn(&config, Some(emu.sdk())).await;
-        let b = TestApp::spawn(&config, Some(emu.sdk())).await;
-        a.ready().await;
-        b.ready().await;
+        // Each through a proxy: moto's conditional writes need them to be
+        // atomic (see `CONDITIONAL_WRITES` in the proxy).
+        let (proxy_a, proxy_b) = (emu.proxy().await, emu.proxy().await);
+        let a = TestApp::spawn_ready(&config, &proxy_a.endpoint).await;
+        let b = TestApp::spawn_ready(&config, &proxy_b.endpoint).await;
         let mut failures = Vec::new();
         for round in 0..8 {
             let reader = format!("race{round}-{table}@calls.io");
@@ -141,10 +142,9 @@ async fn a_key_made_on_another_replica_since_the_last_refresh_is_answered_and_no
     let plan = emu.seed.plans[0].clone();
     for table in [true, false] {
         let config = provisioning(&emu, table, Some(&plan));
-        let proxy_a = emu.proxy().await;
+        let (proxy_a, proxy_b) = (emu.proxy().await, emu.proxy().await);
         let a = TestApp::spawn_ready(&config, &proxy_a.endpoint).await;
-        let b = TestApp::spawn(&config, Some(emu.sdk())).await;
-        b.ready().await;
+        let b = TestApp::spawn_ready(&config, &proxy_b.endpoint).await;
         let reader = format!("elsewhere-{table}@calls.io");
         let made = b.login_keys(&reader).await.unwrap();
         // AWS dates have whole seconds: B's key is the older one.
