@@ -154,7 +154,27 @@ impl Inner {
             }
             return Ok((self.found_key(head, spec).await?, Created::Existing));
         }
-        let mine = self.keys.create(&self.aws, spec, None).await?;
+        let mine = match self.keys.create(&self.aws, spec, None).await {
+            Ok(mine) => mine,
+            // Deleted while half made: the re-read of a replica racing
+            // without a table kept the app's first key, which is answered.
+            Err(err)
+                if err
+                    .failure()
+                    .is_some_and(|(_, kind)| kind == FailureKind::AwsNotFound) =>
+            {
+                let after = self.keys.list_owner(&self.aws, &spec.owner).await?;
+                let theirs = made_to_claim(&after, None).elsewhere;
+                let first = same_app(&after)
+                    .into_iter()
+                    .find(|c| !theirs.contains(&c.id));
+                // None: a missing plan, not a racing replica.
+                let Some(first) = first else { return Err(err) };
+                self.replace_owner_keys(&spec.owner, &after).await?;
+                return Ok((self.found_key(first, spec).await?, Created::Existing));
+            }
+            Err(err) => return Err(err),
+        };
         let after = match self.keys.list_owner(&self.aws, &spec.owner).await {
             Ok(after) => after,
             Err(err) => {
