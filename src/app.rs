@@ -63,6 +63,7 @@ pub async fn provider(
             Ok(Arc::new(AwsProvider::start(
                 &config.aws,
                 config.readme.usage_plan_id.clone(),
+                config.max_keys,
                 &sdk,
                 clock,
             )))

@@ -11,15 +11,19 @@
 //! Both are read from this replica's index, plus the creates this replica
 //! has admitted and not finished (so concurrent first logins cannot all
 //! pass at the ceiling's edge): another replica's creates count once a
-//! refresh has brought them here (README, "Provisioning: who gets a key, on
-//! which plan, how many", states the bound this gives with several
-//! replicas).
+//! refresh has brought them here. On the AWS backend with the claim table
+//! the ceiling is also exact across replicas: each new credential counts
+//! its keys in the table as it claims its app, within the ceiling
+//! (`credentials/aws/ceiling.rs`), and a refusal there comes back from the
+//! create ([`Budget::recorded`]). This check stays first: it refuses before
+//! a key is made only to be deleted. README, "Provisioning: who gets a key,
+//! on which plan, how many", states the bounds.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::credentials::{CredentialProvider, CredentialSpec, Origin};
+use crate::credentials::{CredentialError, CredentialProvider, CredentialSpec, Origin};
 
 const HOUR_MS: u64 = 3_600_000;
 /// A refusal's warning is logged at most this often per limit.
@@ -137,6 +141,30 @@ impl Budget {
         let Some(refusal) = refusal else {
             return Ok(Some(reservation));
         };
+        self.record(spec, &refusal, now_ms);
+        Err(refusal)
+    }
+
+    /// Records a refusal the backend made at the create itself (the key
+    /// ceiling counted in the claim table across replicas), as [`admit`]
+    /// records its own; `outcome` is handed back unchanged.
+    ///
+    /// [`admit`]: Budget::admit
+    pub fn recorded<T>(
+        &self,
+        spec: &CredentialSpec,
+        outcome: Result<T, CredentialError>,
+    ) -> Result<T, CredentialError> {
+        if let Err(CredentialError::LimitReached(refusal)) = &outcome {
+            let now_ms = u64::try_from((self.clock)()).unwrap_or_default();
+            self.record(spec, refusal, now_ms);
+        }
+        outcome
+    }
+
+    /// Counts a refusal, audits it naming the reader or app, and warns at
+    /// most every [`WARN_EVERY_MS`] per limit.
+    fn record(&self, spec: &CredentialSpec, refusal: &Refusal, now_ms: u64) {
         crate::metrics::provision_refused(refusal.reason());
         tracing::info!(
             target: crate::credentials::AUDIT_TARGET,
@@ -156,6 +184,5 @@ impl Budget {
         {
             tracing::warn!(reason = refusal.reason(), "{refusal}");
         }
-        Err(refusal)
     }
 }

@@ -41,8 +41,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A backend's refusal at a limit is [`ApiError::LimitReached`] (see
+    /// the `From` below).
     #[error(transparent)]
-    Credential(#[from] CredentialError),
+    Credential(CredentialError),
     /// The provisioning budget refused a new credential: 503, naming the
     /// limit.
     #[error(transparent)]
@@ -73,9 +75,19 @@ impl ApiError {
                 CredentialError::Invalid(_) => StatusCode::CONFLICT,
                 CredentialError::Failed { kind, .. } => failure_status(*kind),
                 CredentialError::Backend { .. } => StatusCode::BAD_GATEWAY,
+                CredentialError::LimitReached(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::Unhealthy(_) | ApiError::LimitReached(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(err: CredentialError) -> Self {
+        match err {
+            CredentialError::LimitReached(refusal) => ApiError::LimitReached(refusal),
+            err => ApiError::Credential(err),
         }
     }
 }

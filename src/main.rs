@@ -110,7 +110,7 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             // On stderr: the audit events of repairs made from here.
-            keyhook::telemetry::init(config.log_format);
+            let _log = keyhook::telemetry::init(config.log_format);
             let options = keyhook::admin::cli::Options { json, fix, yes };
             keyhook::admin::cli::run(&config, options).await
         }
@@ -119,7 +119,7 @@ async fn main() -> ExitCode {
                 Ok(config) => config,
                 Err(code) => return code,
             };
-            keyhook::telemetry::init(config.log_format);
+            let _log = keyhook::telemetry::init(config.log_format);
             let application = match Application::build(&config, Dependencies::default()).await {
                 Ok(application) => application,
                 Err(err) => {

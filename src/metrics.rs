@@ -89,6 +89,7 @@ fn register_fixed_series() {
         provision_refused_by(reason, 0);
     }
     owner_index_size(0);
+    metrics::counter!("keyhook_log_lines_dropped_total").absolute(0);
     api_keys(0);
     api_keys_max(MAX_KEYS_DEFAULT);
 }
@@ -121,7 +122,22 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 async fn render() -> String {
+    if let Some(dropped) = LOG_LINES_DROPPED.get() {
+        metrics::counter!("keyhook_log_lines_dropped_total").absolute(dropped());
+    }
     handle().render()
+}
+
+type Reading = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// Where the log writer counts the request lines it dropped; read at each
+/// scrape.
+static LOG_LINES_DROPPED: OnceLock<Reading> = OnceLock::new();
+
+/// Per-request log lines dropped because the log sink could not keep up
+/// (`telemetry::init`), as `keyhook_log_lines_dropped_total`.
+pub fn log_lines_dropped_from(read: impl Fn() -> u64 + Send + Sync + 'static) {
+    let _ = LOG_LINES_DROPPED.set(Box::new(read));
 }
 
 pub fn router() -> Router {

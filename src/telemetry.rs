@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::{fmt, EnvFilter};
 
 use serde::Deserialize;
@@ -31,17 +32,52 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     filter
 }
 
+/// The target of the one line logged per request (`app/layers.rs`).
+pub const REQUEST_TARGET: &str = "keyhook::request";
+
+/// Lines each log writer holds for its thread before the sink must catch
+/// up: about 3 MB of JSON lines, so memory stays bounded whatever the sink.
+const BUFFERED_LINES: usize = 8192;
+
+/// What keeps the log writers' threads alive: dropping it flushes what
+/// they hold, so `main` keeps it until the process ends.
+#[must_use = "dropping the guard stops the log writers"]
+pub struct LogGuard {
+    _guards: Option<[tracing_appender::non_blocking::WorkerGuard; 2]>,
+}
+
 /// Installs the global subscriber. Safe to call twice: the second call
 /// does nothing.
-pub fn init(format: Option<LogFormat>) {
+///
+/// Lines are written by two threads of their own, never on a request's
+/// thread: a request's line costs the request its formatting only. The
+/// per-request lines (`REQUEST_TARGET`) are dropped, and counted in
+/// `keyhook_log_lines_dropped_total`, when the sink cannot keep up;
+/// every other line (audit events, warnings, errors) waits for room
+/// instead, so none is lost.
+pub fn init(format: Option<LogFormat>) -> LogGuard {
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Pretty
     } else {
         LogFormat::Json
     });
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
+    let (requests, request_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("keyhook-log-requests")
+        .finish(std::io::stderr());
+    let (others, other_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(BUFFERED_LINES)
+        .thread_name("keyhook-log")
+        .finish(std::io::stderr());
+    let dropped = requests.error_counter();
+    let writer = requests
+        .with_filter(|meta: &tracing::Metadata<'_>| meta.target() == REQUEST_TARGET)
+        .or_else(others);
+    let builder = fmt().with_env_filter(filter).with_writer(writer);
+    let installed = match format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -50,6 +86,16 @@ pub fn init(format: Option<LogFormat>) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+    match installed {
+        Ok(()) => {
+            crate::metrics::log_lines_dropped_from(move || dropped.dropped_lines() as u64);
+            LogGuard {
+                _guards: Some([request_guard, other_guard]),
+            }
+        }
+        // Another subscriber is in place: these writers are not used.
+        Err(_) => LogGuard { _guards: None },
+    }
 }
 
 #[cfg(test)]

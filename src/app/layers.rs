@@ -82,6 +82,7 @@ fn request_span(request: &Request) -> Span {
 
 fn log_response<B>(response: &Response<B>, latency: Duration, _span: &Span) {
     tracing::info!(
+        target: crate::telemetry::REQUEST_TARGET,
         status = response.status().as_u16(),
         latency_ms = latency.as_secs_f64() * 1000.0,
         "request"

@@ -188,7 +188,7 @@ impl Config {
             read: Read::Unsigned,
             default: Some("9000"),
             secret: false,
-            doc: "ceiling on the API keys the owner index counts (1 to 10000; API Gateway's hard limit is 10,000 per region, for every API of the account): past it, new credentials (first-login provisioning, Sensedia creates for a new app) are refused with 503, while existing readers, retries, updates and rotations keep working",
+            doc: "ceiling on the API keys the owner index counts, and with a claim table on the region's keys counted there across replicas (1 to 10000; API Gateway's hard limit is 10,000 per region, for every API of the account): past it, new credentials (first-login provisioning, Sensedia creates for a new app) are refused with 503, while existing readers, retries, updates and rotations keep working",
         },
     ];
 }

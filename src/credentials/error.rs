@@ -31,6 +31,11 @@ pub enum CredentialError {
         operation: &'static str,
         detail: String,
     },
+    /// The backend refused a new credential at a limit it keeps across
+    /// replicas (the AWS key ceiling with the claim table): answered as the
+    /// budget's own refusal.
+    #[error(transparent)]
+    LimitReached(crate::budget::Refusal),
 }
 
 impl CredentialError {
@@ -45,7 +50,8 @@ impl CredentialError {
             }
             CredentialError::NotFound(_)
             | CredentialError::UnknownId(_)
-            | CredentialError::Invalid(_) => None,
+            | CredentialError::Invalid(_)
+            | CredentialError::LimitReached(_) => None,
         }
     }
 }

@@ -130,7 +130,10 @@ impl ReadmeDoor {
                 };
             }
         };
-        let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
+        // The backend may refuse at a limit it keeps across replicas (the
+        // AWS key ceiling): recorded and answered as the budget's refusal.
+        let created = self.writes.create(Arc::clone(&self.provider), spec.clone());
+        let credential = self.budget.recorded(&spec, created.await)?;
         // A failure there is no reason to fail a login that has its key.
         let held = self.provider.find_to_provision(&reader).await;
         let mut credentials = lifecycle::shown_at(held.unwrap_or_default(), now);

@@ -60,7 +60,8 @@ impl SensediaDoor {
     ) -> Result<CreateCredentialsResponse, ApiError> {
         let spec = App::try_from(&request.app)?.spec(self.kind);
         let _reserved = self.budget.admit(&*self.provider, &spec)?;
-        let credential = self.writes.create(Arc::clone(&self.provider), spec).await?;
+        let created = self.writes.create(Arc::clone(&self.provider), spec.clone());
+        let credential = self.budget.recorded(&spec, created.await)?;
         Ok(CreateCredentialsResponse::from(&credential))
     }
 

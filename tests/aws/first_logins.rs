@@ -75,11 +75,15 @@ async fn a_first_time_reader_costs_three_calls_with_a_plan_and_two_without() {
             ops(&[
                 ("CreateApiKey", 1),
                 ("CreateUsagePlanKey", 1),
-                ("PutItem", 1),
+                ("TransactWriteItems", 1),
             ]),
         ),
         (false, None, ops(&[("CreateApiKey", 1), ("GetApiKeys", 1)])),
-        (true, None, ops(&[("CreateApiKey", 1), ("PutItem", 1)])),
+        (
+            true,
+            None,
+            ops(&[("CreateApiKey", 1), ("TransactWriteItems", 1)]),
+        ),
     ];
     for (n, (table, plan, expected)) in cases.into_iter().enumerate() {
         let reader = format!("first{n}-{table}@calls.io");
@@ -110,7 +114,7 @@ async fn two_replicas_racing_a_first_time_reader_leave_one_key() {
     for table in [true, false] {
         let config = provisioning(&emu, table, Some(&plan));
         // Each through a proxy: moto's conditional writes need them to be
-        // atomic (see `CONDITIONAL_WRITES` in the proxy).
+        // atomic (see `dynamodb::turns` in the harness).
         let (proxy_a, proxy_b) = (emu.proxy().await, emu.proxy().await);
         let a = TestApp::spawn_ready(&config, &proxy_a.endpoint).await;
         let b = TestApp::spawn_ready(&config, &proxy_b.endpoint).await;

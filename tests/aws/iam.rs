@@ -15,6 +15,19 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// The (action, resource ARN) pairs AWS checks for `call`.
 pub fn authorizations(call: &Call) -> Vec<(String, String)> {
+    if !call.transact_items.is_empty() {
+        // A transaction is authorized as the actions of its items.
+        return call
+            .transact_items
+            .iter()
+            .map(|(action, table)| {
+                (
+                    format!("dynamodb:{action}"),
+                    format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"),
+                )
+            })
+            .collect();
+    }
     match (&call.target, &call.table_name) {
         // DynamoDB's JSON calls name their table in the body; Cognito's
         // never do.
@@ -206,9 +219,28 @@ fn calls_are_authorized_as_their_service_does() {
         target: target.map(str::to_string),
         user_pool_id: pool.map(str::to_string),
         table_name: table.map(str::to_string),
+        transact_items: Vec::new(),
         tagged: false,
     };
     let one = |c: Call| authorizations(&c).remove(0);
+    let mut transaction = call(Some("TransactWriteItems"), None, Some("claims"));
+    transaction.transact_items = vec![
+        ("PutItem".into(), "claims".into()),
+        ("UpdateItem".into(), "claims".into()),
+    ];
+    assert_eq!(
+        authorizations(&transaction),
+        [
+            (
+                "dynamodb:PutItem".to_string(),
+                format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/claims")
+            ),
+            (
+                "dynamodb:UpdateItem".to_string(),
+                format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/claims")
+            ),
+        ]
+    );
     assert_eq!(
         one(call(Some("PutItem"), None, Some("claims"))),
         (

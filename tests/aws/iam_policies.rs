@@ -457,7 +457,13 @@ async fn readme_provisioning_calls_only_what_its_policy_grants() {
         "readme-provisioning",
         &proxy,
         checked,
-        &["GetItem", "PutItem", "DeleteItem", "Scan"],
+        &[
+            "GetItem",
+            "PutItem",
+            "TransactWriteItems",
+            "DeleteItem",
+            "Scan",
+        ],
     );
     kit.assert_covers(
         "readme-provisioning",
@@ -555,7 +561,13 @@ async fn sensedia_api_keys_calls_only_what_its_policy_grants() {
         "sensedia-api-keys",
         &proxy,
         checked,
-        &["GetItem", "PutItem", "DeleteItem", "Scan"],
+        &[
+            "GetItem",
+            "PutItem",
+            "TransactWriteItems",
+            "DeleteItem",
+            "Scan",
+        ],
     );
     kit.assert_covers(
         "sensedia-api-keys",
@@ -675,7 +687,13 @@ async fn sensedia_client_credentials_calls_only_what_its_policies_grant() {
         "+ client_api_key",
         &proxy,
         checked,
-        &["GetItem", "PutItem", "DeleteItem", "Scan"],
+        &[
+            "GetItem",
+            "PutItem",
+            "TransactWriteItems",
+            "DeleteItem",
+            "Scan",
+        ],
     );
     let all: Vec<Call> = plain.into_iter().chain(proxy.requests()).collect();
     kit.assert_covers(
@@ -786,6 +804,7 @@ async fn loaded_provider(env: &Emulator, config: &Config, proxy: &Proxy) -> AwsP
     let provider = AwsProvider::start(
         &config.aws,
         config.readme.usage_plan_id.clone(),
+        config.max_keys,
         &sdk_config_as(&proxy.endpoint, &env.access_key),
         keyhook::clock::system(),
     );

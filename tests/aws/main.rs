@@ -9,6 +9,7 @@ mod harness;
 
 mod audit;
 mod aws;
+mod ceiling;
 mod claims;
 mod errors;
 mod first_logins;

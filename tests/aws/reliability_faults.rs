@@ -140,18 +140,19 @@ fn table() -> Vec<Row> {
 }
 
 /// The claim table's calls (`KEYHOOK_CLAIM_TABLE`): the claim read before
-/// a create and the claim after it, on each create path; the release after
-/// a revoke, whose failure the revoke absorbs (the app's next create
+/// a create and the claim after it (a transaction that also counts the new
+/// API key against `KEYHOOK_MAX_KEYS`), on each create path; the release
+/// after a revoke, whose failure the revoke absorbs (the app's next create
 /// releases a claim whose credential is gone).
 fn claim_table() -> Vec<Row> {
     let revoked = Expect::Absorbed(StatusCode::NO_CONTENT);
     vec![
         (KeyCreate, "GetItem", 0, FAILS),
-        (KeyCreate, "PutItem", 0, FAILS),
+        (KeyCreate, "TransactWriteItems", 0, FAILS),
         // A first login reads no claim: its claim decides.
-        (Provision, "PutItem", 0, FAILS),
+        (Provision, "TransactWriteItems", 0, FAILS),
         (ClientCreate, "GetItem", 0, FAILS),
-        (ClientCreate, "PutItem", 0, FAILS),
+        (ClientCreate, "TransactWriteItems", 0, FAILS),
         (KeyRevoke, "DeleteItem", 0, revoked),
         (ClientRevoke, "DeleteItem", 0, revoked),
     ]

@@ -375,7 +375,9 @@ pub fn expected_failure(fault: &Fault, operation: &str) -> (StatusCode, Value) {
             (503, "aws_unavailable", "AWS is unavailable")
         }
         Fault::Status(403, _) => (502, "aws_access_denied", "AWS denied access"),
-        Fault::Status(_, _) => (502, "aws_refused", "AWS refused the request"),
+        Fault::Status(_, _) | Fault::Cancelled(_) => {
+            (502, "aws_refused", "AWS refused the request")
+        }
         Fault::Drop | Fault::Lost => (503, "aws_unavailable", "AWS is unavailable"),
         Fault::Delay(_) => (503, "aws_timeout", "AWS did not answer in time"),
     };

@@ -8,7 +8,8 @@
 //! - [`ApiClient`]: what both portals send (signed ReadMe logins, Sensedia
 //!   calls with Basic auth), against either of the two;
 //! - `moto`, `proxy`, `emulator`: a real moto server, a counting and
-//!   fault-injecting proxy in front of it, and direct reads of what it holds;
+//!   fault-injecting proxy in front of it (`dynamodb`: its DynamoDB
+//!   specifics), and direct reads of what it holds;
 //! - `cases`: a table's cases run side by side, every failure reported;
 //! - `metrics`: a process's `/metrics`, read as samples;
 //! - `prometheus`: a real Prometheus server scraping a process.
@@ -21,6 +22,7 @@
 pub mod app;
 pub mod cases;
 pub mod client;
+pub mod dynamodb;
 pub mod emulator;
 pub mod metrics;
 pub mod moto;

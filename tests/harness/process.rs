@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,9 @@ pub struct Process {
     log: Arc<(Mutex<Log>, Condvar)>,
     /// Lines of the log [`Process::wait_for_log`] has already looked at.
     seen: Mutex<usize>,
+    /// While set, stderr is not read: the pipe fills and keyhook's log
+    /// sink stalls ([`Process::stall_log_sink`]).
+    stderr_paused: Arc<AtomicBool>,
     cwd: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
@@ -189,8 +193,15 @@ impl Process {
         });
         let stderr = child.stderr.take().unwrap();
         let (keep, shared) = (launch.keep_logs, Arc::clone(&log));
+        let stderr_paused = Arc::new(AtomicBool::new(false));
+        let paused = Arc::clone(&stderr_paused);
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
+            let mut lines = BufReader::new(stderr).lines();
+            loop {
+                while paused.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let Some(line) = lines.next() else { break };
                 let Ok(line) = line else { break };
                 let (state, changed) = &*shared;
                 let mut state = state.lock().unwrap();
@@ -216,12 +227,19 @@ impl Process {
             child,
             log,
             seen: Mutex::new(0),
+            stderr_paused,
             cwd,
             _dir: dir,
         };
         let addr = process.wait_until(|log| log.addr, "keyhook listening");
         process.api = ApiClient::new(addr, secret.as_deref(), pair.as_deref());
         process
+    }
+
+    /// Stops reading keyhook's stderr (`true`), so that its pipe fills and
+    /// the process's log sink cannot keep up, or reads it again (`false`).
+    pub fn stall_log_sink(&self, stalled: bool) {
+        self.stderr_paused.store(stalled, Ordering::Release);
     }
 
     /// Waits (blocking, bounded) until `ready` finds what it looks for in

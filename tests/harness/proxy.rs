@@ -2,7 +2,8 @@
 //! AWS operation that passes (so tests can count calls), injects faults on
 //! chosen operations (throttling, 5xx, dropped connections, delays, answers
 //! lost after moto applied the call), and can paginate `GetApiKeys` the way
-//! AWS does (moto returns everything at once).
+//! AWS does (moto returns everything at once). DynamoDB calls reach moto
+//! one at a time ([`dynamodb::turns`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+
+use super::dynamodb;
 
 /// The message an injected `AccessDenied` carries, as AWS words it: with the
 /// role ARN and the account id, which no answer of keyhook may repeat.
@@ -49,6 +52,12 @@ pub enum Fault {
     Lost,
     /// Wait this long before forwarding.
     Delay(Duration),
+    /// Answer a DynamoDB transaction 400 `TransactionCanceledException`
+    /// with these cancellation reason codes, one per item, as DynamoDB does
+    /// when another transaction on one of its items is under way
+    /// (`TransactionConflict`): moto applies transactions one at a time
+    /// here and never answers so.
+    Cancelled(&'static [&'static str]),
 }
 
 struct Rule {
@@ -73,8 +82,12 @@ pub struct Call {
     pub target: Option<String>,
     /// Cognito's `UserPoolId`, from the JSON body.
     pub user_pool_id: Option<String>,
-    /// DynamoDB's `TableName`, from the JSON body.
+    /// DynamoDB's `TableName`, from the JSON body (a transaction's: its
+    /// first item's).
     pub table_name: Option<String>,
+    /// A DynamoDB transaction's items, as the actions IAM authorizes them
+    /// as (`PutItem`, `UpdateItem`...), each with its table.
+    pub transact_items: Vec<(String, String)>,
     /// API Gateway request bodies carrying `tags` (a create that tags).
     pub tagged: bool,
 }
@@ -119,6 +132,8 @@ impl Quota {
 pub struct Proxy {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
+    /// Held while a DynamoDB call is at moto (see [`dynamodb::turns`]).
+    dynamodb: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The AWS operation a request is, from its Cognito target header or its
@@ -146,37 +161,21 @@ pub fn operation(method: &str, path: &str, target: Option<&str>) -> String {
     name.to_string()
 }
 
-/// moto gap: its DynamoDB applies a conditional write (the claim table's
-/// `attribute_not_exists` put) without a lock, so two requests at the same
-/// instant can both pass the condition (measured: 7 double wins in 300
-/// pairs), where DynamoDB's conditional writes are atomic. Every proxy of
-/// the test process forwards them one at a time, which is what DynamoDB
-/// guarantees; replicas racing through their own proxies then race as they
-/// would on AWS. Reads and other services are not held.
-static CONDITIONAL_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The DynamoDB writes that may carry a condition.
-fn conditional_write(op: &str) -> bool {
-    matches!(
-        op,
-        "PutItem" | "DeleteItem" | "UpdateItem" | "TransactWriteItems"
-    )
-}
-
 impl Proxy {
     /// Starts a proxy to `upstream` on a free loopback port.
     pub async fn start(upstream: &str) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_end_matches('/').to_string();
         let proxy = Proxy {
             endpoint,
             state: Arc::default(),
+            dynamodb: dynamodb::turns(&upstream),
         };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let upstream = upstream.trim_end_matches('/').to_string();
         let server = proxy.clone();
         tokio::spawn(async move {
             loop {
@@ -303,12 +302,17 @@ impl Proxy {
             .map(str::to_string);
         let op = operation(&method, &path, target.as_deref());
         let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let transact_items = dynamodb::transact_items(&json);
         let seen = Call {
             operation: op.clone(),
             status: 0,
             target: target.as_ref().map(|t| operation(&method, &path, Some(t))),
             user_pool_id: json["UserPoolId"].as_str().map(str::to_string),
-            table_name: json["TableName"].as_str().map(str::to_string),
+            table_name: json["TableName"]
+                .as_str()
+                .or_else(|| transact_items.first().map(|(_, table)| table.as_str()))
+                .map(str::to_string),
+            transact_items: transact_items.clone(),
             tagged: target.is_none() && json["tags"].as_object().is_some_and(|t| !t.is_empty()),
             method,
             path,
@@ -358,6 +362,10 @@ impl Proxy {
                     .body(Full::new(Bytes::from(body.to_string())))
                     .unwrap());
             }
+            Some(Fault::Cancelled(codes)) => {
+                self.record(&seen, 400);
+                return Ok(dynamodb::cancelled(codes));
+            }
             Some(Fault::Drop) => {
                 self.record(&seen, 0);
                 // An error from the service makes hyper close the connection
@@ -398,8 +406,11 @@ impl Proxy {
                 forward = forward.header(name.as_str(), value.as_bytes());
             }
         }
-        let _one_at_a_time = match conditional_write(&seen.operation) {
-            true => Some(CONDITIONAL_WRITES.lock().await),
+        let dynamodb = target
+            .as_deref()
+            .is_some_and(|t| t.starts_with("DynamoDB_"));
+        let _turn = match dynamodb {
+            true => Some(self.dynamodb.lock().await),
             false => None,
         };
         let answer = match forward.body(body.to_vec()).send().await {
@@ -420,7 +431,6 @@ impl Proxy {
             }
         }
         let mut bytes = answer.bytes().await.map_err(std::io::Error::other)?;
-        drop(_one_at_a_time);
         if lose {
             // moto has applied the call; its answer goes nowhere.
             self.record(&seen, 0);

@@ -11,6 +11,7 @@ mod cli;
 mod errors;
 mod gauges;
 mod hangups;
+mod logging;
 mod metrics;
 mod observability;
 mod reliability_load;

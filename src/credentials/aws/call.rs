@@ -106,7 +106,13 @@ impl AwsErrorKind {
             "NotFoundException" | "ResourceNotFoundException" => AwsErrorKind::NotFound,
             // A DynamoDB condition that did not hold is a conflict too: the
             // claim table's "someone else holds it".
-            "ConflictException" | "ConditionalCheckFailedException" => AwsErrorKind::Conflict,
+            // A transaction cancelled by a condition or by a concurrent
+            // one (the caller reads the reasons, `ceiling.rs`), or a write
+            // that met a transaction under way on its item.
+            "ConflictException"
+            | "ConditionalCheckFailedException"
+            | "TransactionCanceledException"
+            | "TransactionConflictException" => AwsErrorKind::Conflict,
             "TooManyRequestsException"
             | "ThrottlingException"
             | "Throttling"
@@ -293,6 +299,8 @@ mod tests {
                 400,
                 AwsErrorKind::Conflict,
             ),
+            ("TransactionCanceledException", 400, AwsErrorKind::Conflict),
+            ("TransactionConflictException", 400, AwsErrorKind::Conflict),
             (
                 "ProvisionedThroughputExceededException",
                 400,

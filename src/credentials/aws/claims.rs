@@ -29,9 +29,9 @@ use super::sync::first_made;
 use crate::credentials::{AppId, Credential, CredentialError, CredentialKind, Email, Result};
 
 /// The table's partition key: `<kind>#<app identity as stored in AWS>`.
-const KEY: &str = "app";
+pub(super) const KEY: &str = "app";
 /// The id of the credential holding the claim.
-const HOLDER: &str = "credential";
+pub(super) const HOLDER: &str = "credential";
 
 /// The prefix of a clean-up to-do: a credential with no tags to find it by
 /// (an app client) whose deletion failed, for a later refresh to finish.
@@ -41,9 +41,10 @@ const CLEANUP: &str = "cleanup#";
 /// disable mode ([`Claims::sweep_turn`]): no app's claim.
 const SWEPT: &str = "swept#";
 
-/// Whether a table item is an app's claim (not a to-do or a sweep's turn).
+/// Whether a table item is an app's claim (not a to-do, a sweep's turn,
+/// or the key count of `ceiling.rs`).
 fn is_app_claim(key: &str) -> bool {
-    !key.starts_with(CLEANUP) && !key.starts_with(SWEPT)
+    !key.starts_with(CLEANUP) && !key.starts_with(SWEPT) && key != super::ceiling::COUNT
 }
 
 /// The to-do item for deleting app client `id`.
@@ -110,8 +111,8 @@ pub(super) enum Claimed {
 pub(super) type ClaimMap = HashMap<String, String>;
 
 pub(super) struct Claims {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) table: String,
 }
 
 impl Claims {

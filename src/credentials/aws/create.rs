@@ -269,7 +269,7 @@ impl Inner {
                 },
             };
             let key = claim_key(kind, &candidate.app);
-            match self.claim_checked(table, &key, &candidate.id).await {
+            match self.claim_checked(table, &key, &candidate, made).await {
                 Ok(Claimed::Mine) if made => {
                     self.sweep_app(&candidate, table).await;
                     self.owners
@@ -301,16 +301,30 @@ impl Inner {
         })
     }
 
-    /// Claims `key` for credential `id`; a failed put is checked (it may
+    /// Claims `key` for `candidate`; a failed claim is checked (it may
     /// have been applied, its answer lost). The error says whether the
-    /// claim is surely not `id`'s.
+    /// claim is surely not `candidate`'s. What this create `made` counts
+    /// against the key ceiling in the same write (`ceiling.rs`); what it
+    /// adopts was counted.
     pub(super) async fn claim_checked(
         &self,
         table: &Claims,
         key: &str,
-        id: &str,
+        candidate: &Credential,
+        made: bool,
     ) -> std::result::Result<Claimed, (CredentialError, bool)> {
-        match table.claim(&self.aws, key, id).await {
+        let id = candidate.id.as_str();
+        let claiming = match made {
+            true => {
+                table
+                    .claim_made(&self.aws, key, candidate, self.ceiling())
+                    .await
+            }
+            false => table.claim(&self.aws, key, id).await,
+        };
+        match claiming {
+            // Past the ceiling: nothing was written; the caller's goes.
+            Err(err @ CredentialError::LimitReached(_)) => Err((err, true)),
             Err(err) => match table.holder(&self.aws, key).await {
                 Ok(Some(holder)) if holder == id => Ok(Claimed::Mine),
                 Ok(_) => Err((err, true)),

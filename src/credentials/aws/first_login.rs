@@ -12,10 +12,13 @@
 //!   owner's keys (`create.rs`), which keeps the app's first made key (one
 //!   made elsewhere since the last refresh, a racing replica's) and deletes
 //!   ours if it is not that one;
-//! - with the table, the two writes and the app's claim (`PutItem`). Won:
-//!   answered. Held by another credential (made elsewhere since the last
-//!   refresh, a racing replica's, a refresh settling the app): ours is
-//!   deleted and the create goes the full way, which answers the holder.
+//! - with the table, the two writes and the app's claim, which also counts
+//!   the key against the ceiling (`TransactWriteItems`, `ceiling.rs`). Won:
+//!   answered; past the ceiling: ours is deleted, the login refused (503,
+//!   as the full way). Held by another credential (made elsewhere since
+//!   the last refresh, a racing replica's, a refresh settling the app):
+//!   ours is deleted and the create goes the full way, which answers the
+//!   holder.
 //!
 //! What a retried call could have left is not looked for on the table's
 //! short way, so it is not risked: `CreateApiKey` is tried once (a failure
@@ -117,7 +120,9 @@ impl Inner {
             Err(err) => return Err(err),
         };
         let key = claim_key(CredentialKind::ApiKey, &mine.app);
-        match self.claim_checked(table, &key, &mine.id).await {
+        // The claim counts the key against the ceiling in the same write
+        // (`ceiling.rs`): a refusal there deletes ours, as the full way's.
+        match self.claim_checked(table, &key, &mine, true).await {
             Ok(Claimed::Mine) => {
                 self.owners.apply(Change::Upsert(Box::new(mine.clone())));
                 return Ok((mine, Created::New));

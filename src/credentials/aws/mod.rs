@@ -10,9 +10,10 @@
 //! the index asks AWS directly (one `GetApiKeys`), if the local token bucket
 //! has a call to spare; a reader found to have nothing is remembered for one
 //! refresh interval. A login that will provision the reader a key does not
-//! ask: the create reads AWS anyway (`first_login.rs`). So: a revoke disappears from logins on this replica at
-//! once, and on other replicas at their next refresh; an index no refresh
-//! has confirmed for three intervals answers no login (`freshness.rs`).
+//! ask: the create reads AWS anyway (`first_login.rs`). So: a revoke
+//! disappears from logins on this replica at once, and on other replicas at
+//! their next refresh; an index no refresh has confirmed for three
+//! intervals answers no login (`freshness.rs`).
 //!
 //! **Creates are idempotent and race-safe**: see `create.rs` and
 //! `claims.rs`.
@@ -23,7 +24,7 @@
 //! - `sync.rs`: the owner index, its refresh, journal, and the settling of
 //!   what no app keeps;
 //! - `claims.rs`: the claim table (one credential per app across replicas)
-//!   and the settling decision;
+//!   and the settling decision; `ceiling.rs`: the API-key count in it;
 //! - `freshness.rs`: how far the index is trusted, and the AWS confirmation
 //!   of what it cannot vouch for;
 //! - `create.rs`: race-safe creates and companion API keys;
@@ -40,6 +41,7 @@
 mod apigateway;
 mod audit;
 mod call;
+mod ceiling;
 mod claims;
 pub mod cognito;
 mod create;
@@ -102,6 +104,9 @@ struct Inner {
     disabled: Mutex<Vec<Credential>>,
     /// Apps whose last create here failed (`first_login.rs`).
     failed_creates: first_login::FailedCreates,
+    /// `KEYHOOK_MAX_KEYS`: with the claim table, creates count against it
+    /// across replicas (`ceiling.rs`).
+    max_keys: usize,
 }
 
 pub struct AwsProvider {
@@ -111,13 +116,16 @@ pub struct AwsProvider {
 impl AwsProvider {
     /// Builds the clients and starts loading the owner index in the
     /// background; `health` reports unready until the first load is done.
+    /// `max_keys`: `KEYHOOK_MAX_KEYS`, which creates count against across
+    /// replicas with the claim table (`ceiling.rs`).
     pub fn start(
         settings: &AwsSettings,
         usage_plan_id: Option<String>,
+        max_keys: usize,
         sdk: &SdkConfig,
         clock: Clock,
     ) -> Self {
-        let provider = Self::new(settings, usage_plan_id, sdk, clock);
+        let provider = Self::build(settings, usage_plan_id, sdk, clock, max_keys);
         match &settings.claim_table {
             Some(table) => tracing::info!(table = %table, "app claims in DynamoDB: one credential per app across replicas"),
             None => tracing::warn!("no claim table (KEYHOOK_CLAIM_TABLE): one credential per app holds with one replica only; run several replicas only with a claim table"),
@@ -134,6 +142,17 @@ impl AwsProvider {
         usage_plan_id: Option<String>,
         sdk: &SdkConfig,
         clock: Clock,
+    ) -> Self {
+        let max_keys = crate::metrics::MAX_KEYS_DEFAULT;
+        Self::build(settings, usage_plan_id, sdk, clock, max_keys)
+    }
+
+    fn build(
+        settings: &AwsSettings,
+        usage_plan_id: Option<String>,
+        sdk: &SdkConfig,
+        clock: Clock,
+        max_keys: usize,
     ) -> Self {
         let settings = settings.clone();
         let sdk = call::sdk_clients(&settings, sdk);
@@ -159,6 +178,7 @@ impl AwsProvider {
             clock,
             disabled: Mutex::new(Vec::new()),
             failed_creates: first_login::FailedCreates::default(),
+            max_keys,
         });
         AwsProvider { inner }
     }

@@ -426,7 +426,7 @@ impl Inner {
 
     /// Every API key and app client in AWS, as credentials.
     async fn list_everything(&self) -> Result<Listing> {
-        let records = self.keys.list_all(&self.aws).await?;
+        let records = self.list_all_keys().await?;
         crate::metrics::api_keys(records.len());
         let mut credentials = apigateway::credentials(&records);
         let mut client_ids = HashSet::new();
