@@ -229,3 +229,42 @@ async fn a_reader_the_budget_refuses_is_still_looked_up() {
     assert!(emu.keys_named("nothing@budget.io").await.is_empty());
     server.stop().await;
 }
+
+/// The ceiling on the short way: replica B, which has not refreshed since
+/// replica A made the account's one allowed key, admits a first-time
+/// reader (its own index counts none) and makes the key; the claim, which
+/// counts it (`TransactWriteItems`), is refused at `KEYHOOK_MAX_KEYS`: the
+/// key is deleted, the login answered 503 as any ceiling refusal, and the
+/// first login took no other call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_login_past_the_ceiling_deletes_its_key_and_is_refused() {
+    // An account of its own: the ceiling counts every key in it.
+    let emu = Emulator::isolated(1).await;
+    let plan = emu.seed.plans[0].clone();
+    let mut config = provisioning(&emu, true, Some(&plan));
+    config.max_keys = 1;
+    let (proxy_a, proxy_b) = (emu.proxy().await, emu.proxy().await);
+    let a = TestApp::spawn(&config, Some(emu.through(&proxy_a).sdk())).await;
+    let b = TestApp::spawn(&config, Some(emu.through(&proxy_b).sdk())).await;
+    a.ready().await;
+    b.ready().await;
+    a.login_keys("first@ceiling.io").await.unwrap();
+    proxy_b.reset_calls();
+    let refused = b.login("second@ceiling.io").await;
+    let status = refused.status();
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["reason"], "key_ceiling", "{body}");
+    assert_eq!(body["limit"], "KEYHOOK_MAX_KEYS", "{body}");
+    assert!(emu.keys_named("second@ceiling.io").await.is_empty());
+    assert_eq!(emu.keys_named("first@ceiling.io").await.len(), 1);
+    let expected = ops(&[
+        ("CreateApiKey", 1),
+        ("CreateUsagePlanKey", 1),
+        ("TransactWriteItems", 1),
+        ("DeleteApiKey", 1),
+    ]);
+    assert_eq!(proxy_b.counts(), expected);
+    a.stop().await;
+    b.stop().await;
+}
