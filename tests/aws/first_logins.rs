@@ -53,10 +53,12 @@ async fn first_login(
 }
 
 /// The sequences: without the table, the two writes and the re-read that
-/// makes racing replicas converge; with it, the two writes and the claim.
-/// Without a plan, no attach.
+/// makes racing replicas converge; with it, the login's lookup (which finds
+/// a portal's key made on another replica since the last refresh), the two
+/// writes and the claim. Without a plan, no attach.
 #[tokio::test]
-async fn a_first_time_reader_costs_three_calls_with_a_plan_and_two_without() {
+async fn a_first_time_reader_costs_three_calls_with_a_plan_four_with_the_table_one_fewer_without_a_plan(
+) {
     let emu = Emulator::new(1).await;
     let plan = emu.seed.plans[0].clone();
     let cases = [
@@ -73,6 +75,7 @@ async fn a_first_time_reader_costs_three_calls_with_a_plan_and_two_without() {
             true,
             Some(plan.as_str()),
             ops(&[
+                ("GetApiKeys", 1),
                 ("CreateApiKey", 1),
                 ("CreateUsagePlanKey", 1),
                 ("TransactWriteItems", 1),
@@ -82,7 +85,11 @@ async fn a_first_time_reader_costs_three_calls_with_a_plan_and_two_without() {
         (
             true,
             None,
-            ops(&[("CreateApiKey", 1), ("TransactWriteItems", 1)]),
+            ops(&[
+                ("GetApiKeys", 1),
+                ("CreateApiKey", 1),
+                ("TransactWriteItems", 1),
+            ]),
         ),
     ];
     for (n, (table, plan, expected)) in cases.into_iter().enumerate() {
@@ -144,8 +151,9 @@ async fn two_replicas_racing_a_first_time_reader_leave_one_key() {
 }
 
 /// Replica B provisions a reader; replica A, which has not refreshed since,
-/// then sees the reader's first login there. A makes a key, finds B's (the
-/// re-read: older; the claim: B's), deletes its own and answers B's.
+/// then sees the reader's first login there. Without the table, A makes a
+/// key, finds B's in the re-read (older), deletes its own and answers B's;
+/// with it, A's lookup finds B's key and A makes none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_made_on_another_replica_since_the_last_refresh_is_answered_and_no_second_is_left() {
     let emu = Emulator::new(1).await;
@@ -166,9 +174,14 @@ async fn a_key_made_on_another_replica_since_the_last_refresh_is_answered_and_no
         let keys = emu.keys_named(&reader).await;
         assert_eq!(keys.len(), 1, "table {table}: one key in AWS");
         assert_eq!(Some(keys[0].value().unwrap()), made[0]["apiKey"].as_str());
+        let (made_here, deleted_here) = match table {
+            true => (0, 0),
+            false => (1, 1),
+        };
+        assert_eq!(proxy_a.count("CreateApiKey"), made_here, "table {table}");
         assert_eq!(
             proxy_a.count("DeleteApiKey"),
-            1,
+            deleted_here,
             "table {table}: A deleted its own"
         );
         // And A's next login shows it without AWS.
@@ -235,7 +248,7 @@ async fn a_reader_the_budget_refuses_is_still_looked_up() {
 /// reader (its own index counts none) and makes the key; the claim, which
 /// counts it (`TransactWriteItems`), is refused at `KEYHOOK_MAX_KEYS`: the
 /// key is deleted, the login answered 503 as any ceiling refusal, and the
-/// first login took no other call.
+/// first login took no other call than its lookup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_first_login_past_the_ceiling_deletes_its_key_and_is_refused() {
     // An account of its own: the ceiling counts every key in it.
@@ -259,6 +272,7 @@ async fn a_first_login_past_the_ceiling_deletes_its_key_and_is_refused() {
     assert!(emu.keys_named("second@ceiling.io").await.is_empty());
     assert_eq!(emu.keys_named("first@ceiling.io").await.len(), 1);
     let expected = ops(&[
+        ("GetApiKeys", 1),
         ("CreateApiKey", 1),
         ("CreateUsagePlanKey", 1),
         ("TransactWriteItems", 1),

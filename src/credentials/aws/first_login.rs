@@ -1,18 +1,20 @@
 //! A reader's first key in the fewest AWS calls.
 //!
-//! A login that provisions a key does not look up a reader the index does
-//! not know (`AwsProvider::find_to_provision`): the create reads AWS
-//! anyway. With a usage plan a key takes two writes (`CreateApiKey`, then
-//! `CreateUsagePlanKey`: no API Gateway call makes a key on a plan), and
-//! replicas racing on one reader need one more call to decide whose key is
-//! the reader's (no API Gateway write fails because the reader already has
-//! a key: names are not unique). So a first login costs 3 calls, the fewest
-//! (2 without a plan):
+//! Without the claim table, a login that provisions a key does not look up
+//! a reader the index does not know (`AwsProvider::find_to_provision`):
+//! the create re-reads AWS anyway. With a usage plan a key takes two writes
+//! (`CreateApiKey`, then `CreateUsagePlanKey`: no API Gateway call makes a
+//! key on a plan), and replicas racing on one reader need one more call to
+//! decide whose key is the reader's (no API Gateway write fails because the
+//! reader already has a key: names are not unique). So a first login costs
+//! 3 calls, the fewest (2 without a plan), and with the table 4, the
+//! login's lookup kept (a portal key of another app made on another
+//! replica is found by nothing else):
 //! - without the claim table, the two writes and the re-read of the
 //!   owner's keys (`create.rs`), which keeps the app's first made key (one
 //!   made elsewhere since the last refresh, a racing replica's) and deletes
 //!   ours if it is not that one;
-//! - with the table, the two writes and the app's claim, which also counts
+//! - with the table, the lookup, the two writes and the app's claim, which also counts
 //!   the key against the ceiling (`TransactWriteItems`, `ceiling.rs`). Won:
 //!   answered; past the ceiling: ours is deleted, the login refused (503,
 //!   as the full way). Held by another credential (made elsewhere since

@@ -367,12 +367,16 @@ impl CredentialProvider for AwsProvider {
         }
     }
 
-    /// A reader the index does not know is not looked up: the create that
-    /// follows reads AWS anyway (`first_login.rs`). Before the first load,
-    /// or with the index stale, as any login.
+    /// Without the claim table, a reader the index does not know is not
+    /// looked up: the create that follows re-reads the owner's keys anyway
+    /// (`first_login.rs`). With the table, as any login: the claim decides
+    /// per app, and only the lookup finds a key of another app (a portal's)
+    /// made on another replica since the last refresh, which must not earn
+    /// the reader a second key. Before the first load, or with the index
+    /// stale, as any login.
     async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Credential>> {
         let inner = &self.inner;
-        if !inner.owners.is_loaded() || inner.staleness().is_some() {
+        if inner.claims.is_some() || !inner.owners.is_loaded() || inner.staleness().is_some() {
             return self.find_by_owner(owner).await;
         }
         Ok(inner.owners.owned_by(owner))
