@@ -239,6 +239,16 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// address), oldest first.
     async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>>;
 
+    /// As `find_by_owner`, for a login that provisions `owner` a key when
+    /// nothing is found (the door's policy admits them). A backend whose
+    /// provisioning create reads its store anyway may answer a reader its
+    /// index does not know from the index alone, leaving the look-up to that
+    /// create (AWS: a first login's `GetApiKeys`). A door that then does not
+    /// create (the budget refuses) asks `find_by_owner`.
+    async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Credential>> {
+        self.find_by_owner(owner).await
+    }
+
     /// Ensures the app's credential of this kind is what `spec` describes:
     /// issues it, or brings the one already issued for the same app and kind
     /// in step (owner, label, plans, scopes) and returns it (`Existing`). A

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::credentials::{
-    lifecycle, AppId, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
+    lifecycle, AppId, Credential, CredentialKind, CredentialProvider, CredentialSpec, Email, Origin,
 };
 use crate::error::ApiError;
 use crate::extract;
@@ -83,34 +83,67 @@ impl ReadmeDoor {
     pub async fn login(&self, login: SignedLogin) -> Result<Vec<u8>, ApiError> {
         let SignedLogin { email, as_sent } = login;
         let now = u64::try_from((self.clock)()).unwrap_or_default();
-        let found = self.provider.find_by_owner(&email).await?;
+        // A reader the policy would give a key: the backend may leave a
+        // miss's look-up to the create (fewer AWS calls at a first login).
+        let provisioning = self.provision && self.policy.admits(&email);
+        let found = match provisioning {
+            true => self.provider.find_to_provision(&email).await?,
+            false => self.provider.find_by_owner(&email).await?,
+        };
         let mut credentials = lifecycle::shown_at(found, now);
         if credentials.is_empty() {
             if !self.provision {
                 return Err(no_credentials());
             }
-            if !self.policy.admits(&email) {
+            if !provisioning {
                 refused(&email, "domain");
                 return Err(no_credentials());
             }
-            let plan = self.policy.plan_for(&email).map(str::to_string);
-            let spec = CredentialSpec {
-                kind: CredentialKind::ApiKey,
-                app: AppId::readme_reader(&email),
-                owner: email,
-                label: PROVISIONED_LABEL.to_string(),
-                origin: Origin::Readme,
-                api_ids: Vec::new(),
-                usage_plans: plan.into_iter().collect(),
-                expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
-            };
-            let _reserved = self.budget.admit(&*self.provider, &spec)?;
-            let created = self.writes.create(Arc::clone(&self.provider), spec.clone());
-            let credential = self.budget.recorded(&spec, created.await)?;
-            credentials.push(credential);
+            credentials = self.provision_key(email, now).await?;
         }
         let answer = answer::build(&as_sent, &credentials, &self.extra_fields);
         serde_json::to_vec(&answer).map_err(|_| ApiError::Internal)
+    }
+
+    /// A first login the policy admits: the reader's new key (and what
+    /// else the create found of theirs, made elsewhere since the index
+    /// last looked), within the budget; refused, what a look-up finds.
+    async fn provision_key(&self, reader: Email, now: u64) -> Result<Vec<Credential>, ApiError> {
+        let plan = self.policy.plan_for(&reader).map(str::to_string);
+        let spec = CredentialSpec {
+            kind: CredentialKind::ApiKey,
+            app: AppId::readme_reader(&reader),
+            owner: reader.clone(),
+            label: PROVISIONED_LABEL.to_string(),
+            origin: Origin::Readme,
+            api_ids: Vec::new(),
+            usage_plans: plan.into_iter().collect(),
+            expires_at_ms: self.provision_ttl_ms.map(|ttl| now.saturating_add(ttl)),
+        };
+        let _reserved = match self.budget.admit(&*self.provider, &spec) {
+            Ok(reserved) => reserved,
+            Err(refusal) => {
+                // Nothing is made: the look-up left to the create, so a
+                // key made elsewhere since the index last looked is still
+                // answered.
+                let found = lifecycle::shown_at(self.provider.find_by_owner(&reader).await?, now);
+                return match found.is_empty() {
+                    true => Err(refusal.into()),
+                    false => Ok(found),
+                };
+            }
+        };
+        // The backend may refuse at a limit it keeps across replicas (the
+        // AWS key ceiling): recorded and answered as the budget's refusal.
+        let created = self.writes.create(Arc::clone(&self.provider), spec.clone());
+        let credential = self.budget.recorded(&spec, created.await)?;
+        // A failure there is no reason to fail a login that has its key.
+        let held = self.provider.find_to_provision(&reader).await;
+        let mut credentials = lifecycle::shown_at(held.unwrap_or_default(), now);
+        if !credentials.iter().any(|c| c.id == credential.id) {
+            credentials.push(credential);
+        }
+        Ok(credentials)
     }
 }
 

@@ -7,7 +7,7 @@
 //! ceiling counts every key of the account, so no other test's keys may be
 //! in it. keyhook reaches moto through the proxy, which forwards DynamoDB
 //! calls one at a time: moto applies a transaction without a lock, and
-//! DynamoDB's items are atomic (see `proxy::dynamodb_turns`).
+//! DynamoDB's items are atomic (see `dynamodb::turns` in the harness).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

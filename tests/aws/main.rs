@@ -12,6 +12,7 @@ mod aws;
 mod ceiling;
 mod claims;
 mod errors;
+mod first_logins;
 mod iam;
 mod iam_policies;
 mod lifecycle;

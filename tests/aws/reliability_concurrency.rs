@@ -180,8 +180,10 @@ fn replica_of(endpoint: &str, emu: &Emulator, kind: &str, settling: bool) -> Pro
     if settling {
         // Refreshes settle what no claim holds once older than
         // 3 × 1 s + 10 s: soon enough to watch them.
+        // Two attempts of 500 ms each.
         env.extend([
             ("KEYHOOK_AWS_TIMEOUT_SECS", "1".into()),
+            ("KEYHOOK_AWS_MAX_ATTEMPTS", "2".into()),
             ("KEYHOOK_INDEX_REFRESH_SECS", "1".into()),
         ]);
     }
@@ -247,9 +249,17 @@ async fn race_rounds(skewed: bool, settled: bool, rounds: usize) -> Vec<String> 
     let mut shown = Vec::new();
     for round in 0..rounds {
         if skewed {
-            // A creates and claims before B has created.
-            proxy_a.fail("CreateApiKey", Fault::Delay(Duration::from_millis(150)), 1);
-            proxy_b.fail("CreateApiKey", Fault::Delay(Duration::from_millis(600)), 1);
+            // A creates and claims before B has created; B's create lands
+            // within its first attempt (a first login's create is tried
+            // once: past its attempt's timeout it would go the full way,
+            // which finds A's claim and makes nothing).
+            let (early, late) = match settled {
+                true => (50, 300),
+                false => (150, 600),
+            };
+            let delay = |ms| Fault::Delay(Duration::from_millis(ms));
+            proxy_a.fail("CreateApiKey", delay(early), 1);
+            proxy_b.fail("CreateApiKey", delay(late), 1);
         }
         let reader = format!("race{round}-{skewed}-{settled}@replicas.io");
         let seen = race(&ca, &cb, &reader).await;

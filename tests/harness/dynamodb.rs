@@ -13,12 +13,14 @@ use serde_json::{json, Value};
 
 /// One lock per moto server, shared by every proxy in front of it: a
 /// DynamoDB call is forwarded only while no other is at that moto. moto's
-/// threaded server applies a `TransactWriteItems` without a lock (it copies
-/// the table, checks the conditions, and restores the copy if one fails,
-/// undoing what another thread wrote meanwhile), so two racing replicas
-/// could both win one claim; DynamoDB applies each transaction atomically.
-/// The proxy restores that, and nothing else: calls of other services go
-/// through as they come.
+/// threaded server applies its writes without a lock: a conditional
+/// `PutItem` checks then writes (measured: 7 double wins of one claim in
+/// 300 simultaneous pairs), and a `TransactWriteItems` copies the table,
+/// checks the conditions, and restores the copy if one fails, undoing what
+/// another thread wrote meanwhile; so two racing replicas could both win
+/// one claim, where DynamoDB applies each write atomically. The proxy
+/// restores that, and nothing else: calls of other services go through as
+/// they come.
 pub fn turns(upstream: &str) -> Arc<tokio::sync::Mutex<()>> {
     static TURNS: std::sync::OnceLock<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>> =
         std::sync::OnceLock::new();

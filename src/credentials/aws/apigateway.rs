@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_config::retry::RetryConfig;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_apigateway::Client;
 
@@ -247,6 +248,14 @@ impl ApiKeys {
         Box::pin(self.create_linked(aws, spec, companion_of, None)).await
     }
 
+    /// As `create`, with one attempt at `CreateApiKey` and no retry by the
+    /// SDK: a retried create whose first answer was lost leaves a second
+    /// key, which a caller that will not list the owner's keys must hear of
+    /// (as a failure) rather than leave behind. Attaching is retried.
+    pub async fn create_once(&self, aws: &Aws, spec: &CredentialSpec) -> Result<KeyRecord> {
+        Box::pin(self.make(aws, spec, None, None, false)).await
+    }
+
     /// As `create`, for a rotation's successor: `link` is the predecessor
     /// it replaces and that one's end, recorded in its tags.
     pub async fn create_linked(
@@ -255,6 +264,17 @@ impl ApiKeys {
         spec: &CredentialSpec,
         companion_of: Option<&str>,
         link: Option<(&str, u64)>,
+    ) -> Result<KeyRecord> {
+        self.make(aws, spec, companion_of, link, true).await
+    }
+
+    async fn make(
+        &self,
+        aws: &Aws,
+        spec: &CredentialSpec,
+        companion_of: Option<&str>,
+        link: Option<(&str, u64)>,
+        retried: bool,
     ) -> Result<KeyRecord> {
         let mut request = self
             .client
@@ -279,6 +299,12 @@ impl ApiKeys {
         // one whose client is gone is this deployment's to delete.
         if let Some(table) = &self.claim_table {
             request = request.tags(TAG_CLAIM, table);
+        }
+        let mut request = request.customize();
+        if !retried {
+            request = request.config_override(
+                aws_sdk_apigateway::Config::builder().retry_config(RetryConfig::disabled()),
+            );
         }
         let out = aws.call("CreateApiKey", request.send()).await?;
         let id = out

@@ -1,7 +1,8 @@
 //! Race-safe creates, and the API key a client may carry beside it.
 //!
 //! Per app, this replica creates one credential at a time, and looks in the
-//! index and in AWS before creating. Across replicas, with the claim table
+//! index and in AWS before creating (a first login's key does not look:
+//! `first_login.rs`). Across replicas, with the claim table
 //! (`claims.rs`), the credential that claims the app is the app's: a create
 //! answers the claim's holder if the app has one, else claims the app's
 //! unclaimed credential or its own new one, and deletes its own if another
@@ -90,9 +91,14 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) async fn create_api_key(
+    /// The full way (`first_login.rs` has the short one): looks in AWS
+    /// first, unless `first_login` (a reader the index holds nothing for:
+    /// without the table, the re-read after creating finds what a look
+    /// would) or AWS just told us the owner has nothing.
+    pub(super) async fn create_api_key_listed(
         &self,
         spec: &CredentialSpec,
+        first_login: bool,
     ) -> Result<(Credential, Created)> {
         let app = AppKeys::of(&spec.app);
         let (now, _) = self.settle_window();
@@ -111,7 +117,8 @@ impl Inner {
         // login was not shown keys no claim holds yet.
         let mut existing = Vec::new();
         let mut before = Vec::new();
-        if self.claims.is_some() || !self.owners.missed(&spec.owner, JUST_MISSED) {
+        let looked = first_login || self.owners.missed(&spec.owner, JUST_MISSED);
+        if self.claims.is_some() || !looked {
             before = self.keys.list_owner(&self.aws, &spec.owner).await?;
             self.replace_owner_keys(&spec.owner, &before).await?;
             existing = same_app(&before);
@@ -147,7 +154,27 @@ impl Inner {
             }
             return Ok((self.found_key(head, spec).await?, Created::Existing));
         }
-        let mine = self.keys.create(&self.aws, spec, None).await?;
+        let mine = match self.keys.create(&self.aws, spec, None).await {
+            Ok(mine) => mine,
+            // Deleted while half made: the re-read of a replica racing
+            // without a table kept the app's first key, which is answered.
+            Err(err)
+                if err
+                    .failure()
+                    .is_some_and(|(_, kind)| kind == FailureKind::AwsNotFound) =>
+            {
+                let after = self.keys.list_owner(&self.aws, &spec.owner).await?;
+                let theirs = made_to_claim(&after, None).elsewhere;
+                let first = same_app(&after)
+                    .into_iter()
+                    .find(|c| !theirs.contains(&c.id));
+                // None: a missing plan, not a racing replica.
+                let Some(first) = first else { return Err(err) };
+                self.replace_owner_keys(&spec.owner, &after).await?;
+                return Ok((self.found_key(first, spec).await?, Created::Existing));
+            }
+            Err(err) => return Err(err),
+        };
         let after = match self.keys.list_owner(&self.aws, &spec.owner).await {
             Ok(after) => after,
             Err(err) => {
@@ -203,7 +230,7 @@ impl Inner {
     /// (made before the table), or a new one, once it has claimed the app.
     /// A new credential that loses the claim is deleted, and the winner
     /// answered.
-    async fn create_claimed(
+    pub(super) async fn create_claimed(
         &self,
         table: &Claims,
         kind: CredentialKind,
@@ -242,29 +269,7 @@ impl Inner {
                 },
             };
             let key = claim_key(kind, &candidate.app);
-            // What this create made counts against the key ceiling in the
-            // same write (`ceiling.rs`); what it adopts was counted.
-            let claiming = match made {
-                true => {
-                    table
-                        .claim_made(&self.aws, &key, &candidate, self.ceiling())
-                        .await
-                }
-                false => table.claim(&self.aws, &key, &candidate.id).await,
-            };
-            let claimed = match claiming {
-                // Past the ceiling: nothing was written; ours goes.
-                Err(err @ CredentialError::LimitReached(_)) => Err((err, true)),
-                // The put may have been applied, its answer lost: ask.
-                Err(err) => match table.holder(&self.aws, &key).await {
-                    Ok(Some(holder)) if holder == candidate.id => Ok(Claimed::Mine),
-                    Ok(_) => Err((err, true)),
-                    // Cannot tell: a refresh settles it.
-                    Err(_) => Err((err, false)),
-                },
-                Ok(claimed) => Ok(claimed),
-            };
-            match claimed {
+            match self.claim_checked(table, &key, &candidate, made).await {
                 Ok(Claimed::Mine) if made => {
                     self.sweep_app(&candidate, table).await;
                     self.owners
@@ -294,6 +299,40 @@ impl Inner {
             operation: "PutItem",
             detail: "the app's claim kept changing".into(),
         })
+    }
+
+    /// Claims `key` for `candidate`; a failed claim is checked (it may
+    /// have been applied, its answer lost). The error says whether the
+    /// claim is surely not `candidate`'s. What this create `made` counts
+    /// against the key ceiling in the same write (`ceiling.rs`); what it
+    /// adopts was counted.
+    pub(super) async fn claim_checked(
+        &self,
+        table: &Claims,
+        key: &str,
+        candidate: &Credential,
+        made: bool,
+    ) -> std::result::Result<Claimed, (CredentialError, bool)> {
+        let id = candidate.id.as_str();
+        let claiming = match made {
+            true => {
+                table
+                    .claim_made(&self.aws, key, candidate, self.ceiling())
+                    .await
+            }
+            false => table.claim(&self.aws, key, id).await,
+        };
+        match claiming {
+            // Past the ceiling: nothing was written; the caller's goes.
+            Err(err @ CredentialError::LimitReached(_)) => Err((err, true)),
+            Err(err) => match table.holder(&self.aws, key).await {
+                Ok(Some(holder)) if holder == id => Ok(Claimed::Mine),
+                Ok(_) => Err((err, true)),
+                // Cannot tell: a refresh settles it.
+                Err(_) => Err((err, false)),
+            },
+            Ok(claimed) => Ok(claimed),
+        }
     }
 
     /// The credential holding the app's claim, under its current identity
@@ -371,7 +410,11 @@ impl Inner {
     /// An existing credential of the app, as `create` answers it: a key
     /// with its plans known (see [`Inner::found_key`]), a client as found;
     /// indexed either way.
-    async fn as_found(&self, found: Credential, spec: &CredentialSpec) -> Result<Credential> {
+    pub(super) async fn as_found(
+        &self,
+        found: Credential,
+        spec: &CredentialSpec,
+    ) -> Result<Credential> {
         let found = match found.kind() {
             CredentialKind::ApiKey => self.found_key(found, spec).await?,
             CredentialKind::ClientCredentials => found,
@@ -693,7 +736,7 @@ pub(super) fn made_to_claim(records: &[KeyRecord], table: Option<&str>) -> MadeT
 }
 
 /// A key just made for `spec`, as a credential on the plans and APIs asked.
-fn new_key(record: &KeyRecord, spec: &CredentialSpec) -> Result<Credential> {
+pub(super) fn new_key(record: &KeyRecord, spec: &CredentialSpec) -> Result<Credential> {
     let mut credential = record.credential().ok_or(CredentialError::Backend {
         operation: "CreateApiKey",
         detail: "the new key is not usable".into(),

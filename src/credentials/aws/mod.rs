@@ -9,9 +9,11 @@
 //! create/update/revoke this replica performs. A login whose reader is not in
 //! the index asks AWS directly (one `GetApiKeys`), if the local token bucket
 //! has a call to spare; a reader found to have nothing is remembered for one
-//! refresh interval. So: a revoke disappears from logins on this replica at
-//! once, and on other replicas at their next refresh; an index no refresh
-//! has confirmed for three intervals answers no login (`freshness.rs`).
+//! refresh interval. A login that will provision the reader a key does not
+//! ask: the create reads AWS anyway (`first_login.rs`). So: a revoke
+//! disappears from logins on this replica at once, and on other replicas at
+//! their next refresh; an index no refresh has confirmed for three
+//! intervals answers no login (`freshness.rs`).
 //!
 //! **Creates are idempotent and race-safe**: see `create.rs` and
 //! `claims.rs`.
@@ -26,6 +28,7 @@
 //! - `freshness.rs`: how far the index is trusted, and the AWS confirmation
 //!   of what it cannot vouch for;
 //! - `create.rs`: race-safe creates and companion API keys;
+//!   `first_login.rs`: a reader's first key in the fewest calls;
 //! - `lineage.rs`: where end dates and rotations are recorded in AWS;
 //!   `lifecycle.rs`: rotation and end dates; `retire.rs`: revoking, the
 //!   sweeper, the admin listing;
@@ -42,6 +45,7 @@ mod ceiling;
 mod claims;
 pub mod cognito;
 mod create;
+mod first_login;
 mod freshness;
 mod health;
 mod identity;
@@ -98,6 +102,8 @@ struct Inner {
     /// The disabled keys keyhook made, as the last refresh found them
     /// (the admin listing).
     disabled: Mutex<Vec<Credential>>,
+    /// Apps whose last create here failed (`first_login.rs`).
+    failed_creates: first_login::FailedCreates,
     /// `KEYHOOK_MAX_KEYS`: with the claim table, creates count against it
     /// across replicas (`ceiling.rs`).
     max_keys: usize,
@@ -171,6 +177,7 @@ impl AwsProvider {
             health: Mutex::new(None),
             clock,
             disabled: Mutex::new(Vec::new()),
+            failed_creates: first_login::FailedCreates::default(),
             max_keys,
         });
         AwsProvider { inner }
@@ -358,6 +365,21 @@ impl CredentialProvider for AwsProvider {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Without the claim table, a reader the index does not know is not
+    /// looked up: the create that follows re-reads the owner's keys anyway
+    /// (`first_login.rs`). With the table, as any login: the claim decides
+    /// per app, and only the lookup finds a key of another app (a portal's)
+    /// made on another replica since the last refresh, which must not earn
+    /// the reader a second key. Before the first load, or with the index
+    /// stale, as any login.
+    async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Credential>> {
+        let inner = &self.inner;
+        if inner.claims.is_some() || !inner.owners.is_loaded() || inner.staleness().is_some() {
+            return self.find_by_owner(owner).await;
+        }
+        Ok(inner.owners.owned_by(owner))
     }
 
     async fn create(&self, spec: &CredentialSpec) -> Result<(Credential, Created)> {
