@@ -39,7 +39,7 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
 pub const REQUEST_TARGET: &str = "keyhook::request";
 
 /// Lines each log writer holds for its thread before the sink must catch
-/// up: about 3 MB of JSON lines, so memory stays bounded whatever the sink.
+/// up, so memory stays bounded whatever the sink.
 const BUFFERED_LINES: usize = 8192;
 
 /// stderr through a buffer: a writer thread writes every line it has
@@ -115,7 +115,8 @@ pub fn init(format: Option<LogFormat>) -> LogGuard {
         Ok(()) => {
             crate::metrics::log_lines_dropped_from(move || dropped.dropped_lines() as u64);
             LogGuard {
-                _guards: Some([request_guard, other_guard]),
+                // Dropped in order: the lines that must not be lost first.
+                _guards: Some([other_guard, request_guard]),
             }
         }
         // Another subscriber is in place: these writers are not used.

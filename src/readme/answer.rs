@@ -188,6 +188,29 @@ mod tests {
     }
 
     #[test]
+    fn extra_fields_cannot_replace_ours_in_the_bytes_sent() {
+        let creds = [credential(
+            "k1",
+            "Billing",
+            Secret::ApiKey {
+                value: Redacted::new("v1".into()),
+            },
+        )];
+        let mut extra = Map::new();
+        for (name, value) in [("email", 1), ("name", 2), ("keys", 3), ("isReadOnly", 4)] {
+            extra.insert(name.into(), json!(value));
+        }
+        let text = serde_json::to_string(&build("dev@corp.com", &creds, &extra)).unwrap();
+        for field in ["\"email\"", "\"name\":\"dev", "\"keys\"", "\"isReadOnly\""] {
+            assert_eq!(text.matches(field).count(), 1, "{field} in {text}");
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["email"], "dev@corp.com");
+        assert_eq!(answer["keys"][0]["apiKey"], "v1");
+        assert_eq!(answer["isReadOnly"], 4);
+    }
+
+    #[test]
     fn a_credential_with_an_end_date_says_when_it_stops_working() {
         let key = |id: &str, value: &str| {
             credential(

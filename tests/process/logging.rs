@@ -52,7 +52,7 @@ fn request_lines(server: &Process) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_that_keeps_up_gets_every_request_line() {
-    let server = Process::spawn(&env());
+    let mut server = Process::spawn(&env());
     assert_eq!(healthz(&server, 500).await, 500);
     // Written by the log thread a moment after each answer.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -61,6 +61,43 @@ async fn a_sink_that_keeps_up_gets_every_request_line() {
     }
     assert_eq!(request_lines(&server), 500);
     assert_eq!(Metrics::read(&server).await.sum(DROPPED, &[]), 0.0);
+
+    // The line carries its request's fields itself.
+    let response = server
+        .http
+        .get(server.url("/healthz"))
+        .header("x-request-id", "line-fields-1")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+    let line = server
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|e| e["message"] == "request" && e["request_id"] == "line-fields-1")
+        .expect("the request's line, written before the process ended");
+    assert_eq!(line["method"], "GET", "{line}");
+    assert_eq!(line["route"], "/healthz", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+    assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    assert!(line.get("span").is_none(), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_lines_can_be_filtered_out_alone() {
+    let mut env = env();
+    env.push(("RUST_LOG", "info,keyhook::request=off".into()));
+    let server = Process::spawn(&env);
+    server.login_ok("first@corp.com").await;
+    assert_eq!(healthz(&server, 20).await, 20);
+    let created = server.wait_for_log("credential created");
+    assert_eq!(created["owner"], "first@corp.com");
+    // Long past when a line of those requests would have been written.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(request_lines(&server), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
