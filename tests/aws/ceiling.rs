@@ -89,6 +89,20 @@ where
 }
 
 /// The one key value a login answered, if it answered 200 with one key.
+/// One replica provisioning first logins on the account's usage plan,
+/// once its first load has made the count item.
+async fn provisioning_replica(env: &AwsEnv) -> crate::harness::TestApp {
+    let mut config = env.emu.config(CredentialKind::ApiKey);
+    config.readme.provision = true;
+    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
+    let app = env.spawn(&config).await;
+    eventually("the count item is made", || async {
+        key_count(env).await == Some((0, 0))
+    })
+    .await;
+    app
+}
+
 fn shown_key(status: StatusCode, body: &Value) -> Option<String> {
     let keys = body["keys"].as_array()?;
     match (status, keys.as_slice()) {
@@ -307,14 +321,7 @@ async fn a_refresh_sets_the_key_count_to_its_listing_plus_the_creates_counted_me
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_to_the_counting_claim_counts_the_key_once() {
     let env = AwsEnv::isolated(1).await;
-    let mut config = env.emu.config(CredentialKind::ApiKey);
-    config.readme.provision = true;
-    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
-    let app = env.spawn(&config).await;
-    eventually("the count item is made", || async {
-        key_count(&env).await == Some((0, 0))
-    })
-    .await;
+    let app = provisioning_replica(&env).await;
     for (n, times) in [(1u64, 1), (2, 2)] {
         env.proxy.fail("TransactWriteItems", Fault::Lost, times);
         let reader = format!("lost{n}@corp.com");
@@ -337,14 +344,7 @@ async fn a_lost_answer_to_the_counting_claim_counts_the_key_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_update_item_a_create_claims_without_counting() {
     let env = AwsEnv::isolated(1).await;
-    let mut config = env.emu.config(CredentialKind::ApiKey);
-    config.readme.provision = true;
-    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
-    let app = env.spawn(&config).await;
-    eventually("the count item is made", || async {
-        key_count(&env).await == Some((0, 0))
-    })
-    .await;
+    let app = provisioning_replica(&env).await;
     env.proxy.fail(
         "TransactWriteItems",
         Fault::Status(400, "AccessDeniedException"),
@@ -366,14 +366,7 @@ async fn without_update_item_a_create_claims_without_counting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_cancelled_by_a_concurrent_transaction_is_tried_again() {
     let env = AwsEnv::isolated(1).await;
-    let mut config = env.emu.config(CredentialKind::ApiKey);
-    config.readme.provision = true;
-    config.readme.usage_plan_id = Some(env.seed.plans[0].clone());
-    let app = env.spawn(&config).await;
-    eventually("the count item is made", || async {
-        key_count(&env).await == Some((0, 0))
-    })
-    .await;
+    let app = provisioning_replica(&env).await;
     let contended = Fault::Cancelled(&["None", "TransactionConflict"]);
     env.proxy.fail("TransactWriteItems", contended, 3);
     let body = app.login_ok("contended@corp.com").await;
