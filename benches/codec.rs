@@ -228,7 +228,7 @@ fn codec(c: &mut Criterion) {
     let credential = rt.block_on(provider.find_by_owner(&developer)).unwrap()[0].clone();
     c.bench_function("sensedia/create_response_encode", |b| {
         b.iter(|| {
-            let response = Json(CreateCredentialsResponse::from(black_box(&credential)));
+            let response = Json(CreateCredentialsResponse::from(black_box(&*credential)));
             rt.block_on(axum::body::to_bytes(
                 response.into_response().into_body(),
                 usize::MAX,

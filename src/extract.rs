@@ -7,6 +7,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::ApiError;
 
@@ -68,14 +69,18 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or(ApiError::UnsupportedMediaType)?;
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim();
+    // Compared in place, any case (every login comes through here).
+    let Some((top, subtype)) = essence.split_once('/') else {
+        return Err(ApiError::UnsupportedMediaType);
+    };
+    let suffix = subtype
+        .len()
+        .checked_sub("+json".len())
+        .and_then(|at| subtype.get(at..));
+    if top.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || suffix.is_some_and(|s| s.eq_ignore_ascii_case("+json")))
     {
         Ok(())
     } else {
@@ -86,7 +91,7 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Decodes a JSON body: syntax errors (including invalid UTF-8 and nesting
 /// deeper than serde_json's limit) are 400, well-formed JSON of the wrong
 /// shape is 422.
-pub(crate) fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     let value = serde_json::from_slice(bytes).map_err(|err| {
         use serde_json::error::Category;
         match err.classify() {
@@ -130,6 +135,10 @@ mod tests {
             ("text/plain", false),
             ("application/x-www-form-urlencoded", false),
             ("application/jsonx", false),
+            ("Application/Problem+JSON", true),
+            ("text/plain+json", false),
+            ("application/json/extra", false),
+            ("json", false),
         ] {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
             assert_eq!(require_json(&headers).is_ok(), ok, "{value}");

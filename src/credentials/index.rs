@@ -4,14 +4,19 @@
 //! app's credential is then the successor (what a create answers).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{AppId, Census, Credential, CredentialKind, CredentialRef, Email, Origin};
 
 /// The three maps always agree: change them only through these methods.
+/// Credentials are shared (`Arc`): a login's look-up hands out the owner's
+/// without copying them.
 #[derive(Default)]
 pub(crate) struct Index {
-    by_id: HashMap<String, Credential>,
-    by_owner: HashMap<Email, Vec<String>>,
+    by_id: HashMap<String, Arc<Credential>>,
+    /// Oldest first (ties by id), kept so at each insert: a login reads
+    /// them in order, without sorting.
+    by_owner: HashMap<Email, Vec<Arc<Credential>>>,
     /// In insertion order: among several the app's credential is the last
     /// one no other of them replaces.
     by_app: HashMap<(AppId, CredentialKind), Vec<String>>,
@@ -19,10 +24,10 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn insert(&mut self, credential: Credential) {
-        self.by_owner
-            .entry(credential.owner.clone())
-            .or_default()
-            .push(credential.id.clone());
+        let credential = Arc::new(credential);
+        let owned = self.by_owner.entry(credential.owner.clone()).or_default();
+        let at = owned.partition_point(|other| oldest_first(other, &credential).is_lt());
+        owned.insert(at, Arc::clone(&credential));
         let ids = self
             .by_app
             .entry((credential.app.clone(), credential.kind()))
@@ -32,11 +37,11 @@ impl Index {
         self.by_id.insert(credential.id.clone(), credential);
     }
 
-    pub(crate) fn remove(&mut self, id: &str) -> Option<Credential> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Arc<Credential>> {
         let credential = self.by_id.remove(id)?;
-        if let Some(ids) = self.by_owner.get_mut(&credential.owner) {
-            ids.retain(|other| other != id);
-            if ids.is_empty() {
+        if let Some(owned) = self.by_owner.get_mut(&credential.owner) {
+            owned.retain(|other| other.id != id);
+            if owned.is_empty() {
                 self.by_owner.remove(&credential.owner);
             }
         }
@@ -57,7 +62,7 @@ impl Index {
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Credential> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|c| &**c)
     }
 
     /// What the provisioning budget counts: API keys (a client's companion
@@ -83,27 +88,12 @@ impl Index {
 
     /// Every credential, in no particular order.
     pub(crate) fn credentials(&self) -> impl Iterator<Item = &Credential> {
-        self.by_id.values()
+        self.by_id.values().map(|c| &**c)
     }
 
     /// Every active credential of `owner`, oldest first.
-    pub(crate) fn owned_by(&self, owner: &Email) -> Vec<Credential> {
-        self.oldest_first(self.by_owner.get(owner))
-    }
-
-    /// The credentials `ids` names, oldest first (ties by id).
-    fn oldest_first(&self, ids: Option<&Vec<String>>) -> Vec<Credential> {
-        let mut found: Vec<Credential> = ids
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.by_id.get(id).cloned())
-            .collect();
-        found.sort_by(|a, b| {
-            a.created_at_ms
-                .cmp(&b.created_at_ms)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        found
+    pub(crate) fn owned_by(&self, owner: &Email) -> Vec<Arc<Credential>> {
+        self.by_owner.get(owner).cloned().unwrap_or_default()
     }
 
     pub(crate) fn resolve(&self, target: &CredentialRef) -> Option<&Credential> {
@@ -111,9 +101,8 @@ impl Index {
             // A portal keeps the id it was given until its next create:
             // once a rotation's predecessor is gone, that id names its
             // successor (`admit` still checks the app).
-            CredentialRef::Id(id, ..) => self.by_id.get(id).or_else(|| {
-                self.by_id
-                    .values()
+            CredentialRef::Id(id, ..) => self.get(id).or_else(|| {
+                self.credentials()
                     .find(|c| c.replaces.as_deref() == Some(id.as_str()))
             }),
             CredentialRef::App(app, kind) => {
@@ -126,7 +115,7 @@ impl Index {
                 ids.iter()
                     .rev()
                     .find(|id| !replaced(id))
-                    .and_then(|id| self.by_id.get(id))
+                    .and_then(|id| self.get(id))
             }
         }
     }
@@ -134,7 +123,15 @@ impl Index {
     /// Every credential of `app` of this kind: its credential and, after a
     /// rotation, the predecessor in grace (or duplicates), oldest first.
     pub(crate) fn of_app(&self, app: &AppId, kind: CredentialKind) -> Vec<Credential> {
-        self.oldest_first(self.by_app.get(&(app.clone(), kind)))
+        let mut found: Vec<Credential> = self
+            .by_app
+            .get(&(app.clone(), kind))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.get(id).cloned())
+            .collect();
+        found.sort_by(oldest_first);
+        found
     }
 
     /// The credential that replaces `id`, if one is held.
@@ -143,9 +140,16 @@ impl Index {
         self.by_app
             .get(&(held.app.clone(), held.kind()))?
             .iter()
-            .filter_map(|other| self.by_id.get(other))
+            .filter_map(|other| self.get(other))
             .find(|c| c.replaces.as_deref() == Some(id))
     }
+}
+
+/// The order credentials are listed in: oldest first, ties by id.
+fn oldest_first(a: &Credential, b: &Credential) -> std::cmp::Ordering {
+    a.created_at_ms
+        .cmp(&b.created_at_ms)
+        .then_with(|| a.id.cmp(&b.id))
 }
 
 impl FromIterator<Credential> for Index {
@@ -195,7 +199,8 @@ pub(crate) mod tests {
         .into_iter()
         .collect();
         let jo = Email::parse("jo@corp.com").unwrap();
-        let ids = |found: Vec<Credential>| found.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        let ids =
+            |found: Vec<Arc<Credential>>| found.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(index.owned_by(&jo)), ["c", "a", "b"]);
 
         index.upsert(key("a", "al@corp.com", "app-a", 2));

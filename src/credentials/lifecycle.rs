@@ -5,6 +5,8 @@
 //! rotate, set_expiry, revoke_by_id, sweep, audit, repair}`); the admin
 //! listener (`crate::admin`) and `keyhook audit` speak these types.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{Credential, CredentialError};
@@ -119,7 +121,7 @@ pub(crate) fn unsupported(backend: &str, what: &str) -> CredentialError {
 /// What a login shows of `credentials` at `now_ms`: nothing past its end
 /// date, and a successor just before the predecessor it replaces (which
 /// otherwise keep their order, oldest first).
-pub fn shown_at(mut credentials: Vec<Credential>, now_ms: u64) -> Vec<Credential> {
+pub fn shown_at(mut credentials: Vec<Arc<Credential>>, now_ms: u64) -> Vec<Arc<Credential>> {
     // The usual login: nothing to drop or reorder, nothing to allocate.
     if credentials
         .iter()
@@ -128,7 +130,7 @@ pub fn shown_at(mut credentials: Vec<Credential>, now_ms: u64) -> Vec<Credential
         return credentials;
     }
     credentials.retain(|c| !c.is_expired(now_ms));
-    let successors: Vec<Credential> = credentials
+    let successors: Vec<Arc<Credential>> = credentials
         .iter()
         .filter(|c| {
             c.replaces
@@ -146,7 +148,7 @@ pub fn shown_at(mut credentials: Vec<Credential>, now_ms: u64) -> Vec<Credential
             .iter()
             .find(|s| s.replaces.as_deref() == Some(credential.id.as_str()))
         {
-            shown.push(successor.clone());
+            shown.push(Arc::clone(successor));
         }
         shown.push(credential);
     }
@@ -195,8 +197,10 @@ mod tests {
         let other = key("other", "jo@corp.com", "app-b", 2);
         let mut new = key("new", "jo@corp.com", "app-a", 3);
         new.replaces = Some("old".into());
-        let ids = |shown: Vec<Credential>| shown.into_iter().map(|c| c.id).collect::<Vec<_>>();
-        let all = vec![old.clone(), other.clone(), new.clone()];
+        let ids = |shown: Vec<Arc<Credential>>| {
+            shown.into_iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+        };
+        let all: Vec<_> = [old, other, new].into_iter().map(Arc::new).collect();
         assert_eq!(ids(shown_at(all.clone(), 99)), ["new", "old", "other"]);
         // From the first millisecond of the end date on, never shown.
         assert_eq!(ids(shown_at(all, 100)), ["other", "new"]);

@@ -21,6 +21,7 @@ mod reference;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -236,8 +237,9 @@ pub trait CredentialProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Every active credential owned by `owner` (exact match on the whole
-    /// address), oldest first.
-    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>>;
+    /// address), oldest first; shared with the index, not copied (a login
+    /// reads them only).
+    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Arc<Credential>>>;
 
     /// As `find_by_owner`, for a login that provisions `owner` a key when
     /// nothing is found (the door's policy admits them). A backend whose
@@ -245,7 +247,7 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// index does not know from the index alone, leaving the look-up to that
     /// create (AWS: a first login's `GetApiKeys`). A door that then does not
     /// create (the budget refuses) asks `find_by_owner`.
-    async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Credential>> {
+    async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Arc<Credential>>> {
         self.find_by_owner(owner).await
     }
 

@@ -2,7 +2,9 @@
 //! `{"email", "name", "keys": [{"name", "apiKey"} | {"name", "user", "pass"}], ...}`.
 //! ReadMe shows `keys` as a dropdown, so every label must be distinct.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -22,7 +24,7 @@ pub struct Answer<'a> {
 
 /// One entry of `keys`.
 struct Key<'a> {
-    name: String,
+    name: Cow<'a, str>,
     credential: &'a Credential,
 }
 
@@ -30,7 +32,7 @@ struct Key<'a> {
 /// such as server variables or `parameters`; it cannot replace ours.
 pub fn build<'a>(
     email: &'a str,
-    credentials: &'a [Credential],
+    credentials: &'a [Arc<Credential>],
     extra: &'a Map<String, Value>,
 ) -> Answer<'a> {
     Answer {
@@ -80,36 +82,49 @@ impl Serialize for Key<'_> {
 
 /// A credential's label as a reader sees it: with its end date, when it
 /// has one (a rotation's predecessor in grace, a key with a lifetime).
-fn label(credential: &Credential) -> String {
+fn label(credential: &Credential) -> Cow<'_, str> {
     match credential.expires_at_ms {
-        Some(end) => format!(
+        Some(end) => Cow::Owned(format!(
             "{} (until {} UTC)",
             credential.label,
             crate::clock::rfc3339(end)
                 .trim_end_matches('Z')
                 .replacen('T', " ", 1)
-        ),
-        None => credential.label.clone(),
+        )),
+        None => Cow::Borrowed(&credential.label),
     }
 }
 
+/// Up to this many credentials, labels are compared pair by pair: a reader
+/// usually holds one or two, and hashing them would cost more.
+const COMPARED_PAIRWISE: usize = 8;
+
 /// The entries, each label made distinct with the credential's id where
 /// two are alike (ReadMe shows `keys` as a dropdown).
-fn keys(credentials: &[Credential]) -> Vec<Key<'_>> {
-    let labels: Vec<String> = credentials.iter().map(label).collect();
-    let mut label_count: HashMap<&str, usize> = HashMap::new();
-    for label in &labels {
-        *label_count.entry(label.as_str()).or_default() += 1;
-    }
-    let repeated: Vec<bool> = labels.iter().map(|l| label_count[l.as_str()] > 1).collect();
+fn keys(credentials: &[Arc<Credential>]) -> Vec<Key<'_>> {
+    let labels: Vec<Cow<'_, str>> = credentials.iter().map(|c| label(c)).collect();
+    let counts: Option<HashMap<&str, usize>> = (labels.len() > COMPARED_PAIRWISE).then(|| {
+        let mut counts = HashMap::new();
+        for label in &labels {
+            *counts.entry(label.as_ref()).or_default() += 1;
+        }
+        counts
+    });
+    let repeated = |label: &str| match &counts {
+        Some(counts) => counts[label] > 1,
+        None => labels
+            .iter()
+            .filter(|other| *other == label)
+            .nth(1)
+            .is_some(),
+    };
     credentials
         .iter()
-        .zip(labels)
-        .zip(repeated)
-        .map(|((credential, label), repeated)| Key {
-            name: match repeated {
-                true => format!("{label} ({})", credential.id),
-                false => label,
+        .zip(&labels)
+        .map(|(credential, label)| Key {
+            name: match repeated(label) {
+                true => Cow::Owned(format!("{label} ({})", credential.id)),
+                false => label.clone(),
             },
             credential,
         })
@@ -143,7 +158,7 @@ mod tests {
 
     #[test]
     fn api_keys_and_client_credentials_with_distinct_labels() {
-        let creds = vec![
+        let creds: Vec<_> = [
             credential(
                 "k1",
                 "Billing",
@@ -166,7 +181,9 @@ mod tests {
                     scopes: vec![],
                 },
             ),
-        ];
+        ]
+        .map(Arc::new)
+        .into();
         let mut extra = Map::new();
         extra.insert("isReadOnly".into(), json!(true));
         extra.insert("parameters".into(), json!({"region": "eu-west-1"}));
@@ -189,13 +206,13 @@ mod tests {
 
     #[test]
     fn extra_fields_cannot_replace_ours_in_the_bytes_sent() {
-        let creds = [credential(
+        let creds = [Arc::new(credential(
             "k1",
             "Billing",
             Secret::ApiKey {
                 value: Redacted::new("v1".into()),
             },
-        )];
+        ))];
         let mut extra = Map::new();
         for (name, value) in [("email", 1), ("name", 2), ("keys", 3), ("isReadOnly", 4)] {
             extra.insert(name.into(), json!(value));
@@ -223,7 +240,7 @@ mod tests {
         };
         let mut old = key("k1", "v1");
         old.expires_at_ms = Some(1_765_274_400_000);
-        let credentials = [key("k2", "v2"), old];
+        let credentials = [key("k2", "v2"), old].map(Arc::new);
         let extra = Map::new();
         let answer = serde_json::to_value(build("dev@corp.com", &credentials, &extra)).unwrap();
         assert_eq!(
@@ -233,5 +250,38 @@ mod tests {
                 {"name": "Billing (until 2025-12-09 10:00:00 UTC)", "apiKey": "v1"},
             ])
         );
+    }
+
+    /// Labels are compared pair by pair for a few credentials and counted
+    /// for many: both ways name the same entries.
+    #[test]
+    fn repeated_labels_get_the_id_however_many_credentials() {
+        for n in [2, COMPARED_PAIRWISE, COMPARED_PAIRWISE + 5] {
+            let credentials: Vec<_> = (0..n)
+                .map(|i| {
+                    let label = match i % 3 {
+                        0 => "Shared".to_string(),
+                        _ => format!("App {i}"),
+                    };
+                    let value = Redacted::new(format!("v{i}"));
+                    Arc::new(credential(
+                        &format!("k{i}"),
+                        &label,
+                        Secret::ApiKey { value },
+                    ))
+                })
+                .collect();
+            let extra = Map::new();
+            let answer = serde_json::to_value(build("dev@corp.com", &credentials, &extra)).unwrap();
+            let shared = (0..n).filter(|i| i % 3 == 0).count();
+            for (i, key) in answer["keys"].as_array().unwrap().iter().enumerate() {
+                let expected = match (i % 3, shared > 1) {
+                    (0, true) => format!("Shared (k{i})"),
+                    (0, false) => "Shared".to_string(),
+                    _ => format!("App {i}"),
+                };
+                assert_eq!(key["name"], expected.as_str(), "{n} credentials");
+            }
+        }
     }
 }

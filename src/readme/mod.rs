@@ -33,9 +33,12 @@ use signature::{SignatureError, Verifier};
 /// Label of the key keyhook provisions for a first-time reader.
 pub const PROVISIONED_LABEL: &str = "Personal API key";
 
+/// Borrowed from the body where it can be: the answer's copy is the one
+/// allocation a login's address needs.
 #[derive(Deserialize)]
-struct LoginRequest {
-    email: String,
+struct LoginRequest<'a> {
+    #[serde(borrow)]
+    email: std::borrow::Cow<'a, str>,
 }
 
 /// Everything a login needs; built once from configuration.
@@ -108,7 +111,11 @@ impl ReadmeDoor {
     /// A first login the policy admits: the reader's new key (and what
     /// else the create found of theirs, made elsewhere since the index
     /// last looked), within the budget; refused, what a look-up finds.
-    async fn provision_key(&self, reader: Email, now: u64) -> Result<Vec<Credential>, ApiError> {
+    async fn provision_key(
+        &self,
+        reader: Email,
+        now: u64,
+    ) -> Result<Vec<Arc<Credential>>, ApiError> {
         let plan = self.policy.plan_for(&reader).map(str::to_string);
         let spec = CredentialSpec {
             kind: CredentialKind::ApiKey,
@@ -141,7 +148,7 @@ impl ReadmeDoor {
         let held = self.provider.find_to_provision(&reader).await;
         let mut credentials = lifecycle::shown_at(held.unwrap_or_default(), now);
         if !credentials.iter().any(|c| c.id == credential.id) {
-            credentials.push(credential);
+            credentials.push(Arc::new(credential));
         }
         Ok(credentials)
     }

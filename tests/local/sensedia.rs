@@ -46,10 +46,12 @@ async fn assert_no_content(response: Response) {
 /// What the store (closed, in `dir`) holds for `owner`.
 async fn stored(dir: &std::path::Path, owner: &str) -> Vec<keyhook::credentials::Credential> {
     let store = LocalStore::open(dir, keyhook::clock::system()).unwrap();
-    store
-        .find_by_owner(&Email::parse(owner).unwrap())
-        .await
+    let found = store.find_by_owner(&Email::parse(owner).unwrap()).await;
+    found
         .unwrap()
+        .into_iter()
+        .map(std::sync::Arc::unwrap_or_clone)
+        .collect()
 }
 
 fn plans(credentials: Vec<keyhook::credentials::Credential>) -> Vec<Vec<String>> {

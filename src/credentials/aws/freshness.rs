@@ -16,6 +16,7 @@
 //! an app revoked on another replica gets a new credential rather than the
 //! deleted one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::create::attach_companion;
@@ -62,7 +63,7 @@ impl Inner {
         &self,
         owner: &Email,
         why: CredentialError,
-    ) -> Result<Vec<Credential>> {
+    ) -> Result<Vec<Arc<Credential>>> {
         let unconfirmed = |err: Option<CredentialError>| match err {
             Some(err) => stale(format!("{why}; confirming a login failed: {err}")),
             None => stale(format!("{why}; no AWS call to spare for a login")),
@@ -85,7 +86,7 @@ impl Inner {
             let described = self.clients()?.describe_prepaid(&self.aws, &indexed.id);
             match described.await.map_err(|e| unconfirmed(Some(e)))? {
                 Some(fresh) => {
-                    let mut confirmed = with_current_names(indexed, fresh);
+                    let mut confirmed = with_current_names(Arc::unwrap_or_clone(indexed), fresh);
                     // The listing just made says which companion key is left.
                     confirmed.custom.remove("apiKeyId");
                     confirmed.custom.remove("apiKey");
@@ -93,10 +94,10 @@ impl Inner {
                     self.owners
                         .apply(Change::Upsert(Box::new(confirmed.clone())));
                     if confirmed.owner == *owner {
-                        found.push(confirmed);
+                        found.push(Arc::new(confirmed));
                     }
                 }
-                None => self.owners.apply(Change::Remove(indexed.id)),
+                None => self.owners.apply(Change::Remove(indexed.id.clone())),
             }
         }
         Ok(found)

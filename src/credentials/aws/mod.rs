@@ -326,7 +326,7 @@ impl CredentialProvider for AwsProvider {
         self.inner.owners.census(since_ms)
     }
 
-    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
+    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Arc<Credential>>> {
         let inner = &self.inner;
         if let Some(why) = inner.staleness() {
             return inner.login_unconfirmed(owner, why).await;
@@ -374,7 +374,7 @@ impl CredentialProvider for AwsProvider {
     /// made on another replica since the last refresh, which must not earn
     /// the reader a second key. Before the first load, or with the index
     /// stale, as any login.
-    async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Credential>> {
+    async fn find_to_provision(&self, owner: &Email) -> Result<Vec<Arc<Credential>>> {
         let inner = &self.inner;
         if inner.claims.is_some() || !inner.owners.is_loaded() || inner.staleness().is_some() {
             return self.find_by_owner(owner).await;

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -100,7 +100,7 @@ impl OwnerIndex {
         self.index.read().expect("index lock").census(since_ms)
     }
 
-    pub(super) fn owned_by(&self, owner: &Email) -> Vec<Credential> {
+    pub(super) fn owned_by(&self, owner: &Email) -> Vec<Arc<Credential>> {
         self.index.read().expect("index lock").owned_by(owner)
     }
 
@@ -167,7 +167,7 @@ impl OwnerIndex {
             .owned_by(owner)
             .into_iter()
             .filter(|c| c.kind() == CredentialKind::ApiKey)
-            .map(|c| c.id)
+            .map(|c| c.id.clone())
             .collect();
         for id in stale {
             self.apply(Change::Remove(id));
@@ -589,8 +589,8 @@ pub(super) mod tests {
         }
     }
 
-    fn ids(found: Vec<Credential>) -> Vec<String> {
-        found.into_iter().map(|c| c.id).collect()
+    fn ids<C: std::borrow::Borrow<Credential>>(found: Vec<C>) -> Vec<String> {
+        found.iter().map(|c| c.borrow().id.clone()).collect()
     }
 
     #[test]
@@ -614,7 +614,10 @@ pub(super) mod tests {
         let index = merge(listed, journal);
         assert_eq!(index.len(), 2);
         assert_eq!(ids(index.owned_by(&email("jo@corp.com"))), ["k3"]);
-        assert_eq!(index.owned_by(&email("al@corp.com")), [relabelled]);
+        assert_eq!(
+            index.owned_by(&email("al@corp.com")),
+            [Arc::new(relabelled)]
+        );
     }
 
     #[tokio::test]

@@ -328,8 +328,8 @@ mod tests {
         }
     }
 
-    fn ids(credentials: &[Credential]) -> Vec<&str> {
-        credentials.iter().map(|c| c.id.as_str()).collect()
+    fn ids<C: std::borrow::Borrow<Credential>>(credentials: &[C]) -> Vec<&str> {
+        credentials.iter().map(|c| c.borrow().id.as_str()).collect()
     }
 
     #[tokio::test]

@@ -248,7 +248,7 @@ impl CredentialProvider for LocalStore {
         "local"
     }
 
-    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Credential>> {
+    async fn find_by_owner(&self, owner: &Email) -> Result<Vec<Arc<Credential>>> {
         Ok(self.index.read().expect("index lock").owned_by(owner))
     }
 
@@ -587,7 +587,7 @@ mod tests {
         };
         let store = LocalStore::open(dir.path(), crate::clock::system()).unwrap();
         let found = store.find_by_owner(&owner).await.unwrap();
-        assert_eq!(found, vec![kept]);
+        assert_eq!(found, vec![Arc::new(kept)]);
         assert!(matches!(
             store
                 .revoke(&CredentialRef::Id(
@@ -645,7 +645,10 @@ mod tests {
         let old = Email::parse("old@corp.com").unwrap();
         let new = Email::parse("new@corp.com").unwrap();
         assert!(store.find_by_owner(&old).await.unwrap().is_empty());
-        assert_eq!(store.find_by_owner(&new).await.unwrap(), vec![updated]);
+        assert_eq!(
+            store.find_by_owner(&new).await.unwrap(),
+            vec![Arc::new(updated)]
+        );
         let wrong_kind = spec("new@corp.com", "app", CredentialKind::ClientCredentials);
         assert!(matches!(
             store
