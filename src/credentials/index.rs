@@ -23,7 +23,10 @@ pub(crate) struct Index {
 }
 
 impl Index {
+    /// Adds `credential`, replacing any held under its id (a listing
+    /// that names a key twice must not leave a copy with another owner).
     pub(crate) fn insert(&mut self, credential: Credential) {
+        self.remove(&credential.id);
         let credential = Arc::new(credential);
         let owned = self.by_owner.entry(credential.owner.clone()).or_default();
         let at = owned.partition_point(|other| oldest_first(other, &credential).is_lt());
@@ -53,12 +56,6 @@ impl Index {
             }
         }
         Some(credential)
-    }
-
-    /// Replaces the entry with the same id, if any.
-    pub(crate) fn upsert(&mut self, credential: Credential) {
-        self.remove(&credential.id);
-        self.insert(credential);
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Credential> {
@@ -190,7 +187,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_upsert_moves_a_credential_to_its_new_owner() {
+    fn an_insert_moves_a_credential_to_its_new_owner() {
         let mut index: Index = [
             key("b", "jo@corp.com", "app-b", 2),
             key("a", "jo@corp.com", "app-a", 2),
@@ -203,13 +200,31 @@ pub(crate) mod tests {
             |found: Vec<Arc<Credential>>| found.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(index.owned_by(&jo)), ["c", "a", "b"]);
 
-        index.upsert(key("a", "al@corp.com", "app-a", 2));
+        index.insert(key("a", "al@corp.com", "app-a", 2));
         assert_eq!(ids(index.owned_by(&jo)), ["c", "b"]);
         let al = Email::parse("al@corp.com").unwrap();
         assert_eq!(ids(index.owned_by(&al)), ["a"]);
         assert_eq!(index.len(), 3);
         let by_app = CredentialRef::App(AppId::from_stored("app-a"), CredentialKind::ApiKey);
         assert_eq!(index.resolve(&by_app).map(|c| &c.owner), Some(&al));
+    }
+
+    #[test]
+    fn an_id_inserted_twice_is_held_once_under_its_last_owner() {
+        let mut index: Index = [
+            key("a", "jo@corp.com", "app-a", 1),
+            key("a", "al@corp.com", "app-a", 1),
+        ]
+        .into_iter()
+        .collect();
+        let (jo, al) = (
+            Email::parse("jo@corp.com").unwrap(),
+            Email::parse("al@corp.com").unwrap(),
+        );
+        assert!(index.owned_by(&jo).is_empty());
+        assert_eq!(index.owned_by(&al).len(), 1);
+        index.remove("a");
+        assert!(index.owned_by(&al).is_empty() && index.by_owner.is_empty());
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn merge(listed: Vec<Credential>, journal: Vec<Change>) -> Index {
     let mut index: Index = listed.into_iter().collect();
     for change in journal {
         match change {
-            Change::Upsert(c) => index.upsert(*c),
+            Change::Upsert(c) => index.insert(*c),
             Change::Remove(id) => {
                 index.remove(&id);
             }
@@ -150,7 +150,7 @@ impl OwnerIndex {
         match &change {
             Change::Upsert(c) => {
                 self.misses.lock().expect("misses lock").remove(&c.owner);
-                index.upsert(c.as_ref().clone());
+                index.insert(c.as_ref().clone());
             }
             Change::Remove(id) => {
                 index.remove(id);

@@ -330,7 +330,7 @@ impl Disk {
 impl Change {
     fn apply(self, index: &mut Index) {
         match self {
-            Change::Put(credential, _) => index.upsert(*credential),
+            Change::Put(credential, _) => index.insert(*credential),
             Change::Delete(id) => drop(index.remove(&id)),
             Change::Probe(_) => {}
             Change::All(changes) => changes.into_iter().for_each(|c| c.apply(index)),
