@@ -31,12 +31,10 @@ impl Index {
         let owned = self.by_owner.entry(credential.owner.clone()).or_default();
         let at = owned.partition_point(|other| oldest_first(other, &credential).is_lt());
         owned.insert(at, Arc::clone(&credential));
-        let ids = self
-            .by_app
+        self.by_app
             .entry((credential.app.clone(), credential.kind()))
-            .or_default();
-        ids.retain(|id| id != &credential.id);
-        ids.push(credential.id.clone());
+            .or_default()
+            .push(credential.id.clone());
         self.by_id.insert(credential.id.clone(), credential);
     }
 

@@ -13,6 +13,7 @@ use keyhook::credentials::CredentialKind;
 use serde_json::Value;
 
 use crate::harness::emulator::Emulator;
+use crate::harness::proxy::Proxy;
 use crate::harness::TestApp;
 
 /// A keyhook provisioning first logins, on `plan` (if any), with the claim
@@ -108,6 +109,16 @@ async fn a_first_time_reader_costs_three_calls_with_a_plan_four_with_the_table_o
     }
 }
 
+/// Two ready replicas of `config` (two keyhooks on one moto, each its own
+/// index and locks), each through a proxy of its own: moto's conditional
+/// writes need them to be atomic (see `dynamodb::turns` in the harness).
+async fn two_replicas(emu: &Emulator, config: &Config) -> ((Proxy, TestApp), (Proxy, TestApp)) {
+    let (proxy_a, proxy_b) = (emu.proxy().await, emu.proxy().await);
+    let a = TestApp::spawn_ready(config, &proxy_a.endpoint).await;
+    let b = TestApp::spawn_ready(config, &proxy_b.endpoint).await;
+    ((proxy_a, a), (proxy_b, b))
+}
+
 /// Two replicas (two keyhooks on one moto, each its own index and locks)
 /// racing the same first-time reader, many times: one key in AWS after each
 /// race, and both logins answered. With the claim table both answered that
@@ -120,11 +131,7 @@ async fn two_replicas_racing_a_first_time_reader_leave_one_key() {
     let plan = emu.seed.plans[0].clone();
     for table in [true, false] {
         let config = provisioning(&emu, table, Some(&plan));
-        // Each through a proxy: moto's conditional writes need them to be
-        // atomic (see `dynamodb::turns` in the harness).
-        let (proxy_a, proxy_b) = (emu.proxy().await, emu.proxy().await);
-        let a = TestApp::spawn_ready(&config, &proxy_a.endpoint).await;
-        let b = TestApp::spawn_ready(&config, &proxy_b.endpoint).await;
+        let ((_proxy_a, a), (_proxy_b, b)) = two_replicas(&emu, &config).await;
         let mut failures = Vec::new();
         for round in 0..8 {
             let reader = format!("race{round}-{table}@calls.io");
@@ -160,9 +167,7 @@ async fn a_key_made_on_another_replica_since_the_last_refresh_is_answered_and_no
     let plan = emu.seed.plans[0].clone();
     for table in [true, false] {
         let config = provisioning(&emu, table, Some(&plan));
-        let (proxy_a, proxy_b) = (emu.proxy().await, emu.proxy().await);
-        let a = TestApp::spawn_ready(&config, &proxy_a.endpoint).await;
-        let b = TestApp::spawn_ready(&config, &proxy_b.endpoint).await;
+        let ((proxy_a, a), (_proxy_b, b)) = two_replicas(&emu, &config).await;
         let reader = format!("elsewhere-{table}@calls.io");
         let made = b.login_keys(&reader).await.unwrap();
         // AWS dates have whole seconds: B's key is the older one.
