@@ -151,7 +151,7 @@ fn is_slug(slug: &str) -> bool {
 async fn optional_body<T: serde::de::DeserializeOwned + Default>(
     request: Request,
 ) -> Result<T, ApiError> {
-    let (headers, body) = extract::headers_and_body(request, &()).await?;
+    let (headers, body) = extract::headers_and_body(request).await?;
     if body.is_empty() {
         return Ok(T::default());
     }

@@ -9,10 +9,11 @@ pub mod signature;
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
@@ -105,7 +106,11 @@ impl ReadmeDoor {
             credentials = self.provision_key(email, now).await?;
         }
         let answer = answer::build(&as_sent, &credentials, &self.extra_fields);
-        serde_json::to_vec(&answer).map_err(|_| ApiError::Internal)
+        // Room for the usual answer (one or two keys), which would outgrow
+        // serde_json's first 128 bytes.
+        let mut json = Vec::with_capacity(256);
+        serde_json::to_writer(&mut json, &answer).map_err(|_| ApiError::Internal)?;
+        Ok(json)
     }
 
     /// A first login the policy admits: the reader's new key (and what
@@ -191,7 +196,7 @@ impl FromRequest<Arc<ReadmeDoor>> for SignedLogin {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, door: &Arc<ReadmeDoor>) -> Result<Self, ApiError> {
-        let (headers, body) = extract::headers_and_body(request, door).await?;
+        let (headers, body) = extract::headers_and_body(request).await?;
         let verifier = door.verifier.as_ref().ok_or(ApiError::NotConfigured(
             "the ReadMe webhook secret is not configured (KEYHOOK_README_SECRET)",
         ))?;
@@ -221,11 +226,15 @@ impl From<SignatureError> for ApiError {
     }
 }
 
+/// Looked up as a `HeaderName`: a name given as text is parsed again at
+/// every look-up.
+const SIGNATURE: HeaderName = HeaderName::from_static(signature::HEADER);
+
 /// The `ReadMe-Signature` header (any case). Several headers of that name:
 /// none of them is taken as the signature rather than guess which one
 /// ReadMe meant.
 fn signature_header(headers: &HeaderMap) -> Result<Option<&str>, SignatureError> {
-    let mut values = headers.get_all(signature::HEADER).iter();
+    let mut values = headers.get_all(&SIGNATURE).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => value
             .to_str()
@@ -239,12 +248,12 @@ fn signature_header(headers: &HeaderMap) -> Result<Option<&str>, SignatureError>
 async fn webhook(
     State(door): State<Arc<ReadmeDoor>>,
     login: SignedLogin,
-) -> Result<impl IntoResponse, ApiError> {
-    let answer = door.login(login).await?;
-    Ok((
-        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        answer,
-    ))
+) -> Result<Response, ApiError> {
+    let mut response = Response::new(Body::from(door.login(login).await?));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }
 
 pub fn router(door: Arc<ReadmeDoor>) -> Router {
