@@ -364,8 +364,9 @@ mod tests {
             raw in proptest::prelude::any::<String>(),
             ascii in "[ -~\\t\\x0b\\x7f]{0,12}@[a-zA-Z0-9.\\- _\\x0b]{0,16}",
             shaped in "[ -~\\PC]{0,20}@[ -~\\PC]{0,20}",
+            invisible in "[a-zÖ\\u{AD}\\u{200B}-\\u{200F}\\u{202A}-\\u{202E}\\u{2060}-\\u{2064}\\u{2066}-\\u{2069}\\u{FEFF}]{1,6}@[a-z\\u{AD}\\u{200B}]{1,6}\\.com",
         ) {
-            for input in [&raw, &ascii, &shaped] {
+            for input in [&raw, &ascii, &shaped, &invisible] {
                 proptest::prop_assert_eq!(Email::parse(input), reference_parse(input), "{:?}", input);
             }
         }

@@ -534,6 +534,12 @@ mod tests {
                     Just("\u{3000}"),
                     Just("\u{85}"),
                     Just("\u{200b}"),
+                    Just("\n"),
+                    Just("\r"),
+                    Just("\u{0c}"),
+                    Just("\u{1680}"),
+                    Just("\u{2028}"),
+                    Just("\u{202f}"),
                 ]
             };
             let key = prop_oneof![Just("t"), Just("v0"), Just("v1"), Just("T")];
@@ -552,6 +558,26 @@ mod tests {
             proptest::collection::vec(entry, 0..5).prop_map(|parts| parts.join(","))
         }
 
+        /// A timestamp and up to twelve tags, most of them well formed:
+        /// around the cap of [`MAX_TAGS`].
+        fn many_tags() -> impl Strategy<Value = String> {
+            let tag = prop_oneof![
+                4 => "[0-9a-f]{64}",
+                1 => "[0-9A-F]{64}",
+                1 => "[0-9a-f]{0,3}",
+            ];
+            let tags = proptest::collection::vec((tag, " ?"), 0..13);
+            (any::<bool>(), tags).prop_map(|(first, tags)| {
+                let mut entries: Vec<String> = tags
+                    .into_iter()
+                    .map(|(t, pad)| format!("v0={t}{pad}"))
+                    .collect();
+                let at = if first { 0 } else { entries.len() };
+                entries.insert(at, "t=1700000000000".to_string());
+                entries.join(",")
+            })
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -560,8 +586,9 @@ mod tests {
                 header in any::<String>(),
                 shaped in header_like(),
                 spaced in spaced(),
+                many in many_tags(),
             ) {
-                for h in [&header, &shaped, &spaced] {
+                for h in [&header, &shaped, &spaced, &many] {
                     prop_assert_eq!(parse_header(h), reference_parse(h), "{:?}", h);
                 }
             }
