@@ -24,6 +24,7 @@ use crate::writes::Writes;
 use auth::BasicAuth;
 use model::{
     App, CreateCredentialsRequest, CreateCredentialsResponse, CredentialRequest, InvalidRequest,
+    RevokeRequest,
 };
 
 pub struct SensediaDoor {
@@ -84,7 +85,7 @@ impl SensediaDoor {
     /// request may not act on answers 404 exactly as an unknown id, so its
     /// existence is not told. An app with no credential (of this kind) left
     /// has nothing to revoke: 204, so a portal's retry by app succeeds.
-    pub async fn revoke(&self, request: CredentialRequest) -> Result<(), ApiError> {
+    pub async fn revoke(&self, request: RevokeRequest) -> Result<(), ApiError> {
         let target = request.target(self.kind)?;
         let provider = Arc::clone(&self.provider);
         let revoking = target.clone();
@@ -144,7 +145,7 @@ async fn update_credentials(
 
 async fn revoke_credentials(
     State(door): Door,
-    JsonBody(request): JsonBody<CredentialRequest>,
+    JsonBody(request): JsonBody<RevokeRequest>,
 ) -> Result<StatusCode, ApiError> {
     door.revoke(request).await?;
     Ok(StatusCode::NO_CONTENT)

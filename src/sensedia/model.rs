@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -38,15 +39,20 @@ pub struct ApiRef {
     pub usage_plans: Vec<IdRef>,
 }
 
-/// The app as the portal describes it in every request.
+/// The app as the portal describes it in every request. A revoke reads
+/// its `apis` as [`IgnoredAny`]: the published schema accepts and ignores
+/// them there, whatever their shape.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppFields {
+#[serde(
+    rename_all = "camelCase",
+    bound(deserialize = "Apis: Deserialize<'de> + Default")
+)]
+pub struct AppFields<Apis = Vec<ApiRef>> {
     pub app_name: Option<String>,
     pub app_slug: Option<String>,
     pub developer: Option<String>,
     #[serde(default)]
-    pub apis: Vec<ApiRef>,
+    pub apis: Apis,
 }
 
 /// The credential as the portal stored it (update and revoke carry it).
@@ -69,12 +75,16 @@ pub struct CreateCredentialsRequest {
 
 /// Update and revoke share one shape: the app, plus the credential.
 #[derive(Debug, Deserialize)]
-pub struct CredentialRequest {
+#[serde(bound(deserialize = "Apis: Deserialize<'de> + Default"))]
+pub struct CredentialRequest<Apis = Vec<ApiRef>> {
     #[serde(flatten)]
-    pub app: AppFields,
+    pub app: AppFields<Apis>,
     #[serde(flatten)]
     pub credential: CredentialFields,
 }
+
+/// A revoke: a [`CredentialRequest`] whose `apis` are not read.
+pub type RevokeRequest = CredentialRequest<IgnoredAny>;
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -226,7 +236,7 @@ impl TryFrom<&AppFields> for App {
     }
 }
 
-impl AppFields {
+impl<Apis> AppFields<Apis> {
     fn developer(&self) -> Result<Email, InvalidRequest> {
         let raw = non_empty(&self.developer).ok_or(InvalidRequest::Missing("developer"))?;
         Email::parse(raw).map_err(InvalidRequest::Developer)
@@ -246,33 +256,38 @@ impl AppFields {
             .transpose()
     }
 
+    /// The developer and app name, when both are given: an address and a
+    /// name, checked even beside a slug (as the published schema has it).
+    fn named(&self) -> Result<Option<(Email, &str)>, InvalidRequest> {
+        match (non_empty(&self.developer), non_empty(&self.app_name)) {
+            (Some(_), Some(_)) => Ok(Some((self.developer()?, self.app_name()?))),
+            _ => Ok(None),
+        }
+    }
+
     /// The app's identity, when the fields name one: its slug, or its
     /// developer and name.
     fn identity(&self) -> Result<Option<AppId>, InvalidRequest> {
-        if let Some(slug) = self.slug()? {
-            return Ok(Some(slug));
-        }
-        match (non_empty(&self.developer), non_empty(&self.app_name)) {
-            (Some(_), Some(_)) => Ok(Some(AppId::sensedia_named(
-                &self.developer()?,
-                self.app_name()?,
-            ))),
-            _ => Ok(None),
-        }
+        let slug = self.slug()?;
+        let named = self.named()?;
+        Ok(slug.or_else(|| named.map(|(developer, name)| AppId::sensedia_named(&developer, name))))
     }
 
     /// The app a request naming a credential by id speaks for: its slug,
     /// else its developer and name, else none (see [`Claim`]).
     fn claim(&self) -> Result<Claim, InvalidRequest> {
-        if let Some(slug) = self.slug()? {
-            return Ok(Claim::App(slug));
-        }
-        match self.identity()? {
-            Some(named) => Ok(Claim::Named(named, self.developer()?)),
-            None => Ok(Claim::None),
-        }
+        let slug = self.slug()?;
+        Ok(match (slug, self.named()?) {
+            (Some(slug), _) => Claim::App(slug),
+            (None, Some((developer, name))) => {
+                Claim::Named(AppId::sensedia_named(&developer, name), developer)
+            }
+            (None, None) => Claim::None,
+        })
     }
+}
 
+impl AppFields {
     fn api_ids_and_plans(&self) -> Result<(Vec<String>, Vec<String>), InvalidRequest> {
         if self.apis.len() > MAX_APIS {
             return Err(InvalidRequest::TooManyApis);
@@ -300,7 +315,7 @@ impl AppFields {
     }
 }
 
-impl CredentialRequest {
+impl<Apis> CredentialRequest<Apis> {
     /// Which kind the request speaks of: its `credentialType`, else the kind
     /// its id implies, else the configured default.
     pub fn kind(&self, default: CredentialKind) -> Result<CredentialKind, InvalidRequest> {
@@ -432,6 +447,60 @@ mod tests {
             .flat_map(|a| (0..MAX_PLANS).map(move |i| format!("p{a}x{i}")))
             .collect();
         assert_eq!(app.plans, expected, "each distinct plan once, in order");
+    }
+
+    /// A revoke ignores `apis` whatever its shape, as the published
+    /// schema says; update still reads them.
+    #[test]
+    fn revoke_ignores_apis_of_any_shape() {
+        for apis in [
+            json!(null),
+            json!(true),
+            json!(0),
+            json!("x"),
+            json!({}),
+            json!([0]),
+            json!([{}]),
+        ] {
+            let body = json!({"appSlug": "s1", "apis": apis});
+            let revoke: RevokeRequest = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(
+                revoke.target(CredentialKind::ApiKey).unwrap(),
+                CredentialRef::App(AppId::sensedia_slug("s1"), CredentialKind::ApiKey),
+                "{body}"
+            );
+            assert!(serde_json::from_value::<CredentialRequest>(body).is_err());
+        }
+    }
+
+    /// A developer given with an app name is an address, even beside the
+    /// slug that names the app (the schema's `allOf`); alone, or with a
+    /// blank name, it is not read.
+    #[test]
+    fn developer_and_name_are_checked_beside_a_slug() {
+        for body in [
+            json!({"appSlug": "s1", "developer": "not-an-email", "appName": "a"}),
+            json!({"appSlug": "s1", "developer": "d@x.io", "appName": "a\u{0}b"}),
+            json!({"appSlug": "s1", "apiKeyId": "k1", "developer": "not-an-email", "appName": "a"}),
+        ] {
+            let revoke: RevokeRequest = serde_json::from_value(body.clone()).unwrap();
+            assert!(
+                matches!(
+                    revoke
+                        .target(CredentialKind::ApiKey)
+                        .map_err(ApiError::from),
+                    Err(ApiError::Unprocessable(_))
+                ),
+                "{body}"
+            );
+        }
+        for body in [
+            json!({"appSlug": "s1", "developer": "not-an-email"}),
+            json!({"appSlug": "s1", "developer": "not-an-email", "appName": " "}),
+        ] {
+            let revoke: RevokeRequest = serde_json::from_value(body.clone()).unwrap();
+            assert!(revoke.target(CredentialKind::ApiKey).is_ok(), "{body}");
+        }
     }
 
     #[test]
@@ -568,6 +637,11 @@ mod tests {
                             let _ = request.kind(kind);
                             let _ = request.target(kind);
                             let _ = App::try_from(&request.app).map(|app| app.spec(kind));
+                        }
+                    }
+                    if let Ok(request) = crate::extract::json::<RevokeRequest>(input) {
+                        for kind in [CredentialKind::ApiKey, CredentialKind::ClientCredentials] {
+                            let _ = request.target(kind);
                         }
                     }
                 }
