@@ -29,8 +29,8 @@
 //!   caller hanging up cannot cut it half done; shutdown waits for them.
 //! - [`app`]: builds the whole application from a [`config::Config`] and its
 //!   [`app::Dependencies`], for `main` and the tests alike.
-//! - [`clock`], [`secret`]: the injected clock; `Redacted`, which keeps
-//!   secrets out of logs.
+//! - [`clock`], [`secret`], [`text`]: the injected clock; `Redacted`, which
+//!   keeps secrets out of logs; the text helpers the request paths share.
 
 pub mod admin;
 pub mod app;
@@ -47,4 +47,5 @@ pub mod secret;
 pub mod sensedia;
 pub mod setting;
 pub mod telemetry;
+pub mod text;
 pub mod writes;

@@ -21,6 +21,8 @@ use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use serde::{Deserialize, Serialize};
 use unicode_normalization::is_nfc;
 
+use crate::text::trim;
+
 /// RFC 5321 caps a forward path at 256 octets, so an address at 254.
 const MAX_LEN: usize = 254;
 
@@ -66,7 +68,7 @@ impl Email {
         if !is_host_name(&domain) {
             return Err(InvalidEmail::Domain);
         }
-        Ok(Email(raw.trim().to_ascii_lowercase()))
+        Ok(Email(trim(raw).to_ascii_lowercase()))
     }
 
     /// An address as it was stored: by an earlier version (which lower-cased
@@ -78,7 +80,7 @@ impl Email {
     pub fn from_stored(raw: &str) -> Result<Self, InvalidEmail> {
         Email::parse(raw).or_else(|_| {
             split(raw)?;
-            Ok(Email(raw.trim().to_ascii_lowercase()))
+            Ok(Email(trim(raw).to_ascii_lowercase()))
         })
     }
 
@@ -94,7 +96,7 @@ impl Email {
 
 /// The local part and domain of `raw`, if it has the shape of an address.
 fn split(raw: &str) -> Result<(&str, &str), InvalidEmail> {
-    let trimmed = raw.trim();
+    let trimmed = trim(raw);
     if trimmed.is_empty() {
         return Err(InvalidEmail::Empty);
     }
@@ -146,6 +148,28 @@ fn is_host_name(domain: &str) -> bool {
     if domain.ends_with('.') {
         return false;
     }
+    plain_host_name(domain) || idna_host_name(domain)
+}
+
+/// The usual domain, answered without IDNA: labels of 1 to 63 lower-case
+/// letters, digits and inner hyphens, none of them `xn--`, 253 bytes in all.
+/// UTS #46 maps such a name to itself and accepts it; anything else is left
+/// to [`idna_host_name`] (a property test holds the two to one answer).
+fn plain_host_name(domain: &str) -> bool {
+    let ldh = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
+    domain.len() <= 253
+        && domain.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            (1..=63).contains(&bytes.len())
+                && bytes.iter().all(ldh)
+                && bytes[0] != b'-'
+                && bytes[bytes.len() - 1] != b'-'
+                && !label.starts_with("xn--")
+        })
+}
+
+/// The whole check, through IDNA.
+fn idna_host_name(domain: &str) -> bool {
     let uts46 = Uts46::new();
     let Ok(ascii) = uts46.to_ascii(
         domain.as_bytes(),
@@ -310,6 +334,37 @@ mod tests {
         assert_eq!(Email::from_stored("test-key"), Err(InvalidEmail::Shape));
     }
 
+    #[test]
+    fn usual_domains_skip_idna_and_the_limits_hold_either_way() {
+        let label = |n: usize| "a".repeat(n);
+        for plain in [
+            "corp.com",
+            "a-b.c0",
+            &label(63),
+            &[label(63), label(63), label(63), label(61)].join("."),
+        ] {
+            assert!(plain_host_name(plain), "{plain}");
+            assert!(is_host_name(plain), "{plain}");
+        }
+        // Left to IDNA, which accepts a valid `xn--` label and refuses the rest.
+        for (domain, host) in [
+            ("xn--bcher-kva.com", true),
+            ("xn--a.com", false),
+            ("-a.com", false),
+            ("a-.com", false),
+            ("a..com", false),
+            (&label(64), false),
+            (
+                &[label(63), label(63), label(63), label(62)].join("."),
+                false,
+            ),
+            ("a_b.com", false),
+        ] {
+            assert!(!plain_host_name(domain), "{domain}");
+            assert_eq!(is_host_name(domain), host, "{domain}");
+        }
+    }
+
     /// The ASCII shortcuts of `parse` and `split` rest on these facts.
     #[test]
     fn ascii_is_visible_normalized_and_spaced_only_by_space_and_controls() {
@@ -324,8 +379,8 @@ mod tests {
         }
     }
 
-    /// `parse` as it was before its ASCII shortcuts: the same answer for
-    /// every input.
+    /// `parse` as it was before its ASCII shortcuts (every domain through
+    /// IDNA): the same answer for every input.
     fn reference_parse(raw: &str) -> Result<Email, InvalidEmail> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
@@ -351,7 +406,8 @@ mod tests {
         if !is_nfc(local) || !is_nfc(domain) {
             return Err(InvalidEmail::NotNormalized);
         }
-        if !is_host_name(&domain.to_ascii_lowercase()) {
+        let domain = domain.to_ascii_lowercase();
+        if domain.ends_with('.') || !idna_host_name(&domain) {
             return Err(InvalidEmail::Domain);
         }
         Ok(Email(raw.trim().to_ascii_lowercase()))
@@ -368,6 +424,22 @@ mod tests {
         ) {
             for input in [&raw, &ascii, &shaped, &invisible] {
                 proptest::prop_assert_eq!(Email::parse(input), reference_parse(input), "{:?}", input);
+            }
+        }
+
+        /// The plain-domain shortcut never accepts what IDNA refuses (and
+        /// what it accepts, IDNA accepts too), around every limit it checks.
+        #[test]
+        fn plain_domains_are_host_names_as_idna_has_them(
+            short in "[a-z0-9\\-.]{0,20}",
+            labels in proptest::collection::vec("(xn--)?[a-z0-9\\-]{0,4}|[a-z0-9]{60,65}|-?[a-z0-9]{0,3}-?", 1..6),
+            long in proptest::collection::vec("[a-z0-9]{1,63}", 1..6),
+        ) {
+            let long = long.join(".");
+            for domain in [short, labels.join("."), long.clone(), format!("{long}.{long}")] {
+                if plain_host_name(&domain) {
+                    proptest::prop_assert!(idna_host_name(&domain), "{:?}", domain);
+                }
             }
         }
 

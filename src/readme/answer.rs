@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use crate::credentials::{Credential, Secret};
@@ -15,12 +15,15 @@ use crate::credentials::{Credential, Secret};
 const OURS: [&str; 3] = ["email", "name", "keys"];
 
 /// The answer to a login, serialized straight to JSON (a login builds no
-/// intermediate `Value`).
+/// intermediate `Value`, and its keys no list of their own).
 pub struct Answer<'a> {
     email: &'a str,
-    keys: Vec<Key<'a>>,
+    keys: Keys<'a>,
     extra: &'a Map<String, Value>,
 }
+
+/// `keys`: one entry per credential, each label made distinct.
+struct Keys<'a>(&'a [Arc<Credential>]);
 
 /// One entry of `keys`.
 struct Key<'a> {
@@ -37,7 +40,7 @@ pub fn build<'a>(
 ) -> Answer<'a> {
     Answer {
         email,
-        keys: keys(credentials),
+        keys: Keys(credentials),
         extra,
     }
 }
@@ -58,6 +61,40 @@ impl Serialize for Answer<'_> {
         map.serialize_entry("name", self.email)?;
         map.serialize_entry("keys", &self.keys)?;
         map.end()
+    }
+}
+
+/// Each label made distinct with the credential's id where two are alike
+/// (ReadMe shows `keys` as a dropdown).
+impl Serialize for Keys<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let credentials = self.0;
+        let counts: Option<HashMap<Cow<'_, str>, usize>> = (credentials.len() > COMPARED_PAIRWISE)
+            .then(|| {
+                let mut counts = HashMap::new();
+                for credential in credentials {
+                    *counts.entry(label(credential)).or_default() += 1;
+                }
+                counts
+            });
+        let mut entries = serializer.serialize_seq(Some(credentials.len()))?;
+        for credential in credentials {
+            let name = label(credential);
+            let repeated = match &counts {
+                Some(counts) => counts[name.as_ref()] > 1,
+                None => credentials
+                    .iter()
+                    .filter(|other| label(other) == name)
+                    .nth(1)
+                    .is_some(),
+            };
+            let name = match repeated {
+                true => Cow::Owned(format!("{name} ({})", credential.id)),
+                false => name,
+            };
+            entries.serialize_element(&Key { name, credential })?;
+        }
+        entries.end()
     }
 }
 
@@ -95,41 +132,10 @@ fn label(credential: &Credential) -> Cow<'_, str> {
     }
 }
 
-/// Up to this many credentials, labels are compared pair by pair: a reader
+/// Up to this many credentials, labels are compared pair by pair, each made
+/// again for each pair (only one with an end date allocates): a reader
 /// usually holds one or two, and hashing them would cost more.
 const COMPARED_PAIRWISE: usize = 8;
-
-/// The entries, each label made distinct with the credential's id where
-/// two are alike (ReadMe shows `keys` as a dropdown).
-fn keys(credentials: &[Arc<Credential>]) -> Vec<Key<'_>> {
-    let labels: Vec<Cow<'_, str>> = credentials.iter().map(|c| label(c)).collect();
-    let counts: Option<HashMap<&str, usize>> = (labels.len() > COMPARED_PAIRWISE).then(|| {
-        let mut counts = HashMap::new();
-        for label in &labels {
-            *counts.entry(label.as_ref()).or_default() += 1;
-        }
-        counts
-    });
-    let repeated = |label: &str| match &counts {
-        Some(counts) => counts[label] > 1,
-        None => labels
-            .iter()
-            .filter(|other| *other == label)
-            .nth(1)
-            .is_some(),
-    };
-    credentials
-        .iter()
-        .zip(&labels)
-        .map(|(credential, label)| Key {
-            name: match repeated(label) {
-                true => Cow::Owned(format!("{label} ({})", credential.id)),
-                false => label.clone(),
-            },
-            credential,
-        })
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -85,8 +85,13 @@ impl ReadmeDoor {
 
     /// Answers a verified login with the reader's credentials, as JSON.
     pub async fn login(&self, login: SignedLogin) -> Result<Vec<u8>, ApiError> {
-        let SignedLogin { email, as_sent } = login;
-        let now = u64::try_from((self.clock)()).unwrap_or_default();
+        let SignedLogin {
+            email,
+            as_sent,
+            verified_at_ms,
+        } = login;
+        // The clock read once per login: when its signature was checked.
+        let now = u64::try_from(verified_at_ms).unwrap_or_default();
         // A reader the policy would give a key: the backend may leave a
         // miss's look-up to the create (fewer AWS calls at a first login).
         let provisioning = self.provision && self.policy.admits(&email);
@@ -103,9 +108,10 @@ impl ReadmeDoor {
                 refused(&email, "domain");
                 return Err(no_credentials());
             }
-            credentials = self.provision_key(email, now).await?;
+            credentials = self.provision_key(email.clone(), now).await?;
         }
-        let answer = answer::build(&as_sent, &credentials, &self.extra_fields);
+        let shown = as_sent.as_deref().unwrap_or(email.as_str());
+        let answer = answer::build(shown, &credentials, &self.extra_fields);
         // Room for the usual answer (one or two keys), which would outgrow
         // serde_json's first 128 bytes.
         let mut json = Vec::with_capacity(256);
@@ -185,8 +191,11 @@ fn refused(reader: &Email, reason: &'static str) {
 pub struct SignedLogin {
     /// The address the credentials belong to.
     email: Email,
-    /// The address as ReadMe sent it (trimmed), which the answer repeats.
-    as_sent: String,
+    /// The address as ReadMe sent it (trimmed), which the answer repeats,
+    /// where it differs from `email` (in the case of its letters).
+    as_sent: Option<String>,
+    /// When the signature was checked, on the door's clock.
+    verified_at_ms: i64,
 }
 
 /// Checked in this order: body size (413), a configured secret (503), the
@@ -200,17 +209,20 @@ impl FromRequest<Arc<ReadmeDoor>> for SignedLogin {
         let verifier = door.verifier.as_ref().ok_or(ApiError::NotConfigured(
             "the ReadMe webhook secret is not configured (KEYHOOK_README_SECRET)",
         ))?;
+        let verified_at_ms = (door.clock)();
         signature_header(&headers)
-            .and_then(|header| verifier.verify(header, &body, (door.clock)()))
+            .and_then(|header| verifier.verify(header, &body, verified_at_ms))
             .inspect_err(|e| crate::metrics::signature_failure(e.reason()))?;
 
         extract::require_json(&headers)?;
         let request: LoginRequest = extract::json(&body)?;
         let email = Email::parse(&request.email)
             .map_err(|e| ApiError::Unprocessable(format!("invalid email: {e}")))?;
+        let as_sent = crate::text::trim(&request.email);
         Ok(SignedLogin {
+            as_sent: (as_sent != email.as_str()).then(|| as_sent.to_string()),
             email,
-            as_sent: request.email.trim().to_string(),
+            verified_at_ms,
         })
     }
 }
