@@ -7,9 +7,6 @@ use keyhook::app::{self, Application, Dependencies};
 use keyhook::config::{Config, ConfigSource};
 use keyhook::readme::signature;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Credential webhook server for ReadMe Personalized Docs and the Sensedia
 /// Developer Portal.
 #[derive(Parser)]
