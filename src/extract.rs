@@ -51,8 +51,9 @@ pub(crate) async fn headers_and_body(mut request: Request) -> Result<(HeaderMap,
     let mut whole = Bytes::new();
     let mut joined: Option<Vec<u8>> = None;
     // A body that says it is at its end (its length read) is not polled for
-    // the end: hyper answers that poll through its body channel's lock,
-    // twice, and every login would pay it.
+    // the end: over HTTP/1 hyper answers that poll through its body
+    // channel's lock, twice, and every login would pay it. (Over HTTP/2 the
+    // check itself takes h2's lock: about even.)
     while !body.is_end_stream() {
         let poll = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
         let Some(frame) = poll.await else {
