@@ -329,14 +329,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_at_its_end_is_not_polled_for_it() {
-        let read = |piece: Option<&'static [u8]>| async move {
+        let read_ending = |piece: Option<&'static [u8]>| async move {
             let body = axum::body::Body::new(Ending(piece.map(Bytes::from_static)));
             let request = axum::http::Request::post("/").body(body).unwrap();
             headers_and_body(request).await.map(|(_, body)| body)
         };
-        assert_eq!(&read(Some(b"{}")).await.unwrap()[..], b"{}");
+        assert_eq!(&read_ending(Some(b"{}")).await.unwrap()[..], b"{}");
         // An empty body (no length, or a length of 0) is not polled at all.
-        assert!(read(None).await.unwrap().is_empty());
+        assert!(read_ending(None).await.unwrap().is_empty());
     }
 
     /// What `headers_and_body` makes of `frames` under a limit of 16 bytes.
